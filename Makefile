@@ -1,0 +1,33 @@
+# Every target runs the command the README documents, so the two cannot drift apart.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= ../shared/datasets
+SCALE ?= 3
+TRAIN_ARGS ?=
+
+.PHONY: setup test evaluate train train-all
+
+setup: $(VENV)/.installed
+
+# Re-installs whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: setup
+	$(PY) -m pytest tests
+
+evaluate: setup
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \
+		--weights weights --json weights/evaluation.json
+
+train: setup
+	$(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) --out weights/srcnn_x$(SCALE).pth $(TRAIN_ARGS)
+
+# `make -j3 train-all TRAIN_ARGS="--threads 1"` trains the three scales side by side.
+train-all: train-x2 train-x3 train-x4
+
+train-x%: setup
+	$(MAKE) --no-print-directory train SCALE=$*

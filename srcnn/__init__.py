@@ -1,0 +1,10 @@
+"""SRCNN core: the model and the image math shared by training and serving.
+
+Imports only torch, numpy and Pillow; never `training`, `handler` or TorchServe's `ts`.
+"""
+
+from srcnn.model import SRCNN
+from srcnn.upscale import upscale
+from srcnn.weights import load_model, save_state_dict
+
+__all__ = ["SRCNN", "upscale", "load_model", "save_state_dict"]

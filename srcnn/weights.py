@@ -1,0 +1,38 @@
+"""Saving and loading SRCNN weights: a bare state_dict, its architecture in a JSON sidecar beside it."""
+
+import json
+from pathlib import Path
+
+import torch
+
+from srcnn.model import SRCNN
+
+
+def sidecar_path(weights_path):
+    """The JSON sidecar of a weight file: `srcnn_x3.pth` -> `srcnn_x3.json`."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_state_dict(model, path):
+    """Write only the state_dict of the unwrapped module (no pickled code), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    state = {key: value.detach().cpu() for key, value in module.state_dict().items()}
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)
+
+
+def load_model(weights_path, device="cpu"):
+    """Build the SRCNN described by the weight file's sidecar (defaults if it has none) and load the weights.
+
+    Loads with `weights_only=True`; returns the model in eval mode on `device`.
+    """
+    architecture = {}
+    sidecar = sidecar_path(weights_path)
+    if sidecar.exists():
+        architecture = json.loads(sidecar.read_text()).get("architecture", {})
+    model = SRCNN(**architecture)
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.to(device).eval()

@@ -1,0 +1,100 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from srcnn import load_model
+from training.train import main, parse_args, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def arguments(data, out, cache, steps, *extra):
+    return ["--scale", "2", "--data-dir", str(data), "--train-set", "train", "--eval-sets", "test", "--out", str(out),
+            "--steps", str(steps), "--batch-size", "16", "--validate-every", "5", "--threads", "1",
+            "--cache-dir", str(cache), *extra]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "training.train", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for_checkpoint(path, minimum_step, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        if path.exists():
+            try:
+                if torch.load(path, weights_only=True)["step"] >= minimum_step:
+                    return
+            except (RuntimeError, EOFError):  # replaced while we read it
+                pass
+        time.sleep(0.1)
+    raise TimeoutError(f"no checkpoint at step {minimum_step} in {timeout} s")
+
+
+def test_thirty_steps_lower_the_loss_and_write_weights_sidecar_and_curve(image_folder, tmp_path):
+    out = tmp_path / "w" / "srcnn_x2.pth"
+    sidecar = train(parse_args(arguments(image_folder(), out, tmp_path / "cache", 30)), log=lambda message: None)
+    curve = sidecar["curve"]
+    assert [point["step"] for point in curve] == [5, 10, 15, 20, 25, 30]
+    assert curve[-1]["loss"] < curve[0]["loss"] / 2
+    assert curve[-1]["train_psnr_y"] > curve[0]["train_psnr_y"] + 1
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["steps"] == 30 and written["scale"] == 2
+    assert written["architecture"] == {"kernel_sizes": [9, 5, 5], "widths": [64, 32], "channels": 1}
+    assert written["training_files"]["count"] == 4 and len(written["training_files"]["sha256"]) == 64
+    assert [(r["set"], r["method"]) for r in written["evaluation"]] == [("test", "bicubic"), ("test", "srcnn")]
+    state = torch.load(out, weights_only=True)
+    assert set(state) == {f"convs.{i}.{kind}" for i in range(3) for kind in ("weight", "bias")}
+    load_model(out)
+    assert (tmp_path / "w" / "srcnn_x2_curve.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_killed_run_resumes_to_the_same_weights(image_folder, tmp_path):
+    data = image_folder()
+    steps = 40
+    uninterrupted = tmp_path / "a" / "w.pth"
+    assert main(arguments(data, uninterrupted, tmp_path / "cache", steps)) == 0
+
+    killed = tmp_path / "b" / "w.pth"
+    process = run_cli(arguments(data, killed, tmp_path / "cache", steps, "--checkpoint-minutes", "0"))
+    wait_for_checkpoint(killed.with_suffix(".ckpt"), 10, process)
+    process.kill()
+    process.wait()
+    lost_at = torch.load(killed.with_suffix(".ckpt"), weights_only=True)["step"]
+    assert 10 <= lost_at < steps
+
+    assert main(arguments(data, killed, tmp_path / "cache", steps, "--resume")) == 0
+    assert torch.load(killed.with_suffix(".ckpt"), weights_only=True)["step"] == steps
+    a, b = torch.load(uninterrupted, weights_only=True), torch.load(killed, weights_only=True)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert f"resumed from {killed.with_suffix('.ckpt')} at step {lost_at}" in killed.with_suffix(".log").read_text()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_a_checkpoint_before_exiting(image_folder, tmp_path, signal_number):
+    out = tmp_path / "w.pth"
+    process = run_cli(arguments(image_folder(), out, tmp_path / "cache", 100_000, "--checkpoint-minutes", "10"))
+    log = out.with_suffix(".log")
+    deadline = time.monotonic() + 120
+    while "step 5 " not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal_number)
+    assert process.wait(timeout=60) == 130
+    state = torch.load(out.with_suffix(".ckpt"), weights_only=True)
+    assert 5 <= state["step"] < 100_000
+    assert "continue with --resume" in log.read_text()
