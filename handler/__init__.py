@@ -1,0 +1,1 @@
+"""TorchServe side of the service: the handler (packed into srcnn.mar) and the server controls."""

