@@ -6,7 +6,7 @@ DATA_DIR ?= ../shared/datasets
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive evaluate train train-all
+.PHONY: setup test serve stop archive soak fuzz evaluate train train-all
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -32,6 +32,14 @@ serve: archive
 
 stop: setup
 	$(PY) -m handler.deploy stop
+
+# Against the running server (make serve): 2,000 requests, 4 clients, 20% hostile.
+soak: setup
+	$(PY) -m tools.soak --requests 2000 --clients 4 --hostile 0.2
+
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	$(PY) -m tools.fuzz --seconds $(FUZZ_SECONDS)
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

@@ -153,10 +153,23 @@ class Server:
             self.stop()
             raise
 
+    def token(self, api):
+        """The bearer token of `api` ("management" or "inference") from the key_file.json TorchServe writes in
+        its folder when token authorisation is on; None when it is off."""
+        try:
+            return json.loads((Path(self.workdir) / "key_file.json").read_text())[api]["key"]
+        except (OSError, ValueError, LookupError):
+            return None
+
+    def headers(self, api):
+        token = self.token(api)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def workers(self):
         """The model's workers as the management API reports them; [] while it cannot say."""
         try:
-            response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", timeout=5)
+            response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=self.headers("management"),
+                                    timeout=5)
             return response.json()[0]["workers"] if response.ok else []
         except (requests.RequestException, ValueError, LookupError):
             return []

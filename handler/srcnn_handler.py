@@ -28,7 +28,7 @@ from handler.protocol import (
     parse_scale,
 )
 from srcnn import load_model, upscale
-from srcnn.codec import ImageError, decode_image, encode_image
+from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class SRCNNHandler(BaseHandler):
                               f"×{job.scale} of a {image.width}×{image.height} image gives {output_pixels:,} pixels; "
                               f"the limit is {limits.max_output_pixels:,}: send at most "
                               f"{limits.max_output_pixels // job.scale**2:,} pixels at ×{job.scale}")
+        check_encodable((image.width * job.scale, image.height * job.scale), job.media_type)
         return upscale(image, self.models[job.scale], job.scale), job.media_type
 
     def _encode(self, index, result):

@@ -116,15 +116,22 @@ def deep_to_uint8(values, mode):
     return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
 
 
+def check_encodable(size, media_type):
+    """Raise ImageTooLarge if an image of `size` (width, height) exceeds the format's side limit (JPEG 65,535,
+    WebP 16,383 pixels); `media_type` is a key of ENCODE_FORMATS."""
+    name = ENCODE_FORMATS[media_type]
+    if max(size) > MAX_SIDE[name]:
+        raise ImageTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
+                            f"be {size[0]}×{size[1]}: ask for image/png")
+
+
 def encode_image(image, media_type="image/png"):
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white.
 
-    Raises ImageTooLarge if a side exceeds the format's limit (JPEG 65,535, WebP 16,383 pixels).
+    Raises ImageTooLarge where `check_encodable` does.
     """
+    check_encodable(image.size, media_type)
     name = ENCODE_FORMATS[media_type]
-    if max(image.size) > MAX_SIDE[name]:
-        raise ImageTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer is "
-                            f"{image.width}×{image.height}: ask for image/png")
     if name == "JPEG" and image.mode in ("LA", "RGBA"):
         background = Image.new(image.mode[:-1], image.size, "white")
         background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))

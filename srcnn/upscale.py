@@ -10,13 +10,44 @@ from srcnn.imaging import resize_plane
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 
-def super_resolve_plane(model, plane):
-    """Run `model` over a float32 (H, W) Y plane (0..255, already bicubic-upscaled); float32 (H, W), unrounded."""
+TILE = 128  # output tile side; see tile_shape
+TILE_STEP = 16  # tile sides are multiples of this
+
+
+def tile_shape(height, width, tile=TILE):
+    """(rows, columns) of the output tiles of an (height, width) plane: `tile`, or the plane's side rounded up
+    to a multiple of TILE_STEP where that is smaller, so thin images waste little work on padding while the
+    network still sees only a few distinct shapes (oneDNN builds and caches kernels per shape)."""
+
+    def side(length):
+        return min(tile, -(-length // TILE_STEP) * TILE_STEP)
+
+    return side(height), side(width)
+
+
+def super_resolve_plane(model, plane, tile=TILE):
+    """Run `model` over a float32 (H, W) Y plane (0..255, already bicubic-upscaled); float32 (H, W), unrounded.
+
+    The plane is replicate-padded once by the network's border and cut into tiles that overlap by that border,
+    so memory is bounded by the tile and the result equals one full-size pass (`SRCNN(..., full_size=True)`).
+    """
     parameter = next(model.parameters())
-    batch = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32) / 255.0)[None, None]  # (1, 1, H, W)
+    height, width = plane.shape
+    tile_rows, tile_columns = tile_shape(height, width, tile)
+    rows, columns = -(-height // tile_rows), -(-width // tile_columns)
+    border = model.border
+    padded = np.pad(np.asarray(plane, dtype=np.float32) / 255.0,
+                    ((border, border + rows * tile_rows - height), (border, border + columns * tile_columns - width)),
+                    mode="edge")
+    output = np.empty((rows * tile_rows, columns * tile_columns), np.float32)
     with torch.inference_mode():
-        output = model(batch.to(device=parameter.device, dtype=parameter.dtype), full_size=True)
-    return output[0, 0].float().cpu().numpy() * 255.0
+        for row in range(0, rows * tile_rows, tile_rows):
+            for column in range(0, columns * tile_columns, tile_columns):
+                window = padded[row : row + tile_rows + 2 * border, column : column + tile_columns + 2 * border]
+                batch = torch.from_numpy(np.ascontiguousarray(window))[None, None]  # (1, 1, h + 2b, w + 2b)
+                result = model(batch.to(device=parameter.device, dtype=parameter.dtype))
+                output[row : row + tile_rows, column : column + tile_columns] = result[0, 0].float().cpu().numpy()
+    return output[:height, :width] * 255.0
 
 
 def upscale(image, model, scale):

@@ -1,10 +1,13 @@
 """Images the tests make themselves: gradients, edges, text and noise, deterministic per seed."""
 
+import socket
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from handler.deploy import ROOT, Server, build_archive, read_properties
 from srcnn import SRCNN
 
 
@@ -56,3 +59,51 @@ def identity_model():
             centre = conv.kernel_size[0] // 2
             conv.weight[0, 0, centre, centre] = 1.0
     return model.eval()
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def make_server(workdir, drop=(), **settings):
+    """A TorchServe on the repository's config.properties and srcnn.mar, moved to free loopback ports, a
+    private model store, log folder and pid file under `workdir`; `settings` override properties and `drop`
+    removes some. Not started."""
+    build_archive(workdir / "model_store")
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
+    properties = read_properties(ROOT / "config.properties")
+    properties.update(
+        inference_address=f"http://127.0.0.1:{inference}",
+        management_address=f"http://127.0.0.1:{management}",
+        metrics_address=f"http://127.0.0.1:{metrics}",
+        grpc_inference_port=str(grpc_inference),
+        grpc_management_port=str(grpc_management),
+        model_store=str(workdir / "model_store"),
+        **settings,
+    )
+    config = workdir / "config.properties"
+    config.write_text("".join(f"{key}={value}\n" for key, value in properties.items() if key not in drop))
+    return Server(config=config, workdir=workdir, tmpdir=workdir / "tmp")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One running TorchServe shared by the real-server tests; always stopped at the end."""
+    instance = make_server(tmp_path_factory.mktemp("torchserve"))
+    instance.start(timeout=240)
+    yield instance
+    instance.stop()
+
+
+def predictions_url(server):
+    return f"{server.inference_url}/predictions/srcnn"
+
+
+def worker_pids(server):
+    return [worker["pid"] for worker in server.workers()]

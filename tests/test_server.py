@@ -3,7 +3,6 @@
 import io
 import json
 import shutil
-import socket
 import subprocess
 
 import numpy as np
@@ -11,49 +10,13 @@ import pytest
 import requests
 from PIL import Image
 
-from handler.deploy import ROOT, Server, build_archive, read_properties
+from conftest import predictions_url, worker_pids
+from handler.deploy import ROOT, read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
 from srcnn.metrics import psnr, shave
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the integration tests drive the curl binary")
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """TorchServe with the repository's config.properties, moved to free ports and a private model store."""
-    workdir = tmp_path_factory.mktemp("torchserve")
-    build_archive(workdir / "model_store")
-    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-    overrides = {
-        "inference_address": f"http://127.0.0.1:{inference}",
-        "management_address": f"http://127.0.0.1:{management}",
-        "metrics_address": f"http://127.0.0.1:{metrics}",
-        "grpc_inference_port": str(grpc_inference),
-        "grpc_management_port": str(grpc_management),
-        "model_store": str(workdir / "model_store"),
-    }
-    properties = {**read_properties(ROOT / "config.properties"), **overrides}
-    config = workdir / "config.properties"
-    config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
-    instance = Server(config=config, workdir=workdir, tmpdir=workdir / "tmp")
-    instance.start(timeout=240)
-    yield instance
-    instance.stop()
-
-
-def url(server):
-    return f"{server.inference_url}/predictions/srcnn"
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="drives the curl binary, not installed here")
 
 
 def png_bytes(image):
@@ -62,52 +25,52 @@ def png_bytes(image):
     return buffer.getvalue()
 
 
-def worker_pids(server):
-    return [worker["pid"] for worker in server.workers()]
-
-
+@needs_curl
 def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
     scene(101, 67).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), url(server), "-o", str(tmp_path / "out.png"),
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), predictions_url(server), "-o", str(tmp_path / "out.png"),
                              "-w", "%{http_code} %{content_type}"], capture_output=True, text=True, timeout=120)
     assert result.stdout == "200 image/png", result.stderr
     answer = Image.open(tmp_path / "out.png")
     assert (answer.format, answer.mode, answer.size) == ("PNG", "RGB", (202, 134))
 
 
+@needs_curl
 def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
     scene(30, 20).save(tmp_path / "in.png")
     result = subprocess.run(["curl", "-sS", "-F", f"data=@{tmp_path / 'in.png'}", "-F", "scale=4", "-H",
-                             "Accept: image/webp", url(server), "-o", str(tmp_path / "out"), "-w", "%{http_code} "
+                             "Accept: image/webp", predictions_url(server), "-o", str(tmp_path / "out"), "-w", "%{http_code} "
                              "%{content_type}"], capture_output=True, text=True, timeout=120)
     assert result.stdout == "200 image/webp", result.stderr
     assert Image.open(tmp_path / "out").size == (120, 80)
 
 
+@needs_curl
 def test_form_encoded_body_is_told_the_fix(server, tmp_path):
     (tmp_path / "form.txt").write_text("image=abc")
-    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'form.txt'}", url(server)],
+    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'form.txt'}", predictions_url(server)],
                             capture_output=True, text=True, timeout=120)
     answer = json.loads(result.stdout)
     assert (answer["code"], answer["type"]) == (415, "form_body")
     assert "Content-Type: image/png" in answer["message"]
 
 
+@needs_curl
 def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
     # curl labels the PNG as a form. TorchServe's frontend parses it before the handler runs and, when the bytes
     # hold a '%' not followed by two hex digits, answers 500 ErrorDataDecoderException itself (README, Limits).
     pids = worker_pids(server)
     scene(30, 20).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", url(server), "-w",
+    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w",
                              "\n%{http_code}"], capture_output=True, text=True, timeout=120)
     body, status = result.stdout.rsplit("\n", 1)
     assert (status, json.loads(body)["type"]) in (("415", "form_body"), ("500", "ErrorDataDecoderException"))
-    assert requests.put(url(server), data=(tmp_path / "in.png").read_bytes(), timeout=120).status_code == 200
+    assert requests.put(predictions_url(server), data=(tmp_path / "in.png").read_bytes(), timeout=120).status_code == 200
     assert worker_pids(server) == pids
 
 
 def test_requests_with_scale_header_and_binary_body(server, scene):
-    response = requests.post(url(server), data=png_bytes(scene(25, 15)),
+    response = requests.post(predictions_url(server), data=png_bytes(scene(25, 15)),
                              headers={"X-Scale": "3", "Content-Type": "image/png"}, timeout=120)
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (75, 45)
@@ -116,7 +79,7 @@ def test_requests_with_scale_header_and_binary_body(server, scene):
 def test_shipped_weights_beat_bicubic(server, scene):
     truth = scene(192, 144, seed=7, noise=1)
     low = truth.resize((96, 72), Image.Resampling.BICUBIC)
-    response = requests.put(url(server), data=png_bytes(low), timeout=120)
+    response = requests.put(predictions_url(server), data=png_bytes(low), timeout=120)
     answer = np.asarray(Image.open(io.BytesIO(response.content)))
     bicubic = np.asarray(upscale(low, None, 2))
     reference = rgb_to_y(np.asarray(truth))
@@ -152,12 +115,12 @@ def test_bad_input_gets_its_4xx_and_the_worker_lives(server, scene, description,
     if arguments.get("data") in payloads:
         arguments["data"] = payloads[arguments["data"]]
         arguments.setdefault("headers", {}).setdefault("Content-Type", "image/png")
-    response = requests.post(url(server), timeout=120, **arguments)
+    response = requests.post(predictions_url(server), timeout=120, **arguments)
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
     assert (body["code"], body["type"]) == (status, kind) and len(body["message"]) > 20
-    good = requests.put(url(server), data=payloads["PNG"], timeout=120)
+    good = requests.put(predictions_url(server), data=payloads["PNG"], timeout=120)
     assert good.status_code == 200
     assert worker_pids(server) == pids
 
@@ -165,11 +128,11 @@ def test_bad_input_gets_its_4xx_and_the_worker_lives(server, scene, description,
 def test_request_over_max_request_size_is_refused_by_torchserve(server, scene):
     pids = worker_pids(server)
     limit = int(server.properties["max_request_size"])
-    response = requests.put(url(server), data=b"\0" * (limit + 1), timeout=120)
+    response = requests.put(predictions_url(server), data=b"\0" * (limit + 1), timeout=120)
     assert response.status_code == 413
-    under = requests.put(url(server), data=b"\0" * (limit - 1024), timeout=120)
+    under = requests.put(predictions_url(server), data=b"\0" * (limit - 1024), timeout=120)
     assert under.status_code == 415 and under.json()["type"] == "not_an_image"
-    assert requests.put(url(server), data=png_bytes(scene(8, 8)), timeout=120).status_code == 200
+    assert requests.put(predictions_url(server), data=png_bytes(scene(8, 8)), timeout=120).status_code == 200
     assert worker_pids(server) == pids
 
 

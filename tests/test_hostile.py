@@ -1,0 +1,30 @@
+"""Every case of the hostile corpus through the real server: the documented answer, then a good request served
+by the same worker process."""
+
+import pytest
+import requests
+import yaml
+
+from conftest import predictions_url, worker_pids
+from handler.deploy import ROOT, read_properties
+from tools.hostile import corpus, encode, sample_image
+
+LIMITS = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())["handler"]
+CASES = corpus(LIMITS["max_input_pixels"], LIMITS["max_output_pixels"],
+               int(read_properties(ROOT / "config.properties")["max_request_size"]))
+
+
+def test_the_corpus_has_at_least_forty_kinds():
+    assert len({case.name for case in CASES}) == len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_hostile_request(server, case):
+    session = requests.Session()
+    pids = worker_pids(server)
+    assert pids, "no worker"
+    problem = case.problem(case.send(session, predictions_url(server)))
+    assert problem is None, problem
+    good = session.put(predictions_url(server), data=encode(sample_image(9, 7)), timeout=120)
+    assert good.status_code == 200
+    assert worker_pids(server) == pids, "the worker was restarted"

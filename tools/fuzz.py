@@ -1,0 +1,107 @@
+"""Coverage-guided fuzzing (atheris) of the handler's request parsing and image decoding path.
+
+    python -m tools.fuzz [--seconds 600] [--corpus .cache/fuzz-corpus]
+
+Each input is one request: its first byte picks the body's shape (raw, multipart, JSON base64, text), the
+Content-Type and the Accept header, its second byte the X-Scale header, the rest is the payload. It runs
+through the handler's own parse, decode-and-upscale and encode stages with small pixel limits. Any exception
+other than the handler's client errors (ClientError, and the ImageError that becomes one) is a crash.
+"""
+
+import argparse
+import base64
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports():
+    from PIL import Image
+
+    Image.init()  # import every format plugin here, so that Pillow's parsers are instrumented too
+    from handler.protocol import ClientError
+    from srcnn.codec import ImageError
+    from handler.srcnn_handler import SRCNNHandler
+
+from ts.context import Context, RequestProcessor
+
+from srcnn import SRCNN, save_state_dict
+from tools.hostile import encode, sample_image
+
+CONTENT_TYPES = ("image/png", "application/x-www-form-urlencoded", "text/plain", "")
+ACCEPTS = (None, "image/jpeg", "image/webp", "*/*", "application/json", "image/png;q=0", "image/*;q=abc", "")
+SCALE_CHARACTERS = "0123456789.-xe "
+
+
+def make_handler(folder):
+    for scale in (2, 3, 4):
+        save_state_dict(SRCNN(), Path(folder) / "weights" / f"srcnn_x{scale}.pth")
+    handler = SRCNNHandler()
+    limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1}
+    handler.initialize(Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0",
+                               model_yaml_config={"handler": limits}))
+    return handler
+
+
+def request(data):
+    """Fuzzer bytes -> (headers, TorchServe data dict)."""
+    flags = data[0] if data else 0
+    scale = SCALE_CHARACTERS[data[1] % len(SCALE_CHARACTERS)] if len(data) > 1 else None
+    payload = data[2:]
+    headers = {"Content-Type": CONTENT_TYPES[flags & 3]}
+    if flags & 4 and scale is not None:
+        headers["X-Scale"] = scale * (1 + (flags >> 7))
+    accept = ACCEPTS[(flags >> 3) & 7]
+    if accept is not None:
+        headers["Accept"] = accept
+    shape = (flags >> 5) & 3
+    if shape == 0:
+        row = {"body": bytearray(payload)}
+    elif shape == 1:
+        row = {"data": bytearray(payload), "scale": bytearray((scale or "").encode())}
+    elif shape == 2:
+        row = {"body": {"image": base64.b64encode(payload).decode(), "scale": scale}}
+    else:
+        row = {"body": payload.decode("utf-8", "replace")}
+    return headers, row
+
+
+def make_target(handler):
+    def one_input(data):
+        headers, row = request(data)
+        handler.context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0")
+        handler.context.request_processor = [RequestProcessor(headers)]
+        try:
+            job = handler._parse(0, row)
+            handler._encode(0, handler._upscale(0, job))
+        except (ClientError, ImageError):
+            pass
+
+    return one_input
+
+
+def seeds(folder):
+    """Small valid images of every input format, as fuzzer inputs (flags 0: raw body, PNG content type)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    card = sample_image(12, 8)
+    for name, data in {"png": encode(card), "jpeg": encode(card, "JPEG"), "webp": encode(card, "WEBP"),
+                       "bmp": encode(card, "BMP"), "tiff": encode(card, "TIFF"), "gif": encode(card, "GIF"),
+                       "grey16": encode(Image.new("I;16", (5, 4), 3000)), "palette": encode(card.convert("P"))}.items():
+        (folder / f"seed-{name}").write_bytes(b"\x04\x02" + data)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=600)
+    parser.add_argument("--corpus", type=Path, default=Path(".cache/fuzz-corpus"))
+    args = parser.parse_args(argv)
+    seeds(args.corpus)
+    with tempfile.TemporaryDirectory() as folder:
+        atheris.Setup([sys.argv[0], f"-max_total_time={args.seconds}", "-rss_limit_mb=4096", "-print_final_stats=1",
+                       str(args.corpus)], make_target(make_handler(folder)))
+        atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

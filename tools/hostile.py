@@ -1,0 +1,183 @@
+"""A corpus of hostile and odd requests, generated (never downloaded), each with the answer it must get.
+
+Used by the real-server tests and by the soak run. `limits` are the handler's settings (model-config.yaml) and
+the server's `max_request_size`.
+"""
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request and what it must get: a status in `statuses`; for errors from the handler a JSON body whose
+    type is in `kinds` (no `kinds`: an error TorchServe itself answers); for images an answer of `size`."""
+
+    name: str
+    data: bytes | None = None
+    headers: dict = field(default_factory=dict)
+    files: dict | None = None
+    form: dict | None = None
+    json: object = None
+    statuses: tuple = (200,)
+    kinds: tuple = ()
+    size: tuple | None = None
+    heavy: bool = False  # seconds of work or megabytes of traffic: left out of the soak mix
+
+    def send(self, session, url, timeout=300):
+        return session.post(url, data=self.form if self.files else self.data, headers=self.headers,
+                            files=self.files, json=self.json, timeout=timeout)
+
+    def problem(self, response):
+        """None if `response` is the answer this case must get, else what is wrong with it."""
+        if response.status_code not in self.statuses:
+            return f"{self.name}: status {response.status_code} not in {self.statuses}: {response.text[:200]}"
+        if response.status_code == 200:
+            if self.size is not None:
+                size = Image.open(io.BytesIO(response.content)).size
+                if size != self.size:
+                    return f"{self.name}: answer is {size}, not {self.size}"
+            return None
+        if not self.kinds:  # answered by TorchServe's frontend before the handler (its 413 has no body)
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return f"{self.name}: {response.status_code} without a JSON body: {response.text[:200]}"
+        if body.get("type") not in self.kinds or body.get("code") != response.status_code:
+            return f"{self.name}: error body {body} not of types {self.kinds}"
+        if len(body.get("message", "")) < 20:
+            return f"{self.name}: message too short to help: {body}"
+        return None
+
+
+def encode(image, format="PNG", **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def sample_image(width, height, mode="RGB"):
+    """A small deterministic image with edges and gradients."""
+    x = np.linspace(0, 255, width)[None, :] * np.ones((height, 1))
+    y = np.linspace(0, 255, height)[:, None] * np.ones((1, width))
+    pixels = np.stack([x, y, 255 - x], -1).astype(np.uint8)
+    pixels[height // 3 : 2 * height // 3, width // 3 : 2 * width // 3] = 255
+    return Image.fromarray(pixels).convert(mode)
+
+
+def png_chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def raw_png(width, height, bit_depth, colour_type, rows):
+    """A PNG written by hand (for what Pillow will not write, e.g. 16-bit RGB), or with a forged header."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    data = b"".join(b"\0" + row for row in rows)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(data))
+            + png_chunk(b"IEND", b""))
+
+
+def with_exif_orientation(image, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", exif=exif)
+
+
+def corpus(max_input_pixels, max_output_pixels, max_request_size):
+    """At least 40 kinds of request, each with its expected answer."""
+    card = sample_image(24, 16)
+    png = encode(card)
+    jpeg = encode(card, "JPEG", quality=90)
+    image = {"Content-Type": "image/png"}
+    x2 = (48, 32)
+    not_image = dict(statuses=(415,), kinds=("not_an_image",))
+    corrupt = dict(statuses=(400,), kinds=("corrupt_image",))
+    bad_scale = dict(statuses=(422,), kinds=("invalid_scale",))
+
+    bad_crc = bytearray(png)
+    bad_crc[-20] ^= 0xFF  # inside IDAT's CRC
+    scan = bytearray(encode(sample_image(64, 64), "JPEG", quality=90))
+    start = scan.index(b"\xff\xda") + 20
+    scan[start : start + 200] = bytes((b * 7 + 3) % 256 for b in scan[start : start + 200]).replace(b"\xff", b"\x00")
+    bomb = raw_png(100_000, 100_000, 8, 0, [])
+    frames = [Image.new("RGB", (10, 6), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    animated = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    rgb16 = raw_png(5, 3, 16, 2, [(np.arange(15, dtype=">u2") * 4000).tobytes()] * 3)
+    grey16 = encode(Image.fromarray(np.full((4, 6), 40000, np.uint16)))
+    float_tiff = encode(Image.fromarray(np.linspace(0, 1, 30, dtype=np.float32).reshape(5, 6)), "TIFF")
+    # ×4 answers of exactly max_output_pixels, and of one input row more
+    side = int(max_output_pixels**0.5) // 4
+    cases = [
+        Case("empty body", b"", statuses=(400,), kinds=("empty_body",)),
+        Case("random bytes", np.random.default_rng(0).bytes(4096), headers=image, **not_image),
+        Case("text", b"hello, world\n" * 20, headers={"Content-Type": "text/plain"}, **not_image),
+        Case("JSON without image", json={"hello": "world"}, statuses=(400,), kinds=("invalid_json",)),
+        Case("JSON with bad base64", json={"image": "@@@"}, statuses=(400,), kinds=("invalid_base64",)),
+        Case("HTML", b"<!doctype html><html><body>hi</body></html>", headers={"Content-Type": "text/html"},
+             **not_image),
+        Case("SVG", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+             headers={"Content-Type": "image/svg+xml"}, **not_image),
+        Case("PDF", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", headers={"Content-Type": "application/pdf"},
+             **not_image),
+        Case("ZIP", b"PK\x03\x04" + bytes(26) + b"PK\x05\x06" + bytes(18), headers={"Content-Type": "application/zip"},
+             **not_image),
+        Case("PNG cut in its signature", png[:6], headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
+        Case("PNG cut in IHDR", png[:20], headers=image, statuses=(400, 415), kinds=("corrupt_image", "not_an_image")),
+        Case("PNG cut in IDAT", png[: len(png) // 2], headers=image, **corrupt),
+        Case("PNG without IEND", png[:-12], headers=image, size=x2),
+        Case("JPEG cut in its header", jpeg[:40], headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
+        Case("JPEG cut in its scan", jpeg[: len(jpeg) * 2 // 3], headers=image, **corrupt),
+        Case("PNG with a bad CRC", bytes(bad_crc), headers=image, **corrupt),
+        Case("JPEG with scrambled Huffman data", bytes(scan), headers=image, statuses=(200, 400),
+             kinds=("corrupt_image",), size=(128, 128)),
+        Case("decompression bomb header", bomb, headers=image, statuses=(413,), kinds=("image_too_large",)),
+        Case("PNG claiming zero width", raw_png(0, 5, 8, 0, []), headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
+        Case("1×1", encode(Image.new("RGB", (1, 1), (1, 2, 3))), headers=image, size=(2, 2)),
+        Case("1×N", encode(sample_image(1, 57)), headers=image, size=(2, 114)),
+        Case("N×1", encode(sample_image(57, 1)), headers=image, size=(114, 2)),
+        Case("16-bit grey PNG", grey16, headers=image, size=(12, 8)),
+        Case("16-bit RGB PNG", rgb16, headers=image, size=(10, 6)),
+        Case("palette PNG", encode(card.convert("P")), headers=image, size=x2),
+        Case("LA PNG", encode(card.convert("LA")), headers=image, size=x2),
+        Case("CMYK JPEG", encode(card.convert("CMYK"), "JPEG"), headers=image, size=x2),
+        Case("CMYK TIFF", encode(card.convert("CMYK"), "TIFF"), headers=image, size=x2),
+        Case("I;16 TIFF", encode(Image.fromarray(np.full((4, 6), 1000, np.uint16)), "TIFF"), headers=image,
+             size=(12, 8)),
+        Case("float TIFF", float_tiff, headers=image, size=(12, 10)),
+        Case("animated GIF", animated, headers=image, size=(20, 12)),
+        *[Case(f"EXIF orientation {o}", with_exif_orientation(card, o), headers=image,
+               size=x2 if o <= 4 else x2[::-1]) for o in range(1, 9)],
+        Case("multipart without a file", files={"scale": (None, "2")}, statuses=(400,), kinds=("empty_body",)),
+        Case("multipart with two files", files={"a": ("a.png", png), "b": ("b.png", png)}, statuses=(400,),
+             kinds=("several_images",)),
+        Case("multipart file and scale", files={"data": ("a.png", png)}, form={"scale": "3"}, size=(72, 48)),
+        Case("PNG labelled text/plain", png, headers={"Content-Type": "text/plain"}, size=x2),
+        Case("PNG labelled application/json", png, headers={"Content-Type": "application/json"}, size=x2),
+        Case("form-encoded body", b"image=abc", headers={"Content-Type": "application/x-www-form-urlencoded"},
+             statuses=(415,), kinds=("form_body",)),
+        *[Case(f"scale {value!r}", png, headers={**image, "X-Scale": value}, **bad_scale)
+          for value in ("0", "-2", "2.5", "1e9", "x", "")],
+        Case("JSON scale 2.5", json={"image": "iVBORw0KGgo=", "scale": 2.5}, statuses=(400, 422),
+             kinds=("invalid_scale", "corrupt_image", "not_an_image")),
+        Case("Accept nothing we make", png, headers={**image, "Accept": "application/json"}, statuses=(406,),
+             kinds=("not_acceptable",)),
+        Case("body just under max_request_size", bytes(max_request_size - 4096), headers=image, heavy=True,
+             **not_image),
+        Case("body over max_request_size", bytes(max_request_size + 1), headers=image, statuses=(413,), heavy=True),
+        Case("input one pixel over max_input_pixels", encode(Image.new("L", (max_input_pixels + 1, 1))),
+             headers=image, statuses=(413,), kinds=("image_too_large",)),
+        Case("answer exactly at max_output_pixels", encode(sample_image(side, side, "L")),
+             headers={**image, "X-Scale": "4"}, size=(4 * side, 4 * side), heavy=True),
+        Case("answer one input row over max_output_pixels", encode(sample_image(side, side + 1, "L")),
+             headers={**image, "X-Scale": "4"}, statuses=(413,), kinds=("output_too_large",)),
+    ]
+    return cases
