@@ -57,9 +57,10 @@ class Settings:
 
 @dataclass(frozen=True)
 class Job:
-    """One parsed request."""
+    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the scale
+    and the media type of the answer."""
 
-    data: bytes
+    image: object
     scale: int
     media_type: str
 

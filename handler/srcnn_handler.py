@@ -52,7 +52,7 @@ class SRCNNHandler(BaseHandler):
         logger.info("SRCNN scales %s on %s, %s", sorted(self.models), self.device, self.settings)
 
     def preprocess(self, data):
-        """One Job or ClientError per request."""
+        """One Job (the decoded image, its scale and answer format) or ClientError per request."""
         return [self._per_request(self._parse, index, row) for index, row in enumerate(data)]
 
     def inference(self, jobs):
@@ -100,19 +100,20 @@ class SRCNNHandler(BaseHandler):
                 raise ClientError(422, "invalid_scale", "the X-Scale header and the 'scale' field disagree; send one")
         if header_scale is not None or field_scale is not None:
             scale = parse_scale(header_scale if header_scale is not None else field_scale, allowed)
-        return Job(data, scale, choose_media_type(header(headers, "Accept")))
-
-    def _upscale(self, index, job):
+        media_type = choose_media_type(header(headers, "Accept"))
         limits = self.settings
-        image = decode_image(job.data, limits.max_input_pixels)
-        output_pixels = image.width * image.height * job.scale**2
+        image = decode_image(data, limits.max_input_pixels)
+        output_pixels = image.width * image.height * scale**2
         if output_pixels > limits.max_output_pixels:
             raise ClientError(413, "output_too_large",
-                              f"×{job.scale} of a {image.width}×{image.height} image gives {output_pixels:,} pixels; "
+                              f"×{scale} of a {image.width}×{image.height} image gives {output_pixels:,} pixels; "
                               f"the limit is {limits.max_output_pixels:,}: send at most "
-                              f"{limits.max_output_pixels // job.scale**2:,} pixels at ×{job.scale}")
-        check_encodable((image.width * job.scale, image.height * job.scale), job.media_type)
-        return upscale(image, self.models[job.scale], job.scale), job.media_type
+                              f"{limits.max_output_pixels // scale**2:,} pixels at ×{scale}")
+        check_encodable((image.width * scale, image.height * scale), media_type)
+        return Job(image, scale, media_type)
+
+    def _upscale(self, index, job):
+        return upscale(job.image, self.models[job.scale], job.scale), job.media_type
 
     def _encode(self, index, result):
         image, media_type = result

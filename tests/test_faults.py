@@ -14,18 +14,13 @@ import torch
 from PIL import Image
 
 from conftest import make_server, predictions_url, worker_pids
+from tools.hostile import encode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def png(image):
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture
-def own_server(tmp_path, scene):
+def own_server(tmp_path):
     instance = make_server(tmp_path)
     instance.start(timeout=240)
     yield instance
@@ -33,7 +28,7 @@ def own_server(tmp_path, scene):
 
 
 def test_killed_worker_is_replaced_and_only_requests_in_flight_fail(own_server, scene):
-    url, body, clients = predictions_url(own_server), png(scene(48, 32)), 2
+    url, body, clients = predictions_url(own_server), encode(scene(48, 32)), 2
     results, stop = [], threading.Event()  # (sent at, finished at, status)
 
     def client():
@@ -78,7 +73,7 @@ def test_killed_worker_is_replaced_and_only_requests_in_flight_fail(own_server, 
 
 
 def test_restarted_server_serves_the_same_model(own_server, scene):
-    body = png(scene(40, 30))
+    body = encode(scene(40, 30))
     before = requests.put(predictions_url(own_server), data=body, timeout=120)
     own_server.stop()
     with pytest.raises(requests.ConnectionError):
@@ -93,7 +88,7 @@ def test_token_authorisation_on(tmp_path, scene):
     instance = make_server(tmp_path, drop=("disable_token_authorization",))
     instance.start(timeout=240)  # start() itself must read key_file.json to see the model READY
     try:
-        body = png(scene(12, 10))
+        body = encode(scene(12, 10))
         refused = requests.put(predictions_url(instance), data=body, timeout=60)
         assert refused.status_code in (400, 401)
         token = instance.token("inference")

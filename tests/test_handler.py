@@ -16,6 +16,7 @@ from handler.deploy import read_properties
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
 from srcnn import save_state_dict, upscale
+from tools.hostile import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
@@ -59,12 +60,6 @@ def call(handler, *requests):
 
 def one(handler, data, **headers):
     return call(handler, (data, {key.replace("_", "-"): value for key, value in headers.items()}))[0]
-
-
-def encode(image, format="PNG", **options):
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
 
 
 def decoded(body):

@@ -15,14 +15,9 @@ from handler.deploy import ROOT, read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
 from srcnn.metrics import psnr, shave
+from tools.hostile import encode
 
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="drives the curl binary, not installed here")
-
-
-def png_bytes(image):
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @needs_curl
@@ -70,7 +65,7 @@ def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
 
 
 def test_requests_with_scale_header_and_binary_body(server, scene):
-    response = requests.post(predictions_url(server), data=png_bytes(scene(25, 15)),
+    response = requests.post(predictions_url(server), data=encode(scene(25, 15)),
                              headers={"X-Scale": "3", "Content-Type": "image/png"}, timeout=120)
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (75, 45)
@@ -79,7 +74,7 @@ def test_requests_with_scale_header_and_binary_body(server, scene):
 def test_shipped_weights_beat_bicubic(server, scene):
     truth = scene(192, 144, seed=7, noise=1)
     low = truth.resize((96, 72), Image.Resampling.BICUBIC)
-    response = requests.put(predictions_url(server), data=png_bytes(low), timeout=120)
+    response = requests.put(predictions_url(server), data=encode(low), timeout=120)
     answer = np.asarray(Image.open(io.BytesIO(response.content)))
     bicubic = np.asarray(upscale(low, None, 2))
     reference = rgb_to_y(np.asarray(truth))
@@ -109,8 +104,8 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize("description, arguments, status, kind", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_bad_input_gets_its_4xx_and_the_worker_lives(server, scene, description, arguments, status, kind):
     pids = worker_pids(server)
-    payloads = {"PNG": png_bytes(scene(8, 8)), "BIG": png_bytes(Image.new("L", (1025, 1024))),
-                "WIDE": png_bytes(Image.new("L", (513, 512)))}
+    payloads = {"PNG": encode(scene(8, 8)), "BIG": encode(Image.new("L", (1025, 1024))),
+                "WIDE": encode(Image.new("L", (513, 512)))}
     arguments = dict(arguments)
     if arguments.get("data") in payloads:
         arguments["data"] = payloads[arguments["data"]]
@@ -132,7 +127,7 @@ def test_request_over_max_request_size_is_refused_by_torchserve(server, scene):
     assert response.status_code == 413
     under = requests.put(predictions_url(server), data=b"\0" * (limit - 1024), timeout=120)
     assert under.status_code == 415 and under.json()["type"] == "not_an_image"
-    assert requests.put(predictions_url(server), data=png_bytes(scene(8, 8)), timeout=120).status_code == 200
+    assert requests.put(predictions_url(server), data=encode(scene(8, 8)), timeout=120).status_code == 200
     assert worker_pids(server) == pids
 
 
