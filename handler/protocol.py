@@ -78,7 +78,7 @@ def parse_scale(value, allowed):
     text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
     if isinstance(text, int) and not isinstance(text, bool):
         scale = text
-    elif isinstance(text, str) and re.fullmatch(r"\s*\d{1,4}\s*", text):
+    elif isinstance(text, str) and re.fullmatch(r"\s*[0-9]{1,4}\s*", text):
         scale = int(text)
     else:
         scale = None
@@ -120,7 +120,7 @@ def image_and_scale_fields(row):
     parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
     scale = parts.pop("scale", None)
     body = parts.get("body")
-    if isinstance(body, (dict, list)):  # TorchServe has already parsed an application/json body
+    if body is not None and not isinstance(body, (bytes, bytearray, str)):  # TorchServe parsed a JSON body
         if not isinstance(body, dict) or not isinstance(body.get("image"), str):
             raise ClientError(400, "invalid_json", 'JSON bodies must look like {"image": "<base64 of the image '
                                                    'file>", "scale": 2}')
@@ -135,5 +135,9 @@ def image_and_scale_fields(row):
                                                  "; send exactly one image, and the scale as a 'scale' field")
     if not parts:
         return b"", scale
-    (value,) = parts.values()
-    return (value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)), scale
+    (name, value), = parts.items()
+    if isinstance(value, str):  # TorchServe decodes text/* bodies and fields
+        return value.encode("utf-8", "surrogateescape"), scale
+    if not isinstance(value, (bytes, bytearray)):  # a JSON multipart field
+        raise ClientError(400, "invalid_field", f"the field {name!r} holds JSON, not an image file")
+    return bytes(value), scale

@@ -268,6 +268,9 @@ def test_header_and_field_scale_must_agree(handler, scene):
 def test_json_errors(handler):
     error(one(handler, {"body": {"img": "x"}}), 400, "invalid_json")
     error(one(handler, {"body": [1, 2]}), 400, "invalid_json")
+    for number in (10**9, 2.5, True):  # bytes(10**9) would allocate a gigabyte
+        error(one(handler, {"body": number}), 400, "invalid_json")
+    error(one(handler, {"data": {"a": 1}}), 400, "invalid_field")
     error(one(handler, {"body": {"image": "not base64!"}}), 400, "invalid_base64")
 
 

@@ -2,14 +2,15 @@
 
     python -m tools.fuzz [--seconds 600] [--corpus .cache/fuzz-corpus]
 
-Each input is one request: its first byte picks the body's shape (raw, multipart, JSON base64, text), the
-Content-Type and the Accept header, its second byte the X-Scale header, the rest is the payload. It runs
-through the handler's own parse, decode-and-upscale and encode stages with small pixel limits. Any exception
+Each input is one request: its first byte picks the body's shape (raw, multipart, JSON base64, parsed JSON or
+text), the Content-Type and the Accept header, its second byte the X-Scale header, the rest is the payload. It
+runs through the handler's own parse, decode-and-upscale and encode stages with small pixel limits. Any exception
 other than the handler's client errors (ClientError, and the ImageError that becomes one) is a crash.
 """
 
 import argparse
 import base64
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -64,8 +65,11 @@ def request(data):
         row = {"data": bytearray(payload), "scale": bytearray((scale or "").encode())}
     elif shape == 2:
         row = {"body": {"image": base64.b64encode(payload).decode(), "scale": scale}}
-    else:
-        row = {"body": payload.decode("utf-8", "replace")}
+    else:  # what TorchServe hands over for an application/json body (parsed) or a text/* one (decoded)
+        try:
+            row = {"body": json.loads(payload)}
+        except ValueError:
+            row = {"body": payload.decode("utf-8", "replace")}
     return headers, row
 
 

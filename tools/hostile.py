@@ -119,6 +119,7 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
         Case("text", b"hello, world\n" * 20, headers={"Content-Type": "text/plain"}, **not_image),
         Case("JSON without image", json={"hello": "world"}, statuses=(400,), kinds=("invalid_json",)),
         Case("JSON with bad base64", json={"image": "@@@"}, statuses=(400,), kinds=("invalid_base64",)),
+        Case("JSON number", json=1_000_000_000, statuses=(400,), kinds=("invalid_json",)),
         Case("HTML", b"<!doctype html><html><body>hi</body></html>", headers={"Content-Type": "text/html"},
              **not_image),
         Case("SVG", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
