@@ -10,7 +10,9 @@ from srcnn.imaging import resize_plane
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 
-TILE = 128  # output tile side; see tile_shape
+# Output tile side. A one-thread probe on the 2-core CPU (training running beside it) gave 27, 31, 32 and 26
+# GFLOP/s for 64², 128², 256² tiles and one untiled 512² pass: 128 is as fast as any and keeps memory small.
+TILE = 128
 TILE_STEP = 16  # tile sides are multiples of this
 
 
