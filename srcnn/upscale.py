@@ -17,12 +17,13 @@ TILE_STEP = 16  # tile sides are multiples of this
 
 
 def tile_shape(height, width, tile=TILE):
-    """(rows, columns) of the output tiles of an (height, width) plane: `tile`, or the plane's side rounded up
-    to a multiple of TILE_STEP where that is smaller, so thin images waste little work on padding while the
-    network still sees only a few distinct shapes (oneDNN builds and caches kernels per shape)."""
+    """(rows, columns) of the output tiles of an (height, width) plane: `tile`, or where the plane is smaller,
+    its side (below TILE_STEP) or its side rounded up to a multiple of TILE_STEP. Thin images so waste little
+    work on padding, while the network sees at most a few hundred distinct shapes (oneDNN builds and caches
+    kernels per shape, so unbounded shapes would mean unbounded memory)."""
 
     def side(length):
-        return min(tile, -(-length // TILE_STEP) * TILE_STEP)
+        return min(tile, length if length < TILE_STEP else -(-length // TILE_STEP) * TILE_STEP)
 
     return side(height), side(width)
 
