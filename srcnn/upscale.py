@@ -10,8 +10,9 @@ from srcnn.imaging import resize_plane
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 
-# Output tile side. A one-thread probe on the 2-core CPU (training running beside it) gave 27, 31, 32 and 26
-# GFLOP/s for 64², 128², 256² tiles and one untiled 512² pass: 128 is as fast as any and keeps memory small.
+# Output tile side. A probe on the idle 2-core CPU (2 threads, 512² and 1024² planes, output pixels × 114,368
+# FLOP) ran 32² to 192² tiles at 104–164 GFLOP/s and one untiled 512² pass at 100; 128² was fastest at both
+# sizes (164 and 157). `make bench` (issue 6) is to measure this properly.
 TILE = 128
 TILE_STEP = 16  # tile sides are multiples of this
 
