@@ -12,7 +12,7 @@ SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 # Output tile side. A probe on the idle 2-core CPU (2 threads, 512² and 1024² planes, output pixels × 114,368
 # FLOP) ran 32² to 192² tiles at 104–164 GFLOP/s and one untiled 512² pass at 100; 128² was fastest at both
-# sizes (164 and 157). `make bench` (issue 6) is to measure this properly.
+# sizes (164 and 157). That was a throwaway probe: the project has no benchmark command yet.
 TILE = 128
 TILE_STEP = 16  # tile sides are multiples of this
 
