@@ -30,7 +30,8 @@ class ClientError(Exception):
 
     @classmethod
     def from_image_error(cls, error):
-        return cls(STATUS.get(type(error), 400), error.kind, str(error))
+        message = f"{error}; {SEND_HINT}" if isinstance(error, EmptyImage) else str(error)
+        return cls(STATUS.get(type(error), 400), error.kind, message)
 
     def body(self):
         return json.dumps({"code": self.status, "type": self.kind, "message": self.message}).encode()

@@ -90,8 +90,6 @@ class SRCNNHandler(BaseHandler):
             raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without "
                                                 f"a Content-Type); {SEND_HINT}")
         data, field_scale = image_and_scale_fields(row)
-        if not data:
-            raise ClientError(400, "empty_body", f"the request has no image in it; {SEND_HINT}")
         header_scale = header(headers, "X-Scale")
         allowed = sorted(self.models)
         scale = self.settings.default_scale

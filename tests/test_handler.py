@@ -16,6 +16,7 @@ from handler.deploy import read_properties
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
 from srcnn import save_state_dict, upscale
+from srcnn.codec import encode_image
 from tools.hostile import encode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -356,8 +357,6 @@ def test_limits_fit_together():
     assert int(properties["max_response_size"]) >= settings.max_response_bytes
     # The largest answer the handler accepts, a noise RGBA PNG, stays under the cap: measured per pixel here.
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 4), dtype=np.uint8))
-    from srcnn.codec import encode_image
-
     bytes_per_pixel = len(encode_image(noise)) / (256 * 256)
     assert bytes_per_pixel * settings.max_output_pixels * 1.01 <= settings.max_response_bytes
     # The largest input, as 16-bit RGBA sent as base64 JSON, fits the request limit.
