@@ -29,6 +29,7 @@ from handler.protocol import (
 )
 from srcnn import load_model, upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
+from srcnn.engine import make_engine
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +39,18 @@ class SRCNNHandler(BaseHandler):
 
     def initialize(self, context):
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
-        if self.settings.threads:
-            torch.set_num_threads(self.settings.threads)
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
-        self.models = {scale: load_model(weights / f"srcnn_x{scale}.pth", self.device)
-                       for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
-        if self.settings.default_scale not in self.models:
+        self.engines = {scale: make_engine(load_model(weights / f"srcnn_x{scale}.pth", self.device),
+                                           self.settings.threads)
+                        for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
+        if self.settings.default_scale not in self.engines:
             raise RuntimeError(f"default_scale {self.settings.default_scale} has no weights; the archive has "
-                               f"{sorted(self.models)} under {weights}")
+                               f"{sorted(self.engines)} under {weights}")
         self.initialized = True
-        logger.info("SRCNN scales %s on %s, %s", sorted(self.models), self.device, self.settings)
+        logger.info("SRCNN scales %s on %s (%s), %s", sorted(self.engines), self.device,
+                    type(self.engines[self.settings.default_scale]).__name__, self.settings)
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
@@ -91,7 +92,7 @@ class SRCNNHandler(BaseHandler):
                                                 f"a Content-Type); {SEND_HINT}")
         data, field_scale = image_and_scale_fields(row)
         header_scale = header(headers, "X-Scale")
-        allowed = sorted(self.models)
+        allowed = sorted(self.engines)
         scale = self.settings.default_scale
         if header_scale is not None and field_scale is not None:
             if parse_scale(header_scale, allowed) != parse_scale(field_scale, allowed):
@@ -111,7 +112,7 @@ class SRCNNHandler(BaseHandler):
         return Job(image, scale, media_type)
 
     def _upscale(self, index, job):
-        return upscale(job.image, self.models[job.scale], job.scale), job.media_type
+        return upscale(job.image, self.engines[job.scale], job.scale), job.media_type
 
     def _encode(self, index, result):
         image, media_type = result

@@ -1,6 +1,7 @@
 """SRCNN core: the model and the image math shared by training and serving.
 
-Imports only torch, numpy and Pillow; never `training`, `handler` or TorchServe's `ts`.
+Imports torch, numpy, Pillow and (for the CPU engine, srcnn/engine.py) ONNX Runtime and onnx; never `training`,
+`handler` or TorchServe's `ts`.
 """
 
 from srcnn.model import SRCNN

@@ -10,6 +10,9 @@ def test_parameter_counts_match_the_paper():
     biases = sum(conv.bias.numel() for conv in model.convs)
     assert (weights, biases) == (57_184, 97)
     assert model.border == 8
+    # Every weight is one multiply-add per output pixel (the 57,184), two FLOP each.
+    assert model.flops_per_pixel == 2 * 57_184
+    assert SRCNN(kernel_sizes=(9, 1, 5)).flops_per_pixel == 2 * (81 * 64 + 64 * 32 + 25 * 32)
 
 
 def test_valid_mode_output_size():

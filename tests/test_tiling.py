@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from srcnn import SRCNN
-from srcnn.upscale import TILE, super_resolve_plane, tile_shape
+from srcnn.engine import PHASES, OnnxEngine, TorchEngine, make_engine, onnx_graph
+from srcnn.upscale import TILE_STEP, super_resolve_plane, tile_shape
+
+ENGINES = {"onnx": OnnxEngine, "torch": TorchEngine}
 
 
 def untiled(model, plane):
@@ -11,36 +14,72 @@ def untiled(model, plane):
         return model(torch.from_numpy(plane / 255.0)[None, None], full_size=True)[0, 0].numpy()
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(3)
+def trained_like(seed):
+    torch.manual_seed(seed)
     model = SRCNN().eval()
     with torch.no_grad():  # larger reconstruction weights than the N(0, 0.001) start, as trained ones have
         model.convs[-1].weight.mul_(50)
     return model
 
 
-@pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 1), (7, 33), (TILE, TILE), (TILE + 1, TILE - 1),
-                                  (2 * TILE, 2 * TILE + 1), (3 * TILE - 5, 17), (261, 259)])
-def test_tiled_equals_one_full_size_pass(model, size):
+@pytest.fixture(scope="module", params=[2, 3, 4], ids=lambda scale: f"x{scale}")
+def model(request):
+    # One network per scale: the same architecture, different weights (as the shipped files are).
+    return trained_like(request.param)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 1), (7, 33), (128, 128), (256, 256), (257, 255),
+                                  (2 * 256, 2 * 256 + 1), (3 * 256 - 5, 17), (261, 259)])
+def test_tiled_equals_one_full_size_pass(model, engine, size):
     plane = np.random.default_rng(sum(size)).uniform(16, 235, size).astype(np.float32)
-    tiled = super_resolve_plane(model, plane) / 255.0
+    tiled = super_resolve_plane(ENGINES[engine](model), plane) / 255.0
     assert tiled.shape == size and tiled.dtype == np.float32
     reference = untiled(model, plane)
     assert np.abs(reference).max() > 0.05  # the network does something
     assert np.abs(tiled - reference).max() <= 1e-5
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("tile", [16, 48, 96])
-def test_any_tile_size_gives_the_same_answer(model, tile):
+def test_any_tile_size_gives_the_same_answer(model, engine, tile):
     plane = np.random.default_rng(0).uniform(16, 235, (101, 77)).astype(np.float32)
-    assert np.abs(super_resolve_plane(model, plane, tile) / 255 - untiled(model, plane)).max() <= 1e-5
+    result = super_resolve_plane(ENGINES[engine](model), plane, tile) / 255
+    assert np.abs(result - untiled(model, plane)).max() <= 1e-5
+
+
+def test_a_tile_the_engine_cannot_split_is_refused():
+    with pytest.raises(ValueError, match="multiple"):
+        super_resolve_plane(OnnxEngine(SRCNN()), np.zeros((40, 40), np.float32), 18)
+
+
+def test_packed_graph_in_valid_mode_matches_the_module():
+    model = trained_like(5)
+    engine = OnnxEngine(model)
+    window = np.random.default_rng(1).uniform(0, 1, (2 * 8 + 6, 2 * 8 + 12)).astype(np.float32)
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(window)[None, None])[0, 0].numpy()
+    assert engine(window).shape == (6, 12)
+    assert np.abs(engine(window) - reference).max() <= 1e-6
+
+
+def test_packed_graph_has_one_output_channel_per_phase():
+    graph = onnx_graph(trained_like(0))
+    last = {initializer.name: list(initializer.dims) for initializer in graph.graph.initializer}["w2"]
+    rows, columns = PHASES
+    assert last == [rows * columns, 32, 5 + rows - 1, 5 + columns - 1]
+
+
+def test_make_engine_picks_onnx_runtime_on_a_cpu():
+    assert isinstance(make_engine(SRCNN()), OnnxEngine)
 
 
 def test_tile_shape_bounds_the_shapes_the_network_sees():
-    assert tile_shape(1000, 1000) == (TILE, TILE)
-    assert tile_shape(1, 1000) == (1, TILE)
-    assert tile_shape(15, 16) == (15, 16)
-    assert tile_shape(33, 20) == (48, 32)
-    shapes = {tile_shape(h, w) for h in range(1, 400) for w in range(1, 400)}
-    assert len(shapes) == (15 + TILE // 16) ** 2
+    tile = 128
+    assert tile_shape(1000, 1000, tile) == (tile, tile)
+    assert tile_shape(1, 1000, tile) == (1, tile)
+    assert tile_shape(15, 16, tile) == (15, 16)
+    assert tile_shape(33, 20, tile) == (48, 32)
+    assert tile_shape(5, 13, tile, PHASES) == (6, 16)  # sides below TILE_STEP round up to the engine's multiple
+    shapes = {tile_shape(h, w, tile) for h in range(1, 400) for w in range(1, 400)}
+    assert len(shapes) == (TILE_STEP - 1 + tile // TILE_STEP) ** 2

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from srcnn import load_model, upscale
 from srcnn.color import to_uint8
+from srcnn.engine import make_engine
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.upscale import super_resolve_plane
@@ -50,12 +51,12 @@ def weights_for_scale(weights, scale):
     return weights if weights.is_file() else weights / f"srcnn_x{scale}.pth"
 
 
-def score_y(y, model, scale, with_ssim=True):
-    """PSNR (and SSIM) on Y of a mod-cropped ground-truth plane (float32 (H, W), integers 0..255); `model=None`
+def score_y(y, engine, scale, with_ssim=True):
+    """PSNR (and SSIM) on Y of a mod-cropped ground-truth plane (float32 (H, W), integers 0..255); `engine=None`
     scores bicubic."""
     estimate = bicubic_degrade(y, scale)
-    if model is not None:
-        estimate = super_resolve_plane(model, estimate)
+    if engine is not None:
+        estimate = super_resolve_plane(engine, estimate)
     estimate = shave(to_uint8(estimate), scale)
     y = shave(y, scale)
     scores = {"psnr_y": psnr(y, estimate)}
@@ -64,24 +65,24 @@ def score_y(y, model, scale, with_ssim=True):
     return scores
 
 
-def evaluate_image(ground_truth, model, scale):
-    """Scores of one uint8 (H, W, 3) RGB ground truth; `model=None` scores bicubic."""
+def evaluate_image(ground_truth, engine, scale):
+    """Scores of one uint8 (H, W, 3) RGB ground truth; `engine=None` (see srcnn.engine) scores bicubic."""
     ground_truth = modcrop(ground_truth, scale)
     height, width = ground_truth.shape[:2]
     low = Image.fromarray(ground_truth).resize((width // scale, height // scale), Image.Resampling.BICUBIC)
-    received = np.asarray(upscale(low, model, scale))
+    received = np.asarray(upscale(low, engine, scale))
     return {
-        **score_y(ground_truth_y(ground_truth), model, scale),
+        **score_y(ground_truth_y(ground_truth), engine, scale),
         "psnr_rgb": psnr(shave(ground_truth, scale), shave(received, scale)),
     }
 
 
-def evaluate_set(paths, model, scale, description=""):
+def evaluate_set(paths, engine, scale, description=""):
     """Mean scores over image files, with a progress bar; also returns the image count."""
     scores = []
     for path in tqdm(paths, desc=description, leave=False, disable=None):
         with Image.open(path) as image:
-            scores.append(evaluate_image(np.asarray(image.convert("RGB")), model, scale))
+            scores.append(evaluate_image(np.asarray(image.convert("RGB")), engine, scale))
     means = {key: float(np.mean([score[key] for score in scores])) for key in scores[0]}
     return {**means, "images": len(scores)}
 
@@ -101,13 +102,13 @@ def evaluate(config):
     """A record per (set, scale, method): set, scale, method, psnr_y, ssim_y, psnr_rgb, images."""
     records = []
     for scale in config.scales:
-        models = {"bicubic": None}
+        engines = {"bicubic": None}
         if "srcnn" in config.methods:
-            models["srcnn"] = load_model(weights_for_scale(config.weights, scale), config.device)
+            engines["srcnn"] = make_engine(load_model(weights_for_scale(config.weights, scale), config.device))
         for set_name in config.sets:
             paths = list_images(config.data_dir / set_name)
             for method in config.methods:
-                scores = evaluate_set(paths, models[method], scale, f"{set_name} x{scale} {method}")
+                scores = evaluate_set(paths, engines[method], scale, f"{set_name} x{scale} {method}")
                 records.append({"set": set_name, "scale": scale, "method": method, **scores})
     return records
 

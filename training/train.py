@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from srcnn import SRCNN, save_state_dict
+from srcnn.engine import TorchEngine
 from srcnn.imaging import modcrop
 from srcnn.weights import sidecar_path
 from training.data import PatchConfig, cached_patches, file_list_hash, list_images, read_y
@@ -84,7 +85,8 @@ def augment_batch(inputs, labels, generator):
 def validation_psnr(model, planes, scale):
     """Mean Y PSNR of `model` over ground-truth planes, the evaluation protocol without SSIM."""
     model.eval()
-    value = sum(score_y(plane, model, scale, with_ssim=False)["psnr_y"] for plane in planes) / len(planes)
+    engine = TorchEngine(model)  # the module as it stands, on its own device
+    value = sum(score_y(plane, engine, scale, with_ssim=False)["psnr_y"] for plane in planes) / len(planes)
     model.train()
     return value
 
