@@ -6,7 +6,7 @@ DATA_DIR ?= ../shared/datasets
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive soak fuzz evaluate train train-all
+.PHONY: setup test serve stop archive soak fuzz bench evaluate train train-all
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -40,6 +40,10 @@ soak: setup
 FUZZ_SECONDS ?= 600
 fuzz: setup
 	$(PY) -m tools.fuzz --seconds $(FUZZ_SECONDS)
+
+# Starts its own TorchServe on free ports; writes bench/results.json and bench/results.md (about 5 minutes).
+bench: setup
+	$(PY) -m bench --data-dir $(DATA_DIR)
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

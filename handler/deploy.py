@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,8 @@ MODEL_NAME = "srcnn"
 BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
 
 
-def build_archive(model_store, weights_dir=ROOT / "weights"):
-    """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, model-config.yaml and the weight files
+def build_archive(model_store, weights_dir=ROOT / "weights", model_config=ROOT / "handler" / "model-config.yaml"):
+    """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
     (with their sidecars) found in `weights_dir`. Returns the archive's path."""
     weights = sorted(Path(weights_dir).glob("srcnn_x[234].pth"))
     if not weights:
@@ -48,7 +49,7 @@ def build_archive(model_store, weights_dir=ROOT / "weights"):
                     shutil.copy2(file, stage / "weights" / file.name)
         command = [BIN / "torch-model-archiver", "--model-name", MODEL_NAME, "--version", "1.0",
                    "--handler", ROOT / "handler" / "srcnn_handler.py", "--extra-files", stage,
-                   "--config-file", ROOT / "handler" / "model-config.yaml", "--export-path", model_store, "--force"]
+                   "--config-file", model_config, "--export-path", model_store, "--force"]
         # The archiver stages in $TMPDIR/<model name>: a private TMPDIR lets two builds run at once.
         subprocess.run(list(map(str, command)), check=True, env={**os.environ, "TMPDIR": temporary})
     return model_store / f"{MODEL_NAME}.mar"
@@ -198,6 +199,40 @@ class Server:
     def stop(self):
         """Stop TorchServe and wait for it to exit (up to a minute)."""
         return self.torchserve("--stop", "--foreground")
+
+
+def free_ports(count):
+    """`count` loopback TCP ports free at the time of asking."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def private_server(workdir, drop=(), model_config=ROOT / "handler" / "model-config.yaml", **properties):
+    """A TorchServe on the repository's config.properties and a fresh srcnn.mar (built with `model_config`),
+    moved to free loopback ports, with a private model store, log folder and pid file under `workdir`;
+    `properties` override config.properties entries and `drop` removes some. Not started. For the tests and
+    the benchmark, which must not collide with a server already running."""
+    workdir = Path(workdir)
+    build_archive(workdir / "model_store", model_config=model_config)
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
+    settings = read_properties(ROOT / "config.properties")
+    settings.update(
+        inference_address=f"http://127.0.0.1:{inference}",
+        management_address=f"http://127.0.0.1:{management}",
+        metrics_address=f"http://127.0.0.1:{metrics}",
+        grpc_inference_port=str(grpc_inference),
+        grpc_management_port=str(grpc_management),
+        model_store=str(workdir / "model_store"),
+        **properties,
+    )
+    config = workdir / "config.properties"
+    config.write_text("".join(f"{key}={value}\n" for key, value in settings.items() if key not in drop))
+    return Server(config=config, workdir=workdir, tmpdir=workdir / "tmp")
 
 
 def main(argv=None):

@@ -42,10 +42,10 @@ class Settings:
     """The `handler:` section of model-config.yaml."""
 
     default_scale: int = 2
-    max_input_pixels: int = 1_048_576
-    max_output_pixels: int = 4_194_304
-    max_response_bytes: int = 20_971_520  # keep at or below config.properties' max_response_size
-    threads: int = 0  # torch intra-op threads per worker; 0 keeps torch's default
+    max_input_pixels: int = 4_194_304
+    max_output_pixels: int = 16_777_216
+    max_response_bytes: int = 75_497_472  # keep at or below config.properties' max_response_size
+    threads: int = 0  # the engine's intra-op threads per worker; 0 keeps its default (one per core)
 
     @classmethod
     def from_yaml(cls, section):

@@ -1,14 +1,16 @@
 """Images the tests make themselves: gradients, edges, text and noise, deterministic per seed."""
 
-import socket
-
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image, ImageDraw
 
-from handler.deploy import ROOT, Server, build_archive, read_properties
+from handler.deploy import ROOT, private_server
 from srcnn import SRCNN
+
+MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+LIMITS = MODEL_CONFIG["handler"]  # the shipped handler settings, limits and all
 
 
 def make_scene(width, height, seed=0, noise=6.0):
@@ -61,41 +63,10 @@ def identity_model():
     return model.eval()
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def make_server(workdir, drop=(), **settings):
-    """A TorchServe on the repository's config.properties and srcnn.mar, moved to free loopback ports, a
-    private model store, log folder and pid file under `workdir`; `settings` override properties and `drop`
-    removes some. Not started."""
-    build_archive(workdir / "model_store")
-    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-    properties = read_properties(ROOT / "config.properties")
-    properties.update(
-        inference_address=f"http://127.0.0.1:{inference}",
-        management_address=f"http://127.0.0.1:{management}",
-        metrics_address=f"http://127.0.0.1:{metrics}",
-        grpc_inference_port=str(grpc_inference),
-        grpc_management_port=str(grpc_management),
-        model_store=str(workdir / "model_store"),
-        **settings,
-    )
-    config = workdir / "config.properties"
-    config.write_text("".join(f"{key}={value}\n" for key, value in properties.items() if key not in drop))
-    return Server(config=config, workdir=workdir, tmpdir=workdir / "tmp")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One running TorchServe shared by the real-server tests; always stopped at the end."""
-    instance = make_server(tmp_path_factory.mktemp("torchserve"))
+    instance = private_server(tmp_path_factory.mktemp("torchserve"))
     instance.start(timeout=240)
     yield instance
     instance.stop()
@@ -106,4 +77,4 @@ def predictions_url(server):
 
 
 def worker_pids(server):
-    return [worker["pid"] for worker in server.workers()]
+    return sorted(worker["pid"] for worker in server.workers())

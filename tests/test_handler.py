@@ -4,23 +4,19 @@ import base64
 import io
 import json
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 from ts.context import Context, RequestProcessor
 
-from handler.deploy import read_properties
+from conftest import MODEL_CONFIG
+from handler.deploy import ROOT, read_properties
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
 from srcnn import save_state_dict, upscale
 from srcnn.codec import encode_image
 from tools.hostile import encode
-
-ROOT = Path(__file__).resolve().parent.parent
-MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
 
 
 class Metrics:
@@ -290,7 +286,8 @@ def test_decompression_bomb_header_is_refused(handler):
     png = bytearray(encode(Image.new("L", (1, 1))))
     png[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height ...
     png[29:33] = zlib.crc32(png[12:29]).to_bytes(4, "big")  # ... and its CRC
-    assert "limit of 1,048,576 pixels" in error(one(handler, {"body": png}), 413, "image_too_large")
+    limit = MODEL_CONFIG["handler"]["max_input_pixels"]
+    assert f"limit of {limit:,} pixels" in error(one(handler, {"body": png}), 413, "image_too_large")
 
 
 def test_output_over_the_limit_names_the_largest_input(model_dir):

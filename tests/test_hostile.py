@@ -3,13 +3,11 @@ by the same worker process."""
 
 import pytest
 import requests
-import yaml
 
-from conftest import predictions_url, worker_pids
+from conftest import LIMITS, predictions_url, worker_pids
 from handler.deploy import ROOT, read_properties
 from tools.hostile import corpus, encode, sample_image
 
-LIMITS = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())["handler"]
 CASES = corpus(LIMITS["max_input_pixels"], LIMITS["max_output_pixels"],
                int(read_properties(ROOT / "config.properties")["max_request_size"]))
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import predictions_url, worker_pids
+from conftest import LIMITS, predictions_url, worker_pids
 from handler.deploy import ROOT, read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
@@ -104,8 +104,9 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize("description, arguments, status, kind", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_bad_input_gets_its_4xx_and_the_worker_lives(server, scene, description, arguments, status, kind):
     pids = worker_pids(server)
-    payloads = {"PNG": encode(scene(8, 8)), "BIG": encode(Image.new("L", (1025, 1024))),
-                "WIDE": encode(Image.new("L", (513, 512)))}
+    side = int(LIMITS["max_output_pixels"] ** 0.5) // 4  # ×4 of side × side is exactly the output limit
+    payloads = {"PNG": encode(scene(8, 8)), "BIG": encode(Image.new("L", (LIMITS["max_input_pixels"] + 1, 1))),
+                "WIDE": encode(Image.new("L", (side + 1, side)))}
     arguments = dict(arguments)
     if arguments.get("data") in payloads:
         arguments["data"] = payloads[arguments["data"]]

@@ -2,7 +2,7 @@
 
     python -m tools.soak [--config config.properties] [--requests 2000] [--clients 4] [--hostile 0.2]
 
-Reports the requests, the count of each status, p50/p99 latency, worker restarts, the worker's resident memory
+Reports the requests, the count of each status, p50/p99 latency, worker restarts, the workers' resident memory
 before and after a warm-up pass (200 valid requests and the hostile corpus, not counted) and at the end, and
 every answer that is not the one its case must get. Exits 1 when the
 bar is missed: any wrong answer (an unexpected 5xx included), any restart, or memory growth of 10% or more.
@@ -40,9 +40,14 @@ def valid_cases(count, rng):
     return cases
 
 
-def worker_process(server):
-    (worker,) = server.workers()
-    return psutil.Process(worker["pid"])
+def worker_processes(server):
+    """{pid: psutil.Process} of the model's workers."""
+    return {worker["pid"]: psutil.Process(worker["pid"]) for worker in server.workers()}
+
+
+def resident(processes):
+    """Total resident memory of `processes` in bytes."""
+    return sum(process.memory_info().rss for process in processes.values())
 
 
 def run(server, cases, clients):
@@ -95,17 +100,18 @@ def main(argv=None):
     cases = valid_cases(args.requests - count, rng) + [rng.choice(hostile) for _ in range(count)]
     rng.shuffle(cases)
 
-    rss_idle = worker_process(server).memory_info().rss
-    # Warm-up, not counted: torch's allocator and oneDNN's kernel cache (one entry per tile shape) fill up over
-    # the first hundred or so requests of varied sizes and then stay flat; growth is measured after that.
+    rss_idle = resident(worker_processes(server))
+    # Warm-up, not counted: allocators and per-shape caches fill up over the first hundred or so requests of
+    # varied sizes and then stay flat; growth is measured after that.
     run(server, valid_cases(args.warm_up, random.Random(args.seed + 1)) + hostile, args.clients)
-    process = worker_process(server)
-    rss_start = process.memory_info().rss
+    processes = worker_processes(server)
+    rss_start = resident(processes)
     started = time.perf_counter()
     results = run(server, cases, args.clients)
     wall = time.perf_counter() - started
-    end_process = worker_process(server)
-    rss_end = end_process.memory_info().rss if end_process.pid == process.pid else None
+    end_processes = worker_processes(server)
+    restarts = len(set(processes) - set(end_processes))
+    rss_end = resident(end_processes) if not restarts else None
     latencies = np.array([seconds for _, _, seconds, _ in results])
     problems = [problem for *_, problem in results if problem]
     report = {
@@ -118,11 +124,12 @@ def main(argv=None):
         "latency_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
         "wrong_answers": len(problems),
         "unexpected_5xx": sum(status >= 500 for _, status, _, problem in results if problem),
-        "worker_restarts": int(end_process.pid != process.pid),
+        "workers": len(processes),
+        "worker_restarts": restarts,
         "warm_up_requests": args.warm_up + len(hostile),
-        "worker_rss_idle_mb": round(rss_idle / 2**20, 1),
-        "worker_rss_start_mb": round(rss_start / 2**20, 1),
-        "worker_rss_end_mb": None if rss_end is None else round(rss_end / 2**20, 1),
+        "workers_rss_idle_mb": round(rss_idle / 2**20, 1),  # all workers together
+        "workers_rss_start_mb": round(rss_start / 2**20, 1),
+        "workers_rss_end_mb": None if rss_end is None else round(rss_end / 2**20, 1),
         "rss_growth": None if rss_end is None else round(rss_end / rss_start - 1, 4),
         "problems": problems[:20],
     }

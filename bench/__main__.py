@@ -1,0 +1,165 @@
+"""The benchmark behind the README's Speed section (`make bench`), every number from one run on this machine.
+
+    python -m bench [--data-dir ../shared/datasets] [--out bench/results.json] [--requests 12]
+
+Measures the limit (the best fp32 matrix multiply of numpy and torch), the SRCNN forward pass at 128²–2048²
+for eager torch on the full image, a default ONNX Runtime session and the shipped path, the handler's work in
+process (decode PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped
+model-config.yaml, and 1 worker × 2 threads beside it), and the worker's peak resident memory answering
+2048² → ×2. Writes the JSON and a Markdown table beside it
+(results.md), and prints the table. A run takes about five minutes on the 2-core machine.
+"""
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from PIL import Image
+
+from bench.compute import end_to_end, forward_rates, matmul_limit
+from bench.served import served
+from srcnn.weights import load_model
+from training.data import list_images
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (128, 256, 512, 1024, 2048)
+SERVED_SIDE, BIG_SIDE, SCALE = 512, 2048, 2
+
+
+def photo_png(data_dir, side):
+    """PNG bytes of a side × side photograph: Set14's largest image, bicubic-resized (a natural image, so the
+    PNG sizes and encode times are those of real uploads, not of noise or flat colour)."""
+    paths = list_images(Path(data_dir) / "Set14")
+    sizes = {path: Image.open(path).size for path in paths}
+    largest = max(paths, key=lambda path: sizes[path][0] * sizes[path][1])
+    with Image.open(largest) as image:
+        square = image.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    square.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def run(config):
+    started = time.perf_counter()
+    model = load_model(ROOT / "weights" / f"srcnn_x{SCALE}.pth")
+    flop = model.flops_per_pixel
+    results = {"machine": machine(), "flop_per_output_pixel": flop}
+    print("limit: fp32 matrix multiply ...", file=sys.stderr)
+    results["matmul_gflops"] = matmul_limit()
+    limit = max(results["matmul_gflops"].values())
+    results["limit_gflops"] = limit
+    print("forward pass per engine ...", file=sys.stderr)
+    results["forward_gflops"] = forward_rates(model, SIZES, flop)
+    shipped = next(name for name in results["forward_gflops"] if name.startswith("shipped"))
+    served_output_side = SERVED_SIDE * SCALE
+    # The network's speed on the plane a 512² → ×2 request runs it on (1024²), in output pixels per second.
+    forward_pixels = results["forward_gflops"][shipped][served_output_side] * 1e9 / flop
+
+    body = photo_png(config.data_dir, SERVED_SIDE)
+    print("in-process decode → upscale → encode ...", file=sys.stderr)
+    seconds = end_to_end(model, body, SCALE)
+    pixels = served_output_side**2
+    results["in_process"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "seconds": seconds,
+                             "output_mpx_per_s": pixels / seconds / 1e6,
+                             "of_limit": pixels / seconds * flop / 1e9 / limit,
+                             "of_forward": pixels / seconds / forward_pixels}
+    print("TorchServe over HTTP: the shipped settings, then 1 worker × 2 threads ...", file=sys.stderr)
+    results["served"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "big_input": f"{BIG_SIDE}² PNG",
+                         "shipped": served(body, (1, 2), config.requests, photo_png(config.data_dir, BIG_SIDE)),
+                         "alternative": served(body, (1, 2), config.requests, workers=1, threads=2)}
+    for setting in ("shipped", "alternative"):
+        for load in results["served"][setting]["load"].values():
+            rate = load["requests_per_s"] * pixels
+            load.update(output_mpx_per_s=rate / 1e6, of_limit=rate * flop / 1e9 / limit,
+                        of_forward=rate / forward_pixels)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def markdown(results):
+    """The results as the Markdown the README quotes."""
+    limit = results["limit_gflops"]
+    matmul = results["matmul_gflops"]
+    lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; torch "
+             f"{results['machine']['torch']}, ONNX Runtime {results['machine']['onnxruntime']}. Limit: fp32 matrix "
+             f"multiply {limit:.0f} GFLOP/s (numpy {matmul['numpy']:.0f}, torch {matmul['torch']:.0f}). "
+             f"SRCNN: {results['flop_per_output_pixel']:,} FLOP per output pixel. Run took "
+             f"{results['seconds'] / 60:.1f} min.", "",
+             "| forward, GFLOP/s (× limit) | " + " | ".join(f"{size}²" for size in SIZES) + " |",
+             "| --- |" + " --- |" * len(SIZES)]
+    for name, rates in results["forward_gflops"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{rates[size]:.0f} ({rates[size] / limit:.2f})"
+                                                   for size in SIZES) + " |")
+    process, served = results["in_process"], results["served"]
+    lines += ["", f"| {served['input']} → ×{served['scale']} | requests/s | output Mpx/s | p50 (s) | p99 (s) "
+                  "| × limit | × in-process forward |",
+              "| --- | --- | --- | --- | --- | --- | --- |",
+              f"| in process: decode → upscale → encode | {1 / process['seconds']:.2f} | "
+              f"{process['output_mpx_per_s']:.2f} | {process['seconds']:.2f} | | {process['of_limit']:.2f} | "
+              f"{process['of_forward']:.2f} |"]
+    for setting in ("shipped", "alternative"):
+        run = served[setting]
+        name = f"{run['workers']} worker{'s' if run['workers'] > 1 else ''} × {run['threads']} thread" + \
+            ("s" if run["threads"] > 1 else "") + (" (shipped)" if setting == "shipped" else "")
+        for clients, load in run["load"].items():
+            lines.append(f"| TorchServe, {name}, {clients} client{'s' if clients > 1 else ''} ({load['requests']} "
+                         f"requests) | {load['requests_per_s']:.2f} | {load['output_mpx_per_s']:.2f} | "
+                         f"{load['p50_s']:.2f} | {load['p99_s']:.2f} | {load['of_limit']:.2f} | {load['of_forward']:.2f} |")
+    memory = served["shipped"]["memory"]
+    lines += ["", f"Worker resident memory, shipped settings: {memory['idle_rss_bytes'] / 2**20:.0f} MiB after the "
+                  f"load above, peak {memory['peak_rss_bytes'] / 2**20:.0f} MiB answering {served['big_input']} → "
+                  f"×{served['scale']} (a {memory['response_bytes'] / 2**20:.1f} MiB PNG, answered in "
+                  f"{memory['seconds']:.1f} s)."]
+    return "\n".join(lines + [""] + bar(results)) + "\n"
+
+
+def bar(results):
+    """Issue 6's bar, item by item, read off these results."""
+    limit, rates = results["limit_gflops"], results["forward_gflops"]
+    shipped = next(name for name in rates if name.startswith("shipped"))
+    plain = next(name for name in rates if name.startswith("ONNX Runtime"))
+    two_clients = results["served"]["shipped"]["load"][2]
+    peak = results["served"]["shipped"]["memory"]["peak_rss_bytes"]
+    checks = [
+        ("shipped forward ≥ 0.85 × limit at 256²–2048²", all(rates[shipped][size] >= 0.85 * limit for size in SIZES[1:])),
+        ("shipped forward faster than plain ONNX Runtime at 512²–2048²",
+         all(rates[shipped][size] > rates[plain][size] for size in SIZES[2:])),
+        ("served, 2 clients: ≥ 0.70 × limit", two_clients["of_limit"] >= 0.70),
+        ("served, 2 clients: ≥ 0.80 × in-process forward", two_clients["of_forward"] >= 0.80),
+        ("worker peak RSS ≤ 1 GB answering 2048² → ×2", peak <= 1e9),
+    ]
+    return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "datasets",
+                        help="holds Set14, whose largest photograph is the request image")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")
+    config = parser.parse_args(argv)
+    results = run(config)
+    table = markdown(results)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    config.out.write_text(json.dumps(results, indent=2) + "\n")
+    config.out.with_suffix(".md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

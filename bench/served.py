@@ -1,0 +1,99 @@
+"""TorchServe over HTTP: throughput and latency at 1 and 2 concurrent clients, and the worker's peak memory."""
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import requests
+import yaml
+
+from handler.deploy import MODEL_NAME, ROOT, private_server
+
+MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"
+
+
+def load(url, body, clients, count):
+    """`count` PUTs of `body` from `clients` threads: requests/s and the per-request latencies (s)."""
+    latencies, failures, lock = [], [], threading.Lock()
+    remaining = iter(range(count))
+
+    def client():
+        session = requests.Session()
+        while True:
+            with lock:
+                if next(remaining, None) is None:
+                    return
+            start = time.perf_counter()
+            response = session.put(url, data=body, headers={"Content-Type": "image/png"}, timeout=600)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {count} requests failed, e.g. {failures[0]}")
+    return count / wall, latencies
+
+
+def peak_rss(pid):
+    """The process's resident-memory high-water mark in bytes (Linux VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def workers_and_threads(workers=None, threads=None):
+    """A model-config.yaml like the shipped one with other worker and thread counts, as text."""
+    config = yaml.safe_load(MODEL_CONFIG.read_text())
+    if workers:
+        config["minWorkers"] = config["maxWorkers"] = workers
+    if threads:
+        config["handler"]["threads"] = threads
+    return yaml.safe_dump(config)
+
+
+def served(body, clients_counts, requests_per_client, big_body=None, workers=None, threads=None):
+    """Start a private TorchServe on the shipped settings (or other `workers` and `threads`); measure `body` at
+    each client count, then, given `big_body`, the workers' memory while answering it. Returns a dict."""
+    with tempfile.TemporaryDirectory() as workdir:
+        model_config = Path(workdir) / "model-config.yaml"
+        model_config.write_text(workers_and_threads(workers, threads))
+        server = private_server(Path(workdir), model_config=model_config)
+        server.start(timeout=300)
+        try:
+            url = f"{server.inference_url}/predictions/{MODEL_NAME}"
+            running = server.workers()
+            load(url, body, len(running), 2 * len(running))  # warm every worker
+            threads = yaml.safe_load(model_config.read_text())["handler"]["threads"]
+            results = {"workers": len(running), "threads": threads, "load": {}}
+            for clients in clients_counts:
+                rate, latencies = load(url, body, clients, clients * requests_per_client)
+                results["load"][clients] = {"requests_per_s": rate, "requests": len(latencies),
+                                            "p50_s": float(np.percentile(latencies, 50)),
+                                            "p99_s": float(np.percentile(latencies, 99))}
+            if big_body is None:
+                return results
+            pids = [worker["pid"] for worker in server.workers()]
+            idle = {pid: psutil.Process(pid).memory_info().rss for pid in pids}
+            start = time.perf_counter()
+            response = requests.put(url, data=big_body, headers={"Content-Type": "image/png"}, timeout=600)
+            seconds = time.perf_counter() - start
+            if response.status_code != 200:
+                raise RuntimeError(f"the large request got {response.status_code}: {response.text[:300]}")
+            results["memory"] = {"idle_rss_bytes": max(idle.values()),
+                                 "peak_rss_bytes": max(peak_rss(pid) for pid in pids),
+                                 "response_bytes": len(response.content), "seconds": seconds}
+            return results
+        finally:
+            server.stop()
