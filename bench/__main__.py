@@ -37,9 +37,11 @@ SERVED_SIDE, BIG_SIDE, SCALE = 512, 2048, 2
 def photo_png(data_dir, side):
     """PNG bytes of a side × side photograph: Set14's largest image, bicubic-resized (a natural image, so the
     PNG sizes and encode times are those of real uploads, not of noise or flat colour)."""
-    paths = list_images(Path(data_dir) / "Set14")
-    sizes = {path: Image.open(path).size for path in paths}
-    largest = max(paths, key=lambda path: sizes[path][0] * sizes[path][1])
+    def pixels(path):
+        with Image.open(path) as image:
+            return image.width * image.height
+
+    largest = max(list_images(Path(data_dir) / "Set14"), key=pixels)
     with Image.open(largest) as image:
         square = image.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()

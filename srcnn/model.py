@@ -19,8 +19,7 @@ class SRCNN(nn.Module):
         self.kernel_sizes = tuple(kernel_sizes)
         self.widths = tuple(widths)
         self.channels = channels
-        in_out = zip((channels, *widths), (*widths, channels))
-        self.convs = nn.ModuleList(nn.Conv2d(cin, cout, k) for (cin, cout), k in zip(in_out, kernel_sizes))
+        self.convs = nn.ModuleList(nn.Conv2d(cin, cout, k) for cin, cout, k in self.layers)
         self.reset_parameters()
 
     @property
@@ -29,10 +28,15 @@ class SRCNN(nn.Module):
         return sum(k // 2 for k in self.kernel_sizes)
 
     @property
+    def layers(self):
+        """(in channels, out channels, kernel size) of each convolution."""
+        in_out = zip((self.channels, *self.widths), (*self.widths, self.channels))
+        return [(cin, cout, k) for (cin, cout), k in zip(in_out, self.kernel_sizes)]
+
+    @property
     def flops_per_pixel(self):
         """Floating-point operations per output pixel (a multiply-add counts 2): 114,368 for 9-5-5."""
-        in_out = zip((self.channels, *self.widths), (*self.widths, self.channels))
-        return sum(2 * k * k * cin * cout for (cin, cout), k in zip(in_out, self.kernel_sizes))
+        return sum(2 * k * k * cin * cout for cin, cout, k in self.layers)
 
     def reset_parameters(self):
         # He init where a ReLU follows; the paper's N(0, 0.001) for the linear reconstruction layer.
