@@ -10,9 +10,7 @@ import psutil
 import requests
 import yaml
 
-from handler.deploy import MODEL_NAME, ROOT, private_server
-
-MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"
+from handler.deploy import MODEL_CONFIG, MODEL_NAME, private_server
 
 
 def load(url, body, clients, count):

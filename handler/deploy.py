@@ -24,10 +24,11 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "srcnn"
+MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"  # the shipped worker and handler settings
 BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
 
 
-def build_archive(model_store, weights_dir=ROOT / "weights", model_config=ROOT / "handler" / "model-config.yaml"):
+def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG):
     """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
     (with their sidecars) found in `weights_dir`. Returns the archive's path."""
     weights = sorted(Path(weights_dir).glob("srcnn_x[234].pth"))
@@ -212,7 +213,7 @@ def free_ports(count):
     return ports
 
 
-def private_server(workdir, drop=(), model_config=ROOT / "handler" / "model-config.yaml", **properties):
+def private_server(workdir, drop=(), model_config=MODEL_CONFIG, **properties):
     """A TorchServe on the repository's config.properties and a fresh srcnn.mar (built with `model_config`),
     moved to free loopback ports, with a private model store, log folder and pid file under `workdir`;
     `properties` override config.properties entries and `drop` removes some. Not started. For the tests and

@@ -6,10 +6,10 @@ import torch
 import yaml
 from PIL import Image, ImageDraw
 
-from handler.deploy import ROOT, private_server
+from handler.deploy import MODEL_CONFIG as MODEL_CONFIG_FILE, private_server
 from srcnn import SRCNN
 
-MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())
 LIMITS = MODEL_CONFIG["handler"]  # the shipped handler settings, limits and all
 
 

@@ -22,7 +22,7 @@ import psutil
 import requests
 import yaml
 
-from handler.deploy import ROOT, MODEL_NAME, Server
+from handler.deploy import MODEL_CONFIG, MODEL_NAME, ROOT, Server
 from tools.hostile import Case, corpus, encode, sample_image
 
 FORMATS = ("PNG", "JPEG", "WEBP")
@@ -93,7 +93,7 @@ def main(argv=None):
         print(f"no {MODEL_NAME} worker answers at {server.management_url}: start the server (make serve)")
         return 2
     rng = random.Random(args.seed)
-    limits = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())["handler"]
+    limits = yaml.safe_load(MODEL_CONFIG.read_text())["handler"]
     hostile = [case for case in corpus(limits["max_input_pixels"], limits["max_output_pixels"],
                                        int(server.properties["max_request_size"])) if not case.heavy]
     count = round(args.requests * args.hostile)
