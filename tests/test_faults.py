@@ -68,7 +68,9 @@ def test_killed_worker_is_replaced_and_only_requests_in_flight_fail(own_server, 
     recovered_at = min(finished for sent, finished, status in after if status == 200 and sent > killed_at)
     print(f"\nworker SIGKILL: {len(failed)} failed requests, serving again after {recovered_at - killed_at:.1f} s")
     assert len(failed) <= clients  # only those in flight when it died
-    assert all(sent < killed_at for sent, _, _ in failed)
+    # ... or handed to it in the moment before the frontend saw its socket close (TorchServe answers 507 and does
+    # not retry on the other worker): CI saw one sent just after the kill.
+    assert all(sent < killed_at + 1.0 for sent, _, _ in failed)
     assert recovered_at - killed_at < 60
     deadline = time.monotonic() + 120  # TorchServe starts a replacement worker
     while (len(worker_pids(own_server)) < len(pids) or old_pid in worker_pids(own_server)) and \
