@@ -6,7 +6,7 @@ DATA_DIR ?= ../shared/datasets
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive soak fuzz bench evaluate train train-all
+.PHONY: setup test serve stop archive soak fuzz bench bench-train evaluate train train-all
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -44,6 +44,10 @@ fuzz: setup
 # Starts its own TorchServe on free ports; writes bench/results.json and bench/results.md (about 5 minutes).
 bench: setup
 	$(PY) -m bench --data-dir $(DATA_DIR)
+
+# Training steps per second, float32 against bfloat16 autocast (--amp), runs alternating (about 2 minutes).
+bench-train: setup
+	$(PY) -m bench.training --data-dir $(DATA_DIR)
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

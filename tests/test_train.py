@@ -64,6 +64,20 @@ def test_thirty_steps_lower_the_loss_and_write_weights_sidecar_and_curve(image_f
     assert (tmp_path / "w" / "srcnn_x2_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_amp_trains_in_bfloat16_on_the_cpu(image_folder, tmp_path):
+    data, results = image_folder(), {}
+    for name, extra in (("fp32", ()), ("bf16", ("--amp",))):
+        out = tmp_path / name / "w.pth"
+        sidecar = train(parse_args(arguments(data, out, tmp_path / "cache", 30, *extra)), log=lambda message: None)
+        results[name] = sidecar, torch.load(out, weights_only=True)
+    (fp32, fp32_weights), (bf16, bf16_weights) = results["fp32"], results["bf16"]
+    assert (fp32["training"]["amp"], bf16["training"]["amp"]) == (False, True)
+    assert bf16["curve"][-1]["loss"] < bf16["curve"][0]["loss"] / 2
+    assert abs(bf16["curve"][-1]["train_psnr_y"] - fp32["curve"][-1]["train_psnr_y"]) < 0.5
+    differences = [(bf16_weights[key] - fp32_weights[key]).abs().max().item() for key in fp32_weights]
+    assert max(differences) > 1e-4  # the same seed and batches: only bfloat16 arithmetic tells the runs apart
+
+
 def test_killed_run_resumes_to_the_same_weights(image_folder, tmp_path):
     data = image_folder()
     steps = 40
