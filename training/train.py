@@ -42,7 +42,7 @@ class TrainConfig:
     out: Path
     train_set: str = "T91"
     eval_sets: tuple = ("Set5", "Set14")
-    steps: int = 12_000
+    steps: int = 24_000
     batch_size: int = 128
     lr: float = 1e-3  # first two layers
     last_lr: float = 1e-4  # reconstruction layer
