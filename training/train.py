@@ -240,8 +240,8 @@ def parse_args(argv=None):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--no-augment", action="store_false", dest="augment")
     parser.add_argument("--device", default=defaults.device)
-    parser.add_argument("--amp", action="store_true",
-                        help="bfloat16 autocast: on CUDA, or on a CPU with AVX512-BF16 or AMX (make bench-train measures it)")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast: on CUDA, or on a CPU with "
+                        "AVX512-BF16 or AMX (make bench-train measures it)")
     parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir)
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
     args = vars(parser.parse_args(argv))
