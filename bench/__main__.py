@@ -24,12 +24,12 @@ import onnxruntime
 import torch
 from PIL import Image
 
+from bench import DATA_DIR, ROOT
 from bench.compute import end_to_end, forward_rates, matmul_limit
 from bench.served import served
 from srcnn.weights import load_model
 from training.data import list_images
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = (128, 256, 512, 1024, 2048)
 SERVED_SIDE, BIG_SIDE, SCALE = 512, 2048, 2
 
@@ -150,7 +150,7 @@ def bar(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "datasets",
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
                         help="holds Set14, whose largest photograph is the request image")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from bench import DATA_DIR
 from training.train import parse_args, train
 
-ROOT = Path(__file__).resolve().parent.parent
 MODES = {"float32": (), "bfloat16 autocast": ("--amp",)}
 
 
@@ -31,7 +31,7 @@ def steps_per_second(data_dir, scale, steps, extra, folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--scale", type=int, default=3, choices=[2, 3, 4])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
