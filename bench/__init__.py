@@ -1,7 +1,7 @@
 """Benchmarks: `make bench`, speed and memory of serving against the machine's limit (__main__.py, the README's
-Speed section), and `make bench-train`, training speed in float32 against bfloat16 (training.py)."""
+Speed section); `make bench-train`, training speed in float32 against bfloat16 (training.py); `make
+bench-recipes`, training recipes at equal CPU time on T91's validation split (recipes.py)."""
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT.parent / "shared" / "datasets"  # the datasets beside the repository, as the Makefile's DATA_DIR

@@ -1,6 +1,6 @@
 """The benchmark behind the README's Speed section (`make bench`), every number from one run on this machine.
 
-    python -m bench [--data-dir ../shared/datasets] [--out bench/results.json] [--requests 12]
+    python -m bench [--out bench/results.json] [--requests 12]
 
 Measures the limit (the best fp32 matrix multiply of numpy and torch), the SRCNN forward pass at 128²–2048²
 for eager torch on the full image, a default ONNX Runtime session and the shipped path, the handler's work in
@@ -24,11 +24,11 @@ import onnxruntime
 import torch
 from PIL import Image
 
-from bench import DATA_DIR, ROOT
+from bench import ROOT
 from bench.compute import end_to_end, forward_rates, matmul_limit
 from bench.served import served
 from srcnn.weights import load_model
-from training.data import list_images
+from training.data import DATA_DIR, list_images
 
 SIZES = (128, 256, 512, 1024, 2048)
 SERVED_SIDE, BIG_SIDE, SCALE = 512, 2048, 2

@@ -1,6 +1,6 @@
 """Training speed in float32 against bfloat16 autocast (`--amp`), taken in one run on this machine.
 
-    python -m bench.training [--data-dir ../shared/datasets] [--scale 3] [--steps 300] [--rounds 2]
+    python -m bench.training [--scale 3] [--steps 300] [--rounds 2]
 
 Runs the training CLI's own loop (`training.train.train`, batch 128, augmentation on) for `--steps` steps in each
 mode, alternating the modes `--rounds` times, and prints steps per second of each run and the ratio of the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from bench import DATA_DIR
+from training.data import DATA_DIR
 from training.train import parse_args, train
 
 MODES = {"float32": (), "bfloat16 autocast": ("--amp",)}

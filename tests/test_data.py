@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from srcnn.imaging import bicubic_degrade, modcrop
-from training.data import PatchConfig, build_patches, cached_patches, image_patches, list_images, read_y
+from training.data import (DATA_DIR, PatchConfig, build_patches, cached_patches, image_patches, list_images, read_y,
+                           split_validation)
 
 
 def test_patch_count_and_content_for_a_known_size():
@@ -60,3 +61,15 @@ def test_read_y_of_grey_and_colour(tmp_path, scene):
     assert y.shape == (8, 10)
     grey = np.asarray(scene(10, 8).convert("L"), dtype=float)
     np.testing.assert_array_equal(y, np.floor(16 + grey * 219 / 255 + 0.5))
+
+
+def test_validation_split_holds_out_every_ninth_image():
+    paths = [f"t{index}.png" for index in range(91)]
+    training, validation = split_validation(paths)
+    assert validation == [f"t{index}.png" for index in range(0, 91, 9)] and len(validation) == 11
+    assert len(training) == 80 and not set(training) & set(validation)
+
+
+def test_the_shipped_datasets_are_complete():
+    counts = {name: len(list_images(DATA_DIR / name)) for name in ("T91", "Set5", "Set14")}
+    assert counts == {"T91": 91, "Set5": 5, "Set14": 14}

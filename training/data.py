@@ -13,6 +13,8 @@ from srcnn.color import rgb_to_y, to_uint8
 from srcnn.imaging import bicubic_degrade, gaussian_blur, modcrop, resize_plane
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # T91, Set5, Set14 as shipped (data/README.md)
+VALIDATION_EVERY = 9  # every 9th T91 image (11 of 91) is the validation split that recipes are compared on
 
 
 def list_images(folder):
@@ -22,6 +24,12 @@ def list_images(folder):
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return paths
+
+
+def split_validation(paths, every=VALIDATION_EVERY):
+    """(training, validation): every `every`-th path, counting from the first, is held out for validation."""
+    validation = paths[::every]
+    return [path for path in paths if path not in validation], validation
 
 
 def ground_truth_y(rgb):

@@ -1,7 +1,7 @@
 """Evaluate bicubic and SRCNN the way the paper's authors did, and set the numbers beside the paper's.
 
-    python -m training.evaluate --data-dir ../shared/datasets --sets Set5 Set14 --scales 2 3 4 \
-        --method bicubic srcnn --weights weights --json results.json
+    python -m training.evaluate --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn --weights weights \
+        --json results.json
 
 Protocol (the authors' demo code): Y of the uint8 ground truth (MATLAB BT.601, rounded), mod-crop to the scale,
 bicubic down and up, the network in full-size mode, output rounded to uint8, `scale` pixels shaved, then PSNR
@@ -25,7 +25,7 @@ from srcnn.engine import make_engine
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.upscale import super_resolve_plane
-from training.data import ground_truth_y, list_images
+from training.data import DATA_DIR, ground_truth_y, list_images
 
 # The paper's 9-5-5 model (ImageNet-trained) and bicubic, TPAMI 2015, Tables 2 and 3; PSNR in dB.
 PAPER_PSNR = {
@@ -133,7 +133,8 @@ def markdown_table(records):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder whose sub-folders are test sets")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
+                        help="folder whose sub-folders are test sets (default: the repository's data/)")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"], help="sub-folders of --data-dir")
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4], choices=[2, 3, 4])
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=METHODS, dest="methods")
