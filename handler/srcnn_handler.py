@@ -7,21 +7,27 @@ Where the image comes from: the raw body (`curl -T img.png`, or `--data-binary @
 Content-Type), one multipart file field (`-F data=@img.png`), or JSON {"image": "<base64>", "scale": 3}.
 The scale comes from the `X-Scale` header, a `scale` form or JSON field, or `default_scale` in
 model-config.yaml. `Accept: image/jpeg` or `image/webp` picks the answer's format; PNG otherwise.
+
+Every answer of 200 says what was done (X-Scale, X-Output-Size, X-Weights, Server-Timing), and every request,
+answered or refused, writes one INFO line to TorchServe's model log (handler.protocol.Trace).
 """
 
 import logging
+import os
+import time
+from http import HTTPStatus
 from pathlib import Path
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler.protocol import (
-    PHRASES,
     SCALES,
     SEND_HINT,
     ClientError,
     Job,
     Settings,
+    Trace,
     choose_media_type,
     header,
     image_and_scale_fields,
@@ -30,6 +36,7 @@ from handler.protocol import (
 from srcnn import load_model, upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
 from srcnn.engine import make_engine
+from srcnn.weights import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +45,18 @@ class SRCNNHandler(BaseHandler):
     """Loads the ×2, ×3 and ×4 weights shipped in the archive and answers each request with its upscaled image."""
 
     def initialize(self, context):
+        # TorchServe's worker reads this on every request: bodies then reach preprocess as the bytes sent, so a
+        # malformed JSON body becomes our 400 with its position instead of a logged traceback and a raw payload.
+        os.environ["TS_DECODE_INPUT_REQUEST"] = "false"
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
-        self.engines = {scale: make_engine(load_model(weights / f"srcnn_x{scale}.pth", self.device),
-                                           self.settings.threads)
-                        for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
+        files = {scale: weights / f"srcnn_x{scale}.pth" for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
+        self.engines = {scale: make_engine(load_model(path, self.device), self.settings.threads)
+                        for scale, path in files.items()}
+        # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
+        self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         if self.settings.default_scale not in self.engines:
             raise RuntimeError(f"default_scale {self.settings.default_scale} has no weights; the archive has "
                                f"{sorted(self.engines)} under {weights}")
@@ -54,26 +66,35 @@ class SRCNNHandler(BaseHandler):
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
-        return [self._per_request(self._parse, index, row) for index, row in enumerate(data)]
+        self.traces = [Trace(request_id=self.context.get_request_id(index) or "") for index in range(len(data))]
+        return [self._per_request("decode", self._parse, index, row) for index, row in enumerate(data)]
 
     def inference(self, jobs):
         """One upscaled PIL image (with its media type) or ClientError per request."""
-        return [self._per_request(self._upscale, index, job) for index, job in enumerate(jobs)]
+        return [self._per_request("upscale", self._upscale, index, job) for index, job in enumerate(jobs)]
 
     def postprocess(self, results):
-        """One body per request: the encoded image, or the JSON error with its status set on the context."""
-        bodies = [self._per_request(self._encode, index, result) for index, result in enumerate(results)]
-        for index, body in enumerate(bodies):
+        """One body per request: the encoded image with the headers that say what was done, or the JSON error
+        with its status; either way one log line."""
+        bodies = [self._per_request("encode", self._encode, index, result) for index, result in enumerate(results)]
+        for index, (body, trace) in enumerate(zip(bodies, self.traces)):
             if isinstance(body, ClientError):
-                self.context.set_response_status(body.status, PHRASES[body.status], index)
+                trace.status, trace.error = body.status, body.kind
+                self.context.set_response_status(body.status, HTTPStatus(body.status).phrase, index)
                 self.context.set_response_content_type(index, "application/json")
                 bodies[index] = body.body()
+            else:
+                for name, value in trace.headers().items():
+                    self.context.set_response_header(index, name, value)
+            logger.info(trace.log_line())
         return bodies
 
-    def _per_request(self, step, index, item):
-        """Run one stage for one request; client errors and unexpected failures stay with that request."""
+    def _per_request(self, stage, step, index, item):
+        """Run one stage for one request, timing it; client errors and unexpected failures stay with that
+        request."""
         if isinstance(item, ClientError):
             return item
+        started = time.perf_counter()
         try:
             return step(index, item)
         except ClientError as error:
@@ -83,6 +104,8 @@ class SRCNNHandler(BaseHandler):
         except Exception:  # a bug must not fail the other requests of the batch nor kill the worker
             logger.exception("request %d failed", index)
             return ClientError(500, "internal_error", "the server failed on this image; the log has the details")
+        finally:
+            self.traces[index].stages[stage] = (time.perf_counter() - started) * 1000
 
     def _parse(self, index, row):
         headers = self.context.get_all_request_header(index) or {}
@@ -90,7 +113,7 @@ class SRCNNHandler(BaseHandler):
         if content_type.startswith("application/x-www-form-urlencoded"):
             raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without "
                                                 f"a Content-Type); {SEND_HINT}")
-        data, field_scale = image_and_scale_fields(row)
+        data, field_scale = image_and_scale_fields(row, content_type)
         header_scale = header(headers, "X-Scale")
         allowed = sorted(self.engines)
         scale = self.settings.default_scale
@@ -102,6 +125,9 @@ class SRCNNHandler(BaseHandler):
         media_type = choose_media_type(header(headers, "Accept"))
         limits = self.settings
         image = decode_image(data, limits.max_input_pixels)
+        trace = self.traces[index]
+        trace.scale, trace.media_type, trace.input_size = scale, media_type, image.size
+        trace.output_size, trace.weights = (image.width * scale, image.height * scale), self.weights[scale]
         output_pixels = image.width * image.height * scale**2
         if output_pixels > limits.max_output_pixels:
             raise ClientError(413, "output_too_large",

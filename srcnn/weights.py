@@ -1,5 +1,6 @@
 """Saving and loading SRCNN weights: a bare state_dict, its architecture in a JSON sidecar beside it."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from srcnn.model import SRCNN
 def sidecar_path(weights_path):
     """The JSON sidecar of a weight file: `srcnn_x3.pth` -> `srcnn_x3.json`."""
     return Path(weights_path).with_suffix(".json")
+
+
+def file_sha256(path):
+    """Hex sha256 of a file's bytes: a weight file's identity (sidecars and the service's X-Weights header)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_state_dict(model, path):

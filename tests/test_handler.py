@@ -1,8 +1,10 @@
 """The handler in-process, with TorchServe's own Context standing in for a server."""
 
 import base64
+import hashlib
 import io
 import json
+import logging
 import zlib
 
 import numpy as np
@@ -59,6 +61,15 @@ def one(handler, data, **headers):
     return call(handler, (data, {key.replace("_", "-"): value for key, value in headers.items()}))[0]
 
 
+def json_body(value):
+    """A JSON request as TorchServe hands it over once the handler has turned its decoding off: the bytes sent."""
+    return {"body": bytearray(value if isinstance(value, bytes) else json.dumps(value).encode())}
+
+
+def one_json(handler, value, **headers):
+    return one(handler, json_body(value), **{"Content_Type": "application/json", **headers})
+
+
 def decoded(body):
     return Image.open(io.BytesIO(body))
 
@@ -93,11 +104,10 @@ def test_scale_from_multipart_field_and_json(handler, scene):
     png = encode(scene(20, 10))
     status, _, body = one(handler, {"data": bytearray(png), "scale": bytearray(b"4")})
     assert status == 200 and decoded(body).size == (80, 40)
-    request = {"body": {"image": base64.b64encode(png).decode(), "scale": 3}}
-    status, _, body = one(handler, request)
+    status, _, body = one_json(handler, {"image": base64.b64encode(png).decode(), "scale": 3})
     assert status == 200 and decoded(body).size == (60, 30)
-    data_url = {"body": {"image": "data:image/png;base64," + base64.b64encode(png).decode()}}
-    assert decoded(one(handler, data_url)[2]).size == (40, 20)
+    data_url = {"image": "data:image/png;base64," + base64.b64encode(png).decode()}
+    assert decoded(one_json(handler, data_url, Content_Type="application/json; charset=utf-8")[2]).size == (40, 20)
 
 
 def test_default_scale_comes_from_model_config(model_dir, scene):
@@ -249,11 +259,11 @@ def test_bad_scale_lists_the_allowed_ones(handler, scene, scale):
 
 @pytest.mark.parametrize("scale", [2.5, True, None, "three", [2]])
 def test_bad_json_scale(handler, scene, scale):
-    request = {"body": {"image": base64.b64encode(encode(scene(8, 8))).decode(), "scale": scale}}
+    request = {"image": base64.b64encode(encode(scene(8, 8))).decode(), "scale": scale}
     if scale is None:
-        assert one(handler, request)[0] == 200
+        assert one_json(handler, request)[0] == 200
     else:
-        error(one(handler, request), 422, "invalid_scale")
+        assert '"scale" key of a JSON body' in error(one_json(handler, request), 422, "invalid_scale")
 
 
 def test_header_and_field_scale_must_agree(handler, scene):
@@ -263,12 +273,26 @@ def test_header_and_field_scale_must_agree(handler, scene):
 
 
 def test_json_errors(handler):
-    error(one(handler, {"body": {"img": "x"}}), 400, "invalid_json")
-    error(one(handler, {"body": [1, 2]}), 400, "invalid_json")
-    for number in (10**9, 2.5, True):  # bytes(10**9) would allocate a gigabyte
-        error(one(handler, {"body": number}), 400, "invalid_json")
+    assert "line 1, column 11 (byte 10)" in error(one_json(handler, b'{"image": '), 400, "invalid_json")
+    assert "not an object" in error(one_json(handler, [1, 2]), 400, "invalid_json")
+    assert "no \"image\" key (it has 'img')" in error(one_json(handler, {"img": "x"}), 400, "invalid_json")
+    assert "holds int" in error(one_json(handler, {"image": 5}), 400, "invalid_json")
+    for number in (10**9, 2.5, True, None):  # bytes(10**9) would allocate a gigabyte
+        error(one_json(handler, number), 400, "invalid_json")
+    error(one_json(handler, b"\xff\xfe\xfd not text"), 400, "invalid_json")
+    error(one_json(handler, b"9" * 5000), 400, "invalid_json")  # past Python's 4,300-digit integer limit
     error(one(handler, {"data": {"a": 1}}), 400, "invalid_field")
-    error(one(handler, {"body": {"image": "not base64!"}}), 400, "invalid_base64")
+    error(one_json(handler, {"image": "not base64!"}), 400, "invalid_base64")
+
+
+def test_a_png_labelled_json_is_invalid_json(handler, scene):
+    assert "not JSON" in error(one_json(handler, encode(scene(8, 8))), 400, "invalid_json")
+
+
+def test_error_bodies_are_utf8_not_escaped(model_dir):
+    handler = make_handler(model_dir, max_output_pixels=400)
+    _, _, body = one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Scale="2")
+    assert "×2".encode() in body and b"\\u00d7" not in body
 
 
 def test_two_files_are_refused(handler, scene):
@@ -358,3 +382,32 @@ def test_limits_fit_together():
     assert bytes_per_pixel * settings.max_output_pixels * 1.01 <= settings.max_response_bytes
     # The largest input, as 16-bit RGBA sent as base64 JSON, fits the request limit.
     assert 8 * settings.max_input_pixels * 4 / 3 <= int(properties["max_request_size"])
+
+
+# --- what an answer says about itself ---------------------------------------------------------------------------
+
+
+def test_an_answer_says_its_scale_size_weights_and_timing(handler, model_dir, scene):
+    context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0", metrics=Metrics())
+    context.request_processor = [RequestProcessor({"X-Scale": "3"})]
+    body, = handler.handle([{"body": encode(scene(40, 30))}], context)
+    headers = context.get_response_headers(0)
+    assert decoded(body).size == (120, 90)
+    assert (headers["X-Scale"], headers["X-Output-Size"]) == ("3", "120x90")
+    digest = hashlib.sha256((model_dir / "weights" / "srcnn_x3.pth").read_bytes()).hexdigest()
+    assert headers["X-Weights"] == f"srcnn_x3.pth;sha256={digest[:12]}"
+    stages = [part.split(";dur=") for part in headers["Server-Timing"].split(", ")]
+    assert [name for name, _ in stages] == ["decode", "upscale", "encode"]
+    assert all(float(milliseconds) >= 0 for _, milliseconds in stages)
+
+
+def test_one_info_line_per_request_and_nothing_louder(handler, scene, caplog):
+    caplog.set_level(logging.INFO, logger="handler.srcnn_handler")
+    call(handler, ({"body": encode(scene(10, 6))}, {"X-Scale": "4"}), ({"body": b"nope"}, {}))
+    lines = [record for record in caplog.records if record.name == "handler.srcnn_handler"]
+    assert [record.levelno for record in lines] == [logging.INFO, logging.INFO]
+    served, refused = (record.getMessage() for record in lines)
+    assert served.startswith("srcnn ") and " status=200 error=- scale=4 input=10x6 output=40x24 format=image/png " \
+        "weights=srcnn_x4.pth;sha256=" in served
+    assert all(f"{stage}_ms=" in served for stage in ("decode", "upscale", "encode"))
+    assert " status=415 error=not_an_image scale=- input=- " in refused and "upscale_ms" not in refused

@@ -4,6 +4,9 @@ import io
 import json
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +150,45 @@ def test_model_api_is_off_and_every_address_is_loopback(server):
     response = requests.post(f"{server.management_url}/models", params={"url": "srcnn.mar"}, timeout=30)
     assert response.status_code >= 400
     assert "srcnn" in json.dumps(requests.get(f"{server.management_url}/models", timeout=30).json())
+
+
+def test_an_answer_says_what_was_done(server, scene):
+    response = requests.put(predictions_url(server), data=encode(scene(40, 30)), headers={"X-Scale": "3"},
+                            timeout=120)
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (120, 90)
+    sidecar = json.loads((ROOT / "weights" / "srcnn_x3.json").read_text())
+    assert (response.headers["X-Scale"], response.headers["X-Output-Size"]) == ("3", "120x90")
+    assert response.headers["X-Weights"] == f"srcnn_x3.pth;sha256={sidecar['sha256'][:12]}"
+    assert [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")] == \
+        ["decode", "upscale", "encode"]
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"image": ', "not JSON: Expecting value at line 1, column 11 (byte 10)"),
+    (b'[{"image": "iVBORw0KGgo="}]', "the JSON body is list, not an object"),
+    (b'{"picture": "iVBORw0KGgo="}', "no \"image\" key (it has 'picture')"),
+])
+def test_malformed_json_is_a_400_without_a_traceback(server, body, expected):
+    log = server.log_dir / "model_log.log"
+    seen = log.stat().st_size
+    response = requests.post(predictions_url(server), data=body, headers={"Content-Type": "application/json"},
+                             timeout=120)
+    assert (response.status_code, response.json()["type"]) == (400, "invalid_json")
+    assert expected in response.json()["message"]
+    deadline = time.monotonic() + 10  # the frontend copies the worker's output into the log as it comes
+    while " status=400 error=invalid_json " not in log.read_bytes()[seen:].decode() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    written = log.read_bytes()[seen:].decode()
+    assert " status=400 error=invalid_json " in written
+    assert "Traceback" not in written and "Failed json decoding" not in written and "WARNING" not in written
+
+
+def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server):
+    archive = Path(server.properties["model_store"]) / "srcnn.mar"
+    before = archive.stat().st_mtime_ns
+    result = subprocess.run([sys.executable, "-m", "handler.deploy", "start", "--config", str(server.config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "is taken by another program" in result.stderr, result.stderr
+    assert f"(inference_address in {server.config})" in result.stderr
+    assert archive.stat().st_mtime_ns == before

@@ -1,16 +1,23 @@
 """Coverage-guided fuzzing (atheris) of the handler's request parsing and image decoding path.
 
-    python -m tools.fuzz [--seconds 600] [--corpus .cache/fuzz-corpus]
+    python -m tools.fuzz [--seconds 600] [--corpus .cache/fuzz-corpus] [--log .cache/fuzz.log]
 
-Each input is one request: its first byte picks the body's shape (raw, multipart, JSON base64, parsed JSON or
-text), the Content-Type and the Accept header, its second byte the X-Scale header, the rest is the payload. It
-runs through the handler's own parse, decode-and-upscale and encode stages with small pixel limits. Any exception
-other than the handler's client errors (ClientError, and the ImageError that becomes one) is a crash.
+Each input is one request: its first byte picks the body's shape (raw, multipart, JSON with a base64 image, or
+the payload itself sent as JSON), the Content-Type and the Accept header, its second byte the X-Scale header,
+the rest is the payload. Bodies are bytes, as TorchServe hands them over with its decoding off (the handler
+turns it off). It runs through the handler's own parse, decode-and-upscale and encode stages with small pixel
+limits. Any exception other than the handler's client errors (ClientError, and the ImageError that becomes one)
+is a crash.
+
+libFuzzer's own output goes to the log file; the command ends with one verdict line (PASS or FAIL, inputs run,
+coverage edges, corpus size) and exits 0 only on PASS.
 """
 
 import argparse
 import base64
 import json
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +35,7 @@ with atheris.instrument_imports():
     from PIL import Image
 
     Image.init()
-    from handler.protocol import ClientError
+    from handler.protocol import ClientError, Trace
     from handler.srcnn_handler import SRCNNHandler
     from srcnn.codec import ImageError
 
@@ -63,13 +70,11 @@ def request(data):
         row = {"body": bytearray(payload)}
     elif shape == 1:
         row = {"data": bytearray(payload), "scale": bytearray((scale or "").encode())}
-    elif shape == 2:
-        row = {"body": {"image": base64.b64encode(payload).decode(), "scale": scale}}
-    else:  # what TorchServe hands over for an application/json body (parsed) or a text/* one (decoded)
-        try:
-            row = {"body": json.loads(payload)}
-        except ValueError:
-            row = {"body": payload.decode("utf-8", "replace")}
+    else:
+        headers["Content-Type"] = "application/json"
+        if shape == 2:
+            payload = json.dumps({"image": base64.b64encode(payload).decode(), "scale": scale}).encode()
+        row = {"body": bytearray(payload)}
     return headers, row
 
 
@@ -78,6 +83,7 @@ def make_target(handler):
         headers, row = request(data)
         handler.context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0")
         handler.context.request_processor = [RequestProcessor(headers)]
+        handler.traces = [Trace()]
         try:
             job = handler._parse(0, row)
             handler._encode(0, handler._upscale(0, job))
@@ -97,17 +103,47 @@ def seeds(folder):
         (folder / f"seed-{name}").write_bytes(b"\x04\x02" + data)
 
 
+def fuzz(seconds, corpus):
+    """Run libFuzzer in this process; it exits the process when done."""
+    seeds(corpus)
+    with tempfile.TemporaryDirectory() as folder:
+        atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=4096", "-print_final_stats=1",
+                       str(corpus)], make_target(make_handler(folder)))
+        atheris.Fuzz()
+
+
+def verdict(returncode, output, seconds):
+    """One line from libFuzzer's output: PASS or FAIL, inputs run, coverage edges and corpus entries."""
+    runs = re.search(r"Done (\d+) runs", output) or re.search(r"stat::number_of_executed_units: (\d+)", output)
+    status = re.findall(r"cov: (\d+) ft: \d+ corp: (\d+)", output)
+    figures = (f"{int(runs.group(1)):,} inputs" if runs else "unknown inputs") + (
+        f", {int(status[-1][0]):,} coverage edges, {int(status[-1][1]):,} corpus entries" if status else "")
+    if returncode == 0 and runs:
+        return f"fuzz: PASS, no crash in {seconds} s: {figures}"
+    crash = re.search(r"Test unit written to (\S+)", output)
+    return f"fuzz: FAIL (exit status {returncode}) after {figures}" + (f"; reproducer {crash.group(1)}" if crash else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=600)
     parser.add_argument("--corpus", type=Path, default=Path(".cache/fuzz-corpus"))
+    parser.add_argument("--log", type=Path, default=Path(".cache/fuzz.log"), help="libFuzzer's own output")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # the child below
     args = parser.parse_args(argv)
-    seeds(args.corpus)
-    with tempfile.TemporaryDirectory() as folder:
-        atheris.Setup([sys.argv[0], f"-max_total_time={args.seconds}", "-rss_limit_mb=4096", "-print_final_stats=1",
-                       str(args.corpus)], make_target(make_handler(folder)))
-        atheris.Fuzz()
+    if args.in_process:
+        fuzz(args.seconds, args.corpus)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("w") as log:
+        result = subprocess.run([sys.executable, "-m", "tools.fuzz", "--in-process", "--seconds", str(args.seconds),
+                                 "--corpus", str(args.corpus)], stdout=log, stderr=subprocess.STDOUT)
+    output = args.log.read_text(errors="replace")
+    line = verdict(result.returncode, output, args.seconds)
+    if not line.startswith("fuzz: PASS"):
+        print(output[-3000:], file=sys.stderr)
+    print(f"{line}; log {args.log}")
+    return 0 if line.startswith("fuzz: PASS") else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
