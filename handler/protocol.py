@@ -1,15 +1,10 @@
-"""The request protocol of the SRCNN service, free of TorchServe: where the image, the scale and the answer's
-format come from, the handler's settings, the client error every mistake becomes, and what a request reports
-about itself (response headers and one log line).
-
-Bodies arrive as the bytes the client sent (the handler turns TorchServe's own JSON and text decoding off), so a
-JSON body is parsed here, where a parse error can become a 400 that gives its position.
+"""The request protocol of the SRCNN service, free of TorchServe: the scale and the answer's format, the
+handler's settings, the client error every mistake becomes, and what a request reports about itself (response
+headers and one log line). Where the image comes from, in each wire format, is handler/wire.py.
 
 It lives apart from srcnn_handler.py because TorchServe wants exactly one class in the handler module.
 """
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -21,7 +16,6 @@ STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat
 SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
              "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
              '{"image": "<base64>"}')
-JSON_SHAPE = 'JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}'
 SCALE_HINT = "set it with the X-Scale header, a 'scale' form field or the \"scale\" key of a JSON body"
 
 
@@ -31,6 +25,7 @@ class ClientError(Exception):
     def __init__(self, status, kind, message):
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
+        self.wire = None  # set where the request's wire format is known before the mistake (handler/wire.py)
 
     @classmethod
     def from_image_error(cls, error):
@@ -63,12 +58,13 @@ class Settings:
 
 @dataclass(frozen=True)
 class Job:
-    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the scale
-    and the media type of the answer."""
+    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the scale,
+    the media type of the answer, and the handler.wire.Upload it came in (its wire format shapes the answer)."""
 
     image: object
     scale: int
     media_type: str
+    upload: object
 
 
 def header(headers, name):
@@ -121,61 +117,13 @@ def choose_media_type(accept):
                                              f"header {accept[:80]!r} allows none of them")
 
 
-def json_image_and_scale(raw):
-    """The image bytes and the scale (or None) of a JSON body given as the bytes sent."""
-    try:
-        body = json.loads(bytes(raw))
-    except json.JSONDecodeError as error:
-        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
-                                               f"{error.msg} at line {error.lineno}, column {error.colno} (byte "
-                                               f"{error.pos}); {JSON_SHAPE}") from None
-    except ValueError as error:  # not UTF-8/16/32, or an integer of more than 4,300 digits
-        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
-                                               f"{str(error)[:80]}; {JSON_SHAPE}") from None
-    if not isinstance(body, dict):
-        raise ClientError(400, "invalid_json", f"the JSON body is {type(body).__name__ if body is not None else 'null'}"
-                                               f", not an object; {JSON_SHAPE}")
-    if "image" not in body:
-        keys = ", ".join(repr(key[:20]) for key in list(body)[:5]) or "no keys"
-        raise ClientError(400, "invalid_json", f'the JSON object has no "image" key (it has {keys}); {JSON_SHAPE}')
-    if not isinstance(body["image"], str):
-        raise ClientError(400, "invalid_json", f'the "image" key holds {type(body["image"]).__name__}, not base64 '
-                                               f"text; {JSON_SHAPE}")
-    encoded = body["image"].split(",", 1)[1] if body["image"].startswith("data:") else body["image"]
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ClientError(400, "invalid_base64", 'the "image" key of the JSON body is not valid base64') from None
-    return data, body.get("scale")
-
-
-def image_and_scale_fields(row, content_type=""):
-    """The image bytes and the scale field (or None) of one request's data dict; `content_type` is the request's
-    Content-Type header (a body labelled application/json is parsed as JSON)."""
-    parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
-    scale = parts.pop("scale", None)
-    if content_type.split(";")[0].strip().lower() == "application/json" and "body" in parts:
-        data, json_scale = json_image_and_scale(parts["body"])
-        return data, json_scale if json_scale is not None else scale
-    if len(parts) > 1:
-        raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
-                                                 "; send exactly one image, and the scale as a 'scale' field")
-    if not parts:
-        return b"", scale
-    (name, value), = parts.items()
-    if isinstance(value, str):  # text, had TorchServe decoded it
-        return value.encode("utf-8", "surrogateescape"), scale
-    if not isinstance(value, (bytes, bytearray)):  # JSON, had TorchServe parsed it
-        raise ClientError(400, "invalid_field", f"the field {name!r} holds JSON, not an image file")
-    return bytes(value), scale
-
-
 @dataclass
 class Trace:
     """What one request did, for its response headers and its log line: sizes as (width, height), stage
     durations in milliseconds, and the outcome (an HTTP status and, for errors, the error type)."""
 
     request_id: str = ""
+    wire: str = "rest"
     scale: int | None = None
     input_size: tuple | None = None
     output_size: tuple | None = None
@@ -200,7 +148,7 @@ class Trace:
         def size(pair):
             return f"{pair[0]}x{pair[1]}" if pair else "-"
 
-        values = {"id": self.request_id or "-", "status": self.status, "error": self.error or "-",
+        values = {"id": self.request_id or "-", "wire": self.wire, "status": self.status, "error": self.error or "-",
                    "scale": self.scale or "-", "input": size(self.input_size), "output": size(self.output_size),
                    "format": self.media_type or "-", "weights": self.weights or "-",
                    **{f"{stage}_ms": f"{ms:.1f}" for stage, ms in self.stages.items()}}

@@ -1,15 +1,20 @@
 """TorchServe handler for SRCNN: request -> decode -> `upscale()` -> encode.
 
 Each request of a batch is handled on its own (sizes differ) and fails on its own: a client mistake answers
-that request alone with a 4xx and a JSON body {"code", "type", "message"}; the batch and the worker live on.
+that request alone with a 4xx and a JSON body {"code", "type", "message"} ({"error"} for KServe v2); the batch
+and the worker live on. TorchServe's gRPC frontend reads only a batch-wide status, so a refused gRPC request
+(alone in its batch, as with the shipped batchSize 1) is raised as a PredictionException with that status.
 
 Where the image comes from: the raw body (`curl -T img.png`, or `--data-binary @img.png` with an image
-Content-Type), one multipart file field (`-F data=@img.png`), or JSON {"image": "<base64>", "scale": 3}.
-The scale comes from the `X-Scale` header, a `scale` form or JSON field, or `default_scale` in
+Content-Type), one multipart file field (`-F data=@img.png`), JSON {"image": "<base64>", "scale": 3}, KServe v1
+or v2 JSON, or gRPC's input map (handler/wire.py). The scale comes from the `X-Scale` header, a `scale` form or
+JSON field (an instance's in v1, `parameters` in v2, the input map's in gRPC), or `default_scale` in
 model-config.yaml. `Accept: image/jpeg` or `image/webp` picks the answer's format; PNG otherwise.
 
 Every answer of 200 says what was done (X-Scale, X-Output-Size, X-Weights, Server-Timing), and every request,
-answered or refused, writes one INFO line to TorchServe's model log (handler.protocol.Trace).
+answered or refused, writes one INFO line to TorchServe's model log (handler.protocol.Trace) and counts in the
+service's Prometheus metrics (declared in handler/metrics.yaml): requests by wire format, scale and outcome,
+output megapixels, milliseconds per stage.
 """
 
 import logging
@@ -19,26 +24,32 @@ from http import HTTPStatus
 from pathlib import Path
 
 import torch
+from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import PredictionException
 
-from handler.protocol import (
-    SCALES,
-    SEND_HINT,
-    ClientError,
-    Job,
-    Settings,
-    Trace,
-    choose_media_type,
-    header,
-    image_and_scale_fields,
-    parse_scale,
-)
+from handler.protocol import SCALES, ClientError, Job, Settings, Trace, choose_media_type, header, parse_scale
+from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import load_model, upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
 from srcnn.engine import make_engine
 from srcnn.weights import file_sha256
 
 logger = logging.getLogger(__name__)
+
+
+def grpc_refusal(message, status):
+    """A client mistake over gRPC, to raise out of the batch so that TorchServe answers it with a gRPC status
+    (400 INVALID_ARGUMENT, 413 RESOURCE_EXHAUSTED) whose description is the JSON error. (A function, not a
+    subclass: TorchServe wants exactly one class in a handler module.)"""
+    refusal = PredictionException(message, status)
+    refusal.client_mistake = True
+    return refusal
+
+
+def not_a_refusal(record):
+    """Log filter for TorchServe's "Prediction error" traceback: a refused gRPC request is not a server fault."""
+    return not (record.exc_info and getattr(record.exc_info[1], "client_mistake", False))
 
 
 class SRCNNHandler(BaseHandler):
@@ -48,11 +59,15 @@ class SRCNNHandler(BaseHandler):
         # TorchServe's worker reads this on every request: bodies then reach preprocess as the bytes sent, so a
         # malformed JSON body becomes our 400 with its position instead of a logged traceback and a raw payload.
         os.environ["TS_DECODE_INPUT_REQUEST"] = "false"
+        logging.getLogger("ts.service").addFilter(not_a_refusal)
+        self.model_name = context.model_name
+        self.counting = True  # until a server whose metrics_config lacks handler/metrics.yaml's metrics says no
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
-        files = {scale: weights / f"srcnn_x{scale}.pth" for scale in SCALES if (weights / f"srcnn_x{scale}.pth").exists()}
+        files = {scale: weights / f"srcnn_x{scale}.pth" for scale in SCALES}
+        files = {scale: path for scale, path in files.items() if path.exists()}
         self.engines = {scale: make_engine(load_model(path, self.device), self.settings.threads)
                         for scale, path in files.items()}
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
@@ -79,15 +94,45 @@ class SRCNNHandler(BaseHandler):
         bodies = [self._per_request("encode", self._encode, index, result) for index, result in enumerate(results)]
         for index, (body, trace) in enumerate(zip(bodies, self.traces)):
             if isinstance(body, ClientError):
-                trace.status, trace.error = body.status, body.kind
+                trace.status, trace.error, trace.wire = body.status, body.kind, body.wire or trace.wire
                 self.context.set_response_status(body.status, HTTPStatus(body.status).phrase, index)
                 self.context.set_response_content_type(index, "application/json")
-                bodies[index] = body.body()
+                bodies[index] = error_body(body, trace.wire)
             else:
                 for name, value in trace.headers().items():
                     self.context.set_response_header(index, name, value)
             logger.info(trace.log_line())
+            self._count(trace)
+        trace, = self.traces if len(self.traces) == 1 else (None,)
+        if trace and trace.wire == GRPC and trace.status != 200:
+            # TorchServe maps 413 to RESOURCE_EXHAUSTED and 400 to INVALID_ARGUMENT, but 415 and 422 to INTERNAL:
+            # every other client mistake goes out as 400 (the JSON in the description keeps the real code).
+            status = trace.status if trace.status in (400, 413) or trace.status >= 500 else 400
+            raise grpc_refusal(bodies[0].decode(), status)
         return bodies
+
+    def _count(self, trace):
+        """Add one request to the service's metrics; a server that does not declare them gets one warning."""
+        if not self.counting:
+            return
+        model = [self.model_name, "Model"]
+        scale = str(trace.scale or "-")
+        outcome = "2xx" if trace.status < 300 else "5xx" if trace.status >= 500 else trace.error
+        try:
+            counter = self.context.metrics.get_metric
+            counter("SRCNNRequests", MetricTypes.COUNTER).add_or_update(1, [*model, trace.wire, scale, outcome],
+                                                                       trace.request_id)
+            if trace.status < 300:
+                megapixels = trace.output_size[0] * trace.output_size[1] / 1e6
+                counter("SRCNNOutputMegapixels", MetricTypes.COUNTER).add_or_update(megapixels, [*model, scale],
+                                                                                    trace.request_id)
+            for stage, milliseconds in trace.stages.items():
+                counter("SRCNNStageMilliseconds", MetricTypes.COUNTER).add_or_update(
+                    milliseconds, [*model, stage], trace.request_id)
+        except Exception:  # MetricsCacheKeyError and kin: the server's metrics_config is not handler/metrics.yaml
+            self.counting = False
+            logger.warning("the server's metrics_config does not declare the SRCNN metrics (handler/metrics.yaml "
+                           "does): requests are not counted", exc_info=True)
 
     def _per_request(self, stage, step, index, item):
         """Run one stage for one request, timing it; client errors and unexpected failures stay with that
@@ -109,11 +154,10 @@ class SRCNNHandler(BaseHandler):
 
     def _parse(self, index, row):
         headers = self.context.get_all_request_header(index) or {}
-        content_type = header(headers, "Content-Type") or ""
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without "
-                                                f"a Content-Type); {SEND_HINT}")
-        data, field_scale = image_and_scale_fields(row, content_type)
+        if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
+            self.traces[index].wire = GRPC
+        upload = read_upload(row, headers)
+        self.traces[index].wire, field_scale = upload.wire, upload.scale
         header_scale = header(headers, "X-Scale")
         allowed = sorted(self.engines)
         scale = self.settings.default_scale
@@ -124,7 +168,7 @@ class SRCNNHandler(BaseHandler):
             scale = parse_scale(header_scale if header_scale is not None else field_scale, allowed)
         media_type = choose_media_type(header(headers, "Accept"))
         limits = self.settings
-        image = decode_image(data, limits.max_input_pixels)
+        image = decode_image(upload.data, limits.max_input_pixels)
         trace = self.traces[index]
         trace.scale, trace.media_type, trace.input_size = scale, media_type, image.size
         trace.output_size, trace.weights = (image.width * scale, image.height * scale), self.weights[scale]
@@ -135,17 +179,19 @@ class SRCNNHandler(BaseHandler):
                               f"the limit is {limits.max_output_pixels:,}: send at most "
                               f"{limits.max_output_pixels // scale**2:,} pixels at ×{scale}")
         check_encodable((image.width * scale, image.height * scale), media_type)
-        return Job(image, scale, media_type)
+        return Job(image, scale, media_type, upload)
 
     def _upscale(self, index, job):
-        return upscale(job.image, self.engines[job.scale], job.scale), job.media_type
+        return upscale(job.image, self.engines[job.scale], job.scale), job
 
     def _encode(self, index, result):
-        image, media_type = result
-        body = encode_image(image, media_type)
+        image, job = result
+        body, content_type = answer(encode_image(image, job.media_type), job.media_type, job.upload, self.model_name,
+                                    self.traces[index].request_id)
         if len(body) > self.settings.max_response_bytes:
+            wrapped = " in base64 JSON" if content_type == "application/json" else ""
             raise ClientError(413, "response_too_large",
-                              f"the {media_type} answer is {len(body):,} bytes, over the limit of "
+                              f"the answer is {len(body):,} bytes ({job.media_type}{wrapped}), over the limit of "
                               f"{self.settings.max_response_bytes:,}; ask for image/jpeg or send a smaller image")
-        self.context.set_response_content_type(index, media_type)
+        self.context.set_response_content_type(index, content_type)
         return body

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from ts.context import Context, RequestProcessor
+from ts.utils.util import PredictionException
 
 from conftest import MODEL_CONFIG
 from handler.deploy import ROOT, read_properties
@@ -22,10 +23,24 @@ from tools.hostile import encode
 
 
 class Metrics:
-    """Accepts the timing metrics BaseHandler.handle reports."""
+    """Accepts the timing metrics BaseHandler.handle reports, and sums the handler's counters by dimensions."""
+
+    def __init__(self):
+        self.counters = {}
 
     def add_time(self, *args, **kwargs):
         pass
+
+    def get_metric(self, name, metric_type):
+        counters = self.counters
+
+        class Counter:
+            @staticmethod
+            def add_or_update(value, dimension_values, request_id=""):
+                key = (name, *dimension_values)
+                counters[key] = counters.get(key, 0) + value
+
+        return Counter
 
 
 @pytest.fixture
@@ -48,10 +63,10 @@ def handler(model_dir):
     return make_handler(model_dir)
 
 
-def call(handler, *requests):
-    """requests: (data dict, headers dict) pairs -> [(status, content type, body bytes)]."""
-    context = Context("srcnn", "", {"model": {}}, len(requests), None, "0.12.0", metrics=Metrics())
-    context.request_processor = [RequestProcessor(headers) for _, headers in requests]
+def call(handler, *requests, metrics=None):
+    """requests: (data dict, headers dict) pairs, sent over HTTP -> [(status, content type, body bytes)]."""
+    context = Context("srcnn", "", {"model": {}}, len(requests), None, "0.12.0", metrics=metrics or Metrics())
+    context.request_processor = [RequestProcessor({"Host": "127.0.0.1:8080", **headers}) for _, headers in requests]
     bodies = handler.handle([data for data, _ in requests], context)
     return [(context.get_response_status(i)[0], context.get_response_content_type(i), body)
             for i, body in enumerate(bodies)]
@@ -411,3 +426,100 @@ def test_one_info_line_per_request_and_nothing_louder(handler, scene, caplog):
         "weights=srcnn_x4.pth;sha256=" in served
     assert all(f"{stage}_ms=" in served for stage in ("decode", "upscale", "encode"))
     assert " status=415 error=not_an_image scale=- input=- " in refused and "upscale_ms" not in refused
+
+
+# --- KServe v1 and v2, gRPC ------------------------------------------------------------------------------------
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def test_kserve_v1_answers_predictions_in_base64(handler, scene):
+    png = encode(scene(20, 10))
+    for instance, size in (({"data": b64(png), "scale": 3}, (60, 30)), ({"b64": b64(png)}, (40, 20)),
+                           (b64(png), (40, 20))):
+        status, content_type, body = one_json(handler, {"instances": [instance]})
+        assert (status, content_type) == (200, "application/json"), body
+        prediction, = json.loads(body)["predictions"]
+        assert decoded(base64.b64decode(prediction)).size == size
+
+
+def test_kserve_v1_errors_keep_our_error_body(handler, scene):
+    png = b64(encode(scene(8, 8)))
+    assert "not 2 of them" in error(one_json(handler, {"instances": [{"data": png}] * 2}), 400, "invalid_kserve")
+    assert '"data"' in error(one_json(handler, {"instances": [{"image": png}]}), 400, "invalid_kserve")
+    error(one_json(handler, {"instances": [{"data": png, "scale": 7}]}), 422, "invalid_scale")
+    error(one_json(handler, {"instances": [{"data": b64(b"hello")}]}), 415, "not_an_image")
+
+
+def test_kserve_v2_answers_the_open_inference_protocol(handler, scene):
+    request = {"id": "req-7", "parameters": {"scale": 2},
+               "inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": [b64(encode(scene(20, 10)))],
+                           "parameters": {"scale": 4}}]}
+    status, content_type, body = one_json(handler, request)
+    assert (status, content_type) == (200, "application/json"), body
+    answer = json.loads(body)
+    assert (answer["model_name"], answer["id"]) == ("srcnn", "req-7")
+    output, = answer["outputs"]
+    assert {key: output[key] for key in ("name", "shape", "datatype", "parameters")} == \
+        {"name": "image", "shape": [1], "datatype": "BYTES", "parameters": {"content_type": "image/png"}}
+    assert decoded(base64.b64decode(output["data"][0])).size == (80, 40)  # the input's parameters win
+
+
+@pytest.mark.parametrize("tensor, status", [
+    ({"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}, 400),
+    ({"name": "x", "shape": [2], "datatype": "BYTES", "data": ["aGk=", "aGk="]}, 400),
+    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": ["@@@"]}, 400),
+    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(b"not an image")]}, 415),
+    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(encode(Image.new("L", (4, 4))))],
+      "parameters": {"scale": 7}}, 422),
+])
+def test_kserve_v2_errors_are_the_protocols_error_body(handler, tensor, status):
+    code, content_type, body = one_json(handler, {"inputs": [tensor]})
+    assert (code, content_type) == (status, "application/json")
+    message = json.loads(body)
+    assert list(message) == ["error"] and len(message["error"]) > 20
+
+
+def grpc_call(handler, *rows):
+    """Requests as TorchServe's gRPC frontend hands them over: the input map, and no HTTP header (only each
+    input's content type, as a dict under its name)."""
+    context = Context("srcnn", "", {"model": {}}, len(rows), None, "0.12.0", metrics=Metrics())
+    context.request_processor = [RequestProcessor({name: {"content-type": ""} for name in row}) for row in rows]
+    bodies = handler.handle(list(rows), context)
+    return [(context.get_response_status(i)[0], body) for i, body in enumerate(bodies)]
+
+
+def test_grpc_input_map_gives_the_image(handler, scene):
+    (status, body), = grpc_call(handler, {"data": encode(scene(20, 10)), "scale": b"3"})
+    assert status == 200 and decoded(body).size == (60, 30)
+
+
+@pytest.mark.parametrize("row, status, code, kind", [
+    ({"data": b"just text"}, 400, 415, "not_an_image"),
+    ({}, 400, 400, "empty_body"),
+    ({"data": encode(Image.new("L", (8, 8))), "scale": b"7"}, 400, 422, "invalid_scale"),
+    ({"data": encode(Image.new("L", (2049, 2048)))}, 413, 413, "image_too_large"),
+])
+def test_a_refused_grpc_request_is_raised_with_its_status(handler, row, status, code, kind):
+    with pytest.raises(PredictionException) as raised:
+        grpc_call(handler, row)
+    error = json.loads(raised.value.message)
+    assert raised.value.error_code == status and (error["code"], error["type"]) == (code, kind)
+
+
+def test_grpc_refusal_in_a_batch_of_several_stays_per_request(handler, scene):
+    results = grpc_call(handler, {"data": encode(scene(8, 8))}, {"data": b"nope"})
+    assert [status for status, _ in results] == [200, 415]
+
+
+def test_requests_are_counted_by_wire_scale_and_outcome(handler, scene):
+    metrics = Metrics()
+    call(handler, ({"body": encode(scene(10, 6))}, {"X-Scale": "3"}), ({"body": encode(scene(10, 6))}, {}),
+         ({"body": b"nope"}, {}), (json_body(b"{"), {"Content-Type": "application/json"}), metrics=metrics)
+    requests = {key[3:]: value for key, value in metrics.counters.items() if key[0] == "SRCNNRequests"}
+    assert requests == {("rest", "3", "2xx"): 1, ("rest", "2", "2xx"): 1, ("rest", "-", "not_an_image"): 1,
+                        ("rest", "-", "invalid_json"): 1}
+    assert metrics.counters[("SRCNNOutputMegapixels", "srcnn", "Model", "3")] == pytest.approx(30 * 18 / 1e6)
+    assert metrics.counters[("SRCNNStageMilliseconds", "srcnn", "Model", "upscale")] > 0

@@ -29,3 +29,26 @@ def test_the_without_make_sequence_serves_and_stops():
         subprocess.run(["bash", "-c", "source .venv/bin/activate && torchserve --stop --foreground"], cwd=ROOT,
                        capture_output=True, timeout=120)
         answer.unlink(missing_ok=True)
+
+
+def test_torchserves_own_commands_work_as_typed(tmp_path):
+    block = fenced_block_after("### TorchServe's own commands")
+    problem = Server().start_problem()
+    assert problem is None, f"the README's sequence cannot run here: {problem}"
+    lines = block.strip().splitlines()
+    assert lines[2] == "torchserve --start --models srcnn.mar"
+    # As typed, but with a real image for img.png, the frontend's terminal output kept in a file, and a wait for
+    # READY before the curl line (the README says the model answers a few seconds after --start returns).
+    curl = lines[3].replace("img.png", str(ROOT / "data" / "Set5" / "bird.png")).replace("big.png",
+                                                                                       str(tmp_path / "big.png"))
+    script = "\n".join([*lines[:2], f"{lines[2]} > {tmp_path / 'console.log'} 2>&1",
+                        "timeout 180 sh -c 'until curl -s localhost:8081/models/srcnn | grep -q READY; do sleep 1; "
+                        "done'", curl, lines[4]])
+    try:
+        result = subprocess.run(["env", "-u", "TS_CONFIG_FILE", "bash", "-euo", "pipefail", "-c", script], cwd=ROOT,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert Image.open(tmp_path / "big.png").size == (576, 576)  # bird.png is 288²
+    finally:
+        subprocess.run(["bash", "-c", "source .venv/bin/activate && torchserve --stop --foreground"], cwd=ROOT,
+                       capture_output=True, timeout=120)

@@ -1,0 +1,169 @@
+"""The wire formats a request arrives in and its answer leaves in, free of TorchServe:
+
+- `rest`: the image as the raw body, one multipart file field, or JSON {"image": "<base64>", "scale": 3};
+  the answer is the image itself (`/predictions/srcnn`).
+- `kserve-v1`: {"instances": [{"data": "<base64>", "scale": 3}]} -> {"predictions": ["<base64>"]}
+  (`POST /v1/models/srcnn:predict`).
+- `kserve-v2`, the Open Inference Protocol: {"id": …, "inputs": [{"name": …, "shape": [-1], "datatype": "BYTES",
+  "data": ["<base64>"]}], "parameters": {"scale": 3}} -> {"model_name", "id", "outputs": [{"name", "shape",
+  "datatype": "BYTES", "parameters": {"content_type"}, "data": ["<base64>"]}]}, errors as {"error": "<message>"}
+  (`POST /v2/models/srcnn/infer`).
+- `grpc`: TorchServe's `InferenceAPIsService/Predictions`, input map {"data": <image>, "scale": b"3"}; the answer
+  is the image. TorchServe's gRPC frontend passes no HTTP headers (the worker lists only each input's content
+  type, as a dict under its name), which is how such a request is told apart (`is_grpc`).
+
+Bodies arrive as the bytes sent (the handler turns TorchServe's own decoding off), so JSON is parsed here, where a
+parse error becomes a 400 that gives its position. KServe clients send one image a request: parallel requests
+spread over the workers, where several images in one request would run one after another.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from handler.protocol import SEND_HINT, ClientError
+
+REST, KSERVE_V1, KSERVE_V2, GRPC = "rest", "kserve-v1", "kserve-v2", "grpc"
+JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
+              '{"instances": [{"data": "<base64>"}]} (v1) or {"inputs": [{"name": "image", "shape": [-1], '
+              '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)')
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one request carries before decoding: the image file's bytes, the scale as sent (None when the body
+    names none), the wire format of the answer, and for KServe v2 the output's name and the inference id."""
+
+    data: bytes
+    scale: object = None
+    wire: str = REST
+    output_name: str = "output-0"
+    inference_id: str | None = None
+
+
+def is_grpc(headers):
+    """Whether a request's headers (TorchServe's dict) hold no HTTP header, as a gRPC request's do."""
+    return not any(isinstance(value, str) for value in headers.values())
+
+
+def read_upload(row, headers):
+    """The Upload of one request's data dict and headers."""
+    content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), "") or ""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without a "
+                                            f"Content-Type); {SEND_HINT}")
+    parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
+    scale = parts.pop("scale", None)
+    if media_type == "application/json" and "body" in parts:
+        upload = json_upload(parts["body"])
+        return upload if upload.scale is not None else Upload(upload.data, scale, upload.wire, upload.output_name,
+                                                              upload.inference_id)
+    wire = GRPC if is_grpc(headers) else REST
+    if len(parts) > 1:
+        raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
+                                                 "; send exactly one image, and the scale as a 'scale' field")
+    if not parts:
+        return Upload(b"", scale, wire)
+    (name, value), = parts.items()
+    if isinstance(value, str):  # text, had TorchServe decoded it
+        return Upload(value.encode("utf-8", "surrogateescape"), scale, wire)
+    if not isinstance(value, (bytes, bytearray)):  # JSON, had TorchServe parsed it
+        raise ClientError(400, "invalid_field", f"the field {name!r} holds JSON, not an image file")
+    return Upload(bytes(value), scale, wire)
+
+
+def json_upload(raw):
+    """The Upload of a JSON body given as the bytes sent: ours, KServe v1 or KServe v2, told apart by their keys."""
+    try:
+        body = json.loads(bytes(raw))
+    except json.JSONDecodeError as error:
+        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
+                                               f"{error.msg} at line {error.lineno}, column {error.colno} (byte "
+                                               f"{error.pos}); {JSON_SHAPE}") from None
+    except ValueError as error:  # not UTF-8/16/32, or an integer of more than 4,300 digits
+        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
+                                               f"{str(error)[:80]}; {JSON_SHAPE}") from None
+    if not isinstance(body, dict):
+        raise ClientError(400, "invalid_json", f"the JSON body is {type(body).__name__ if body is not None else 'null'}"
+                                               f", not an object; {JSON_SHAPE}")
+    for key, wire, read in (("instances", KSERVE_V1, kserve_v1_upload), ("inputs", KSERVE_V2, kserve_v2_upload)):
+        if key in body:
+            try:
+                return read(body)
+            except ClientError as error:
+                error.wire = wire  # answered in the protocol's own error format
+                raise
+    if "image" not in body:
+        keys = ", ".join(repr(key[:20]) for key in list(body)[:5]) or "no keys"
+        raise ClientError(400, "invalid_json", f'the JSON object has no "image" key (it has {keys}); {JSON_SHAPE}')
+    return Upload(base64_image(body["image"], 'the "image" key'), body.get("scale"))
+
+
+def one_item(items, what, shape):
+    """The single element of a KServe list, else a 400 that says what to send."""
+    if not isinstance(items, list) or len(items) != 1:
+        count = f"{len(items)} of them" if isinstance(items, list) else f"a {type(items).__name__}"
+        raise ClientError(400, "invalid_kserve", f"send exactly one {what} a request, as in {shape}, not {count}")
+    return items[0]
+
+
+def kserve_v1_upload(body):
+    shape = '{"instances": [{"data": "<base64>", "scale": 3}]}'
+    instance = one_item(body["instances"], "instance", shape)
+    if isinstance(instance, str):
+        return Upload(base64_image(instance, "the instance"), None, KSERVE_V1)
+    if not isinstance(instance, dict) or not ({"data", "b64"} & set(instance)):
+        raise ClientError(400, "invalid_kserve", f'a KServe v1 instance is an object with the base64 image under '
+                                                 f'"data" (or "b64"), as in {shape}')
+    key = "data" if "data" in instance else "b64"
+    return Upload(base64_image(instance[key], f'the instance\'s "{key}"'), instance.get("scale"), KSERVE_V1)
+
+
+def kserve_v2_upload(body):
+    shape = '{"inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": ["<base64>"]}]}'
+    tensor = one_item(body["inputs"], "input", shape)
+    if not isinstance(tensor, dict) or tensor.get("datatype") != "BYTES" or "data" not in tensor:
+        raise ClientError(400, "invalid_kserve", f'a KServe v2 input holds the image as BYTES, as in {shape}')
+    data = tensor["data"]
+    encoded = data if isinstance(data, str) else one_item(data, "image in the input's data", shape)
+    parameters = {}
+    for source in (body.get("parameters"), tensor.get("parameters")):  # the input's own win
+        if isinstance(source, dict):
+            parameters.update(source)
+    name, inference_id = tensor.get("name"), body.get("id")
+    return Upload(base64_image(encoded, "the input's data"), parameters.get("scale"), KSERVE_V2,
+                  name if isinstance(name, str) and name else "output-0",
+                  inference_id if isinstance(inference_id, str) else None)
+
+
+def base64_image(text, where):
+    """Bytes of a base64 text (a data: URL's prefix dropped), else a 400 naming `where` it came from."""
+    if not isinstance(text, str):
+        raise ClientError(400, "invalid_json", f"{where} holds {type(text).__name__}, not base64 text; {JSON_SHAPE}")
+    encoded = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ClientError(400, "invalid_base64", f"{where} is not valid base64") from None
+
+
+def answer(image_bytes, media_type, upload, model_name, request_id):
+    """(body, content type) of a successful answer in the upload's wire format."""
+    if upload.wire == KSERVE_V1:
+        return json.dumps({"predictions": [base64.b64encode(image_bytes).decode()]}).encode(), "application/json"
+    if upload.wire == KSERVE_V2:
+        output = {"name": upload.output_name, "shape": [1], "datatype": "BYTES",
+                  "parameters": {"content_type": media_type}, "data": [base64.b64encode(image_bytes).decode()]}
+        body = {"model_name": model_name, "id": upload.inference_id or request_id, "outputs": [output]}
+        return json.dumps(body).encode(), "application/json"
+    return image_bytes, media_type
+
+
+def error_body(error, wire):
+    """The JSON body of a ClientError in a wire format: the Open Inference Protocol's {"error"} for KServe v2,
+    {"code", "type", "message"} otherwise."""
+    if wire == KSERVE_V2:
+        return json.dumps({"error": error.message}, ensure_ascii=False).encode()
+    return error.body()
