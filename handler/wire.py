@@ -12,8 +12,15 @@
   is the image. TorchServe's gRPC frontend passes no HTTP headers (the worker lists only each input's content
   type, as a dict under its name), which is how such a request is told apart (`is_grpc`).
 
+- `kserve-v1-envelope`, `kserve-v2-envelope`: the same KServe requests when TorchServe runs with a service
+  envelope (TS_SERVICE_ENVELOPE=kserve or kservev2, as KServe's TorchServe runtime sets from an InferenceService's
+  `serviceEnvelope` label): the envelope parses the JSON and hands over each instance (v1) or input with its
+  `data` reduced to the first element (v2), and wraps what the handler returns, so the answer is the image as
+  base64 text and an error its JSON as text.
+
 Bodies arrive as the bytes sent (the handler turns TorchServe's own decoding off), so JSON is parsed here, where a
-parse error becomes a 400 that gives its position. KServe clients send one image a request: parallel requests
+parse error becomes a 400 that gives its position. Only an envelope hands over parsed JSON: text values (str) in a
+request's data are what tell it apart. KServe clients send one image a request: parallel requests
 spread over the workers, where several images in one request would run one after another.
 """
 
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 from handler.protocol import SEND_HINT, ClientError
 
 REST, KSERVE_V1, KSERVE_V2, GRPC = "rest", "kserve-v1", "kserve-v2", "grpc"
+V1_ENVELOPE, V2_ENVELOPE = "kserve-v1-envelope", "kserve-v2-envelope"
 JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
               '{"instances": [{"data": "<base64>"}]} (v1) or {"inputs": [{"name": "image", "shape": [-1], '
               '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)')
@@ -48,7 +56,9 @@ def is_grpc(headers):
 
 
 def read_upload(row, headers):
-    """The Upload of one request's data dict and headers."""
+    """The Upload of one request's data (a dict, or what an envelope made of it) and headers."""
+    if isinstance(row, str) or (isinstance(row, dict) and isinstance(row.get("data", row.get("b64")), str)):
+        return envelope_upload(row)
     content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), "") or ""
     media_type = content_type.split(";")[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
@@ -138,6 +148,24 @@ def kserve_v2_upload(body):
                   inference_id if isinstance(inference_id, str) else None)
 
 
+def envelope_upload(row):
+    """The Upload of one instance (v1) or input (v2) as a KServe service envelope hands it over, parsed."""
+    if isinstance(row, str):
+        return Upload(base64_image(row, "the instance"), None, V1_ENVELOPE)
+    if "datatype" not in row:
+        key = "data" if "data" in row else "b64"
+        return Upload(base64_image(row[key], f'the instance\'s "{key}"'), row.get("scale"), V1_ENVELOPE)
+    if row["datatype"] != "BYTES":
+        error = ClientError(400, "invalid_kserve", "a KServe v2 input holds the image as BYTES: "
+                                                   '{"name": "image", "shape": [-1], "datatype": "BYTES", "data": '
+                                                   '["<base64>"]}')
+        error.wire = V2_ENVELOPE
+        raise error
+    parameters = row.get("parameters") if isinstance(row.get("parameters"), dict) else {}
+    return Upload(base64_image(row["data"], "the input's data"), parameters.get("scale"), V2_ENVELOPE,
+                  str(row.get("name") or "output-0"))
+
+
 def base64_image(text, where):
     """Bytes of a base64 text (a data: URL's prefix dropped), else a 400 naming `where` it came from."""
     if not isinstance(text, str):
@@ -151,6 +179,8 @@ def base64_image(text, where):
 
 def answer(image_bytes, media_type, upload, model_name, request_id):
     """(body, content type) of a successful answer in the upload's wire format."""
+    if upload.wire in (V1_ENVELOPE, V2_ENVELOPE):  # the envelope puts it into its own JSON
+        return base64.b64encode(image_bytes).decode(), "application/json"
     if upload.wire == KSERVE_V1:
         return json.dumps({"predictions": [base64.b64encode(image_bytes).decode()]}).encode(), "application/json"
     if upload.wire == KSERVE_V2:
@@ -163,7 +193,9 @@ def answer(image_bytes, media_type, upload, model_name, request_id):
 
 def error_body(error, wire):
     """The JSON body of a ClientError in a wire format: the Open Inference Protocol's {"error"} for KServe v2,
-    {"code", "type", "message"} otherwise."""
-    if wire == KSERVE_V2:
-        return json.dumps({"error": error.message}, ensure_ascii=False).encode()
-    return error.body()
+    {"code", "type", "message"} otherwise; as text for an envelope to wrap."""
+    if wire in (KSERVE_V2, V2_ENVELOPE):
+        body = json.dumps({"error": error.message}, ensure_ascii=False).encode()
+    else:
+        body = error.body()
+    return body.decode() if wire in (V1_ENVELOPE, V2_ENVELOPE) else body

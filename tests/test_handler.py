@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from ts.context import Context, RequestProcessor
+from ts.torch_handler.request_envelope.kserve import KServeEnvelope
+from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 from ts.utils.util import PredictionException
 
 from conftest import MODEL_CONFIG
@@ -523,3 +525,34 @@ def test_requests_are_counted_by_wire_scale_and_outcome(handler, scene):
                         ("rest", "-", "invalid_json"): 1}
     assert metrics.counters[("SRCNNOutputMegapixels", "srcnn", "Model", "3")] == pytest.approx(30 * 18 / 1e6)
     assert metrics.counters[("SRCNNStageMilliseconds", "srcnn", "Model", "upscale")] > 0
+
+
+def enveloped(handler, envelope_class, request):
+    """One JSON request through a TorchServe service envelope wrapped around the handler, as TorchServe runs it
+    with TS_SERVICE_ENVELOPE set: (status, the envelope's JSON answer)."""
+    context = Context("srcnn", "", {"model": {"modelName": "srcnn", "modelVersion": "1.0"}}, 1, None, "0.12.0",
+                      metrics=Metrics())
+    context.request_processor = [RequestProcessor({"Host": "127.0.0.1:8085", "Content-Type": "application/json"})]
+    answer, = envelope_class(handler.handle).handle([json_body(request)], context)
+    return context.get_response_status(0)[0], answer
+
+
+def test_the_kserve_v1_envelope(handler, scene):
+    png = b64(encode(scene(20, 10)))
+    status, answer = enveloped(handler, KServeEnvelope, {"instances": [{"data": png, "scale": 3}]})
+    assert status == 200 and decoded(base64.b64decode(answer["predictions"][0])).size == (60, 30)
+    status, answer = enveloped(handler, KServeEnvelope, {"instances": [png]})
+    assert status == 200 and decoded(base64.b64decode(answer["predictions"][0])).size == (40, 20)
+    status, answer = enveloped(handler, KServeEnvelope, {"instances": [{"data": b64(b"text")}]})
+    assert status == 415 and json.loads(answer["predictions"][0])["type"] == "not_an_image"
+
+
+def test_the_kserve_v2_envelope(handler, scene):
+    tensor = {"name": "image", "shape": [-1], "datatype": "BYTES", "data": [b64(encode(scene(20, 10)))],
+              "parameters": {"scale": 4}}
+    status, answer = enveloped(handler, KServev2Envelope, {"id": "7", "inputs": [tensor]})
+    assert status == 200 and (answer["id"], answer["outputs"][0]["name"]) == ("7", "image")
+    assert decoded(base64.b64decode(answer["outputs"][0]["data"][0])).size == (80, 40)
+    tensor["data"] = [b64(b"text")]
+    status, answer = enveloped(handler, KServev2Envelope, {"inputs": [tensor]})
+    assert status == 415 and "PNG, JPEG" in json.loads(answer["outputs"][0]["data"][0])["error"]
