@@ -6,7 +6,8 @@ DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive soak fuzz bench bench-train bench-recipes evaluate train train-all
+.PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes evaluate train \
+	train-all
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -33,6 +34,14 @@ archive: setup
 # Refuses in one line when a server runs or a port is taken; only then builds srcnn.mar and starts.
 serve: setup
 	$(PY) -m handler.deploy start
+
+# KServe's TorchServe runtime: its storage layout (kserve-store/), and that layout served on 127.0.0.1:8085 as the
+# runtime would serve it (README, Running on Kubernetes); make stop stops it too.
+kserve-store: setup
+	$(PY) -m handler.deploy kserve-store
+
+serve-kserve: setup
+	$(PY) -m handler.deploy serve-kserve
 
 stop: setup
 	$(PY) -m handler.deploy stop

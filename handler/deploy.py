@@ -3,6 +3,8 @@ Makefile, the tests and the benchmarks.
 
     python -m handler.deploy archive [--model-store model_store] [--weights weights]
     python -m handler.deploy start [--config config.properties] [--timeout 180]
+    python -m handler.deploy kserve-store [--out kserve-store]   # the storage layout KServe's runtime reads
+    python -m handler.deploy serve-kserve [--store kserve-store]  # that layout served as the runtime would
     python -m handler.deploy stop
     python -m handler.deploy has-java      # exit status 0 when a Java 17+ is installed
     python -m handler.deploy prepare-venv  # make setup: the activated .venv finds Java and config.properties
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -31,12 +33,14 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "srcnn"
 MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"  # the shipped worker and handler settings
+KSERVE = ROOT / "deploy" / "kserve"  # the runtime's config.properties and the archive's requirements file
 BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
 
 
-def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG):
+def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG, requirements=None):
     """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
-    (with their sidecars) found in `weights_dir`. Returns the archive's path."""
+    (with their sidecars) found in `weights_dir`, and optionally a requirements file that TorchServe installs
+    when it loads the model (install_py_dep_per_model). Returns the archive's path."""
     weights = sorted(Path(weights_dir).glob("srcnn_x[234].pth"))
     if not weights:
         raise SystemExit(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
@@ -56,7 +60,8 @@ def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_
                     shutil.copy2(file, stage / "weights" / file.name)
         command = [BIN / "torch-model-archiver", "--model-name", MODEL_NAME, "--version", "1.0",
                    "--handler", ROOT / "handler" / "srcnn_handler.py", "--extra-files", stage,
-                   "--config-file", model_config, "--export-path", model_store, "--force"]
+                   "--config-file", model_config, "--export-path", model_store, "--force",
+                   *(["--requirements-file", requirements] if requirements else [])]
         # The archiver stages in $TMPDIR/<model name>: a private TMPDIR lets two builds run at once.
         subprocess.run(list(map(str, command)), check=True, env={**os.environ, "TMPDIR": temporary})
     return model_store / f"{MODEL_NAME}.mar"
@@ -130,16 +135,21 @@ def java_environment():
 
 @dataclass
 class Server:
-    """One TorchServe instance: its config file, the folder it runs in (logs/ lands there) and, optionally, a
-    private temporary folder (TorchServe keeps its pid file there, so two instances need two)."""
+    """One TorchServe instance: its config file, the folder it runs in (logs/ lands there), optionally a
+    private temporary folder (TorchServe keeps its pid file there, so two instances need two), settings given as
+    TS_* environment variables (they win over the config where it says enable_envvars_config=true), and the
+    launcher's arguments besides --start and --ts-config."""
 
     config: Path = ROOT / "config.properties"
     workdir: Path = ROOT
     tmpdir: Path | None = None
+    overrides: dict = field(default_factory=dict)
+    arguments: tuple = ("--ncs",)
 
     @property
     def properties(self):
-        return read_properties(self.config)
+        written = read_properties(self.config) if Path(self.config).exists() else {}  # not yet built: overrides
+        return written | self.overrides
 
     @property
     def inference_url(self):
@@ -156,6 +166,7 @@ class Server:
     def environment(self):
         environment = java_environment()
         environment.update(LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir))
+        environment.update({f"TS_{key.upper()}": value for key, value in self.overrides.items()})
         if self.tmpdir:
             Path(self.tmpdir).mkdir(parents=True, exist_ok=True)
             environment.update(TMPDIR=str(self.tmpdir), TEMP=str(self.tmpdir))
@@ -189,7 +200,7 @@ class Server:
         console = self.log_dir / "console.log"
         # The Java frontend keeps the launcher's stdout open for its whole life: give it a file, not a pipe.
         with console.open("a") as output:
-            result = self.torchserve("--start", "--ncs", "--ts-config", str(Path(self.config).resolve()),
+            result = self.torchserve("--start", *self.arguments, "--ts-config", str(Path(self.config).resolve()),
                                      output=output)
         if result.returncode != 0:
             raise RuntimeError(f"torchserve --start failed; end of the logs:\n{self.log_tail()}")
@@ -303,6 +314,52 @@ def private_server(workdir, drop=(), model_config=MODEL_CONFIG, **properties):
     return Server(config=config, workdir=workdir, tmpdir=workdir / "tmp")
 
 
+def kserve_store(out):
+    """Write the storage layout KServe's TorchServe runtime reads: `config/config.properties` (with the metrics
+    declarations beside it) and `model-store/srcnn.mar`, whose requirements file names what the handler imports
+    beyond the stock TorchServe image. Returns `out`."""
+    out = Path(out)
+    (out / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(KSERVE / "config.properties", out / "config" / "config.properties")
+    shutil.copy2(ROOT / "handler" / "metrics.yaml", out / "config" / "metrics.yaml")
+    build_archive(out / "model-store", requirements=KSERVE / "requirements.txt")
+    return out
+
+
+def kserve_server(store, ports=(8085, 8081, 8082, 7070, 7071), tmpdir=None):
+    """TorchServe on a kserve_store layout, started as KServe's runtime starts it (the layout's config, its model
+    store, no service envelope: the InferenceServices here set no serviceEnvelope label) but bound to 127.0.0.1:
+    the addresses and the /mnt/models paths are overridden by TS_* variables, which the config admits."""
+    store = Path(store).resolve()
+    inference, management, metrics, grpc_inference, grpc_management = ports
+    overrides = {
+        "inference_address": f"http://127.0.0.1:{inference}", "management_address": f"http://127.0.0.1:{management}",
+        "metrics_address": f"http://127.0.0.1:{metrics}", "grpc_inference_address": "127.0.0.1",
+        "grpc_inference_port": str(grpc_inference), "grpc_management_port": str(grpc_management),
+        "metrics_config": str(store / "config" / "metrics.yaml"), "service_envelope": "",
+    }
+    return Server(config=store / "config" / "config.properties", workdir=store, tmpdir=tmpdir,
+                  overrides=overrides, arguments=(f"--model-store={store / 'model-store'}",))
+
+
+def serve(server, timeout, build):
+    """Start `server` for a person at a terminal: refuse in one line if it cannot start, else `build()` what it
+    serves (never under a running server), start it, wait until READY and say how to call it. Exit status."""
+    problem = server.start_problem()
+    if problem:
+        print(f"not started: {problem}", file=sys.stderr)
+        return 1
+    print(f"wrote {build()}")
+    try:
+        server.start(timeout)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(json.dumps(server.workers(), indent=1))
+    print(f"SRCNN is serving. Try:\n  curl -T img.png {server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m handler.deploy", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +369,11 @@ def main(argv=None):
     start = commands.add_parser("start", help="start TorchServe and wait until the model is READY")
     start.add_argument("--config", type=Path, default=ROOT / "config.properties")
     start.add_argument("--timeout", type=float, default=180)
+    store = commands.add_parser("kserve-store", help="write the storage layout of KServe's TorchServe runtime")
+    store.add_argument("--out", type=Path, default=ROOT / "kserve-store")
+    rehearsal = commands.add_parser("serve-kserve", help="serve that layout on 127.0.0.1:8085 as the runtime would")
+    rehearsal.add_argument("--store", type=Path, default=ROOT / "kserve-store")
+    rehearsal.add_argument("--timeout", type=float, default=300)
     commands.add_parser("stop", help="stop TorchServe")
     commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
     commands.add_parser("prepare-venv", help="let the activated .venv's torchserve find Java and config.properties")
@@ -320,22 +382,16 @@ def main(argv=None):
         return 0 if has_java() else 1
     if args.command == "prepare-venv":
         prepare_venv()
+    elif args.command == "kserve-store":
+        print(f"wrote {kserve_store(args.out)}: config/config.properties, config/metrics.yaml, model-store/srcnn.mar")
+    elif args.command == "serve-kserve":
+        return serve(kserve_server(args.store), args.timeout, lambda: kserve_store(args.store))
     elif args.command == "archive":
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":
         server = Server(config=args.config)
-        problem = server.start_problem()
-        if problem:
-            print(f"not started: {problem}", file=sys.stderr)
-            return 1
-        print(f"wrote {build_archive(ROOT / server.properties.get('model_store', 'model_store'))}")
-        try:
-            server.start(args.timeout)
-        except RuntimeError as error:
-            print(error, file=sys.stderr)
-            return 1
-        print(json.dumps(server.workers(), indent=1))
-        print(f"SRCNN is serving. Try:\n  curl -T img.png {server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+        return serve(server, args.timeout, lambda: build_archive(ROOT / server.properties.get("model_store",
+                                                                                               "model_store")))
     else:
         result = Server().stop()
         print(result.stdout.strip() or "TorchServe stopped.")

@@ -1,0 +1,158 @@
+"""deploy/, offline: every manifest against the schemas of a current Kubernetes (kubernetes-validate) and the
+InferenceServices against KServe's CRD schema, strictly (a misspelt field fails); and the KServe storage layout
+served as KServe's TorchServe runtime would serve it, on loopback."""
+
+import base64
+import copy
+import io
+import json
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import requests
+import yaml
+from PIL import Image
+
+from handler.deploy import KSERVE, ROOT, free_ports, kserve_server, kserve_store, read_properties
+from tools.hostile import encode
+
+KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
+MANIFESTS = sorted((ROOT / "deploy").glob("*/*.yaml"))
+DOCUMENTS = [(path, index, document) for path in MANIFESTS
+             for index, document in enumerate(yaml.safe_load_all(path.read_text())) if document]
+ISVC_SCHEMA = json.loads((ROOT / "deploy" / "schemas" / "inferenceservice-v1beta1.json").read_text())
+
+
+def strict(schema):
+    """A copy of an OpenAPI schema that refuses unknown fields, as `kubectl apply` (strict field validation) does:
+    every object with listed properties and no other rule for the rest gets additionalProperties: false."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: strict(value) for key, value in schema.items()}
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        result["additionalProperties"] = False
+    return result
+
+
+STRICT_ISVC = strict(ISVC_SCHEMA)
+
+
+def validate(document):
+    """Raise on a manifest that a cluster of KUBERNETES with KServe would refuse."""
+    if document["kind"] == "InferenceService":
+        assert document["apiVersion"] == "serving.kserve.io/v1beta1"
+        jsonschema.validate(document, STRICT_ISVC)
+        # The CRD's schema leaves metadata open: check it as Kubernetes checks any object's.
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]},
+                                     KUBERNETES, strict=True)
+    else:
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_there_are_inferenceservices_and_plain_kubernetes_objects():
+    kinds = sorted(document["kind"] for _, _, document in DOCUMENTS)
+    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "InferenceService", "InferenceService",
+                     "InferenceService", "Service"]
+
+
+@pytest.mark.parametrize("path, index, document", DOCUMENTS,
+                         ids=[f"{path.relative_to(ROOT)}#{index}" for path, index, _ in DOCUMENTS])
+def test_every_manifest_validates(path, index, document):
+    validate(document)
+
+
+@pytest.mark.parametrize("kind, where", [
+    ("InferenceService", ("spec", "predictor")),
+    ("InferenceService", ("spec", "predictor", "model")),
+    ("Deployment", ("spec", "template", "spec", "containers", 0)),
+    ("HorizontalPodAutoscaler", ("spec",)),
+])
+def test_a_misspelt_field_fails(kind, where):
+    document = copy.deepcopy(next(document for _, _, document in DOCUMENTS if document["kind"] == kind))
+    node = document
+    for key in where:
+        node = node[key]
+    node["replicaz"] = 3
+    with pytest.raises((jsonschema.ValidationError, kubernetes_validate.ValidationError)):
+        validate(document)
+
+
+def test_the_inferenceservices_name_what_kserve_needs():
+    services = {path.name: document for path, _, document in DOCUMENTS if document["kind"] == "InferenceService"}
+    assert set(services) == {"inferenceservice-v1.yaml", "inferenceservice-v2.yaml", "inferenceservice-v2-gpu.yaml"}
+    for name, service in services.items():
+        predictor = service["spec"]["predictor"]
+        model = predictor["model"]
+        assert (model["modelFormat"]["name"], model["runtime"]) == ("pytorch", "kserve-torchserve")
+        assert model["protocolVersion"] == ("v1" if name.endswith("v1.yaml") else "v2")
+        assert model["storageUri"] and model["resources"]["requests"]["cpu"]
+        assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"] and predictor["scaleTarget"] > 0
+    assert services["inferenceservice-v2-gpu.yaml"]["spec"]["predictor"]["model"]["resources"]["limits"][
+        "nvidia.com/gpu"] == "1"
+
+
+def test_the_plain_deployment_has_probes_resources_and_an_autoscaler():
+    kinds = {document["kind"]: document for path, _, document in DOCUMENTS if path.parent.name == "kubernetes"}
+    container, = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
+    assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == kinds["Deployment"]["metadata"]["name"]
+    assert kinds["Service"]["spec"]["selector"] == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
+
+
+def test_the_runtime_config_follows_kserves_conventions():
+    properties = read_properties(KSERVE / "config.properties")
+    assert properties["inference_address"] == "http://0.0.0.0:8085"
+    assert properties["model_store"] == "/mnt/models/model-store"
+    assert (properties["metrics_mode"], properties["ts_open_inference_protocol"]) == ("prometheus", "true")
+    snapshot = json.loads(properties["model_snapshot"])
+    assert snapshot["models"]["srcnn"]["1.0"]["marName"] == "srcnn.mar"
+    lines = (KSERVE / "config.properties").read_text().splitlines()
+    loopback = read_properties(ROOT / "config.properties")
+    for position, line in enumerate(lines):  # every setting that differs from the loopback one says why above it
+        key = line.split("=", 1)[0]
+        if "=" in line and not line.startswith("#") and loopback.get(key) != properties[key]:
+            above = position - 1
+            while lines[above] and not lines[above].startswith("#"):  # settings grouped under one comment
+                above -= 1
+            comment = []
+            while lines[above].startswith("#"):
+                comment.append(lines[above])
+                above -= 1
+            assert any(text.startswith("# differs") for text in comment), f"{key}: no reason given for differing"
+
+
+@pytest.fixture(scope="module")
+def kserve(tmp_path_factory):
+    store = kserve_store(tmp_path_factory.mktemp("kserve") / "store")
+    server = kserve_server(store, free_ports(5), tmpdir=store / "tmp")
+    server.start(timeout=300)
+    yield server
+    server.stop()
+
+
+def test_the_store_holds_the_runtimes_layout(kserve):
+    store = kserve.workdir
+    assert (store / "config" / "config.properties").read_text() == (KSERVE / "config.properties").read_text()
+    assert (store / "model-store" / "srcnn.mar").stat().st_size > 100_000
+
+
+def test_the_rehearsal_answers_v2_v1_health_and_metrics(kserve, scene):
+    png = base64.b64encode(encode(scene(20, 15))).decode()
+    v2 = requests.post(f"{kserve.inference_url}/v2/models/srcnn/infer", timeout=120,
+                       json={"inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": [png]}]})
+    assert v2.status_code == 200, v2.text
+    assert Image.open(io.BytesIO(base64.b64decode(v2.json()["outputs"][0]["data"][0]))).size == (40, 30)
+    v1 = requests.post(f"{kserve.inference_url}/v1/models/srcnn:predict", json={"instances": [{"data": png}]},
+                       timeout=120)
+    assert v1.status_code == 200 and Image.open(io.BytesIO(base64.b64decode(v1.json()["predictions"][0]))).size == \
+        (40, 30)
+    assert requests.get(f"{kserve.inference_url}/v2/health/ready", timeout=30).json() == {"ready": True}
+    assert requests.get(f"{kserve.inference_url}/ping", timeout=30).status_code == 200  # the Deployment's probe
+    metrics = requests.get(f"{kserve.properties['metrics_address']}/metrics", timeout=30).text
+    assert 'SRCNNRequests{ModelName="srcnn",Level="Model",Wire="kserve-v2"' in metrics
+    log = (kserve.log_dir / "ts_log.log").read_text()
+    assert "Installed custom pip packages for model srcnn" in log  # the archive's requirements file
