@@ -7,7 +7,7 @@ SCALE ?= 3
 TRAIN_ARGS ?=
 
 .PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes evaluate train \
-	train-all
+	train-all train-background train-pause
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -72,6 +72,18 @@ evaluate: setup
 
 train: setup
 	$(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) --out weights/srcnn_x$(SCALE).pth $(TRAIN_ARGS)
+
+# The long run in resumable pieces (README, Training): `make train-background SCALE=2` starts or resumes it at
+# low priority, detached, in weights/next/ (its progress goes to weights/next/srcnn_x2.log, its checkpoint to
+# weights/next/srcnn_x2.ckpt); `make train-pause` stops every training run with SIGTERM, which writes the
+# checkpoint for the next piece to resume from.
+train-background: setup
+	nohup nice -n 19 $(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) \
+		--out weights/next/srcnn_x$(SCALE).pth --resume $(TRAIN_ARGS) > /dev/null 2>&1 &
+
+train-pause:
+	pkill -TERM -f 'training[.]train' && while pgrep -f 'training[.]train' > /dev/null; do sleep 1; done || \
+		echo "no training run"
 
 # `make -j3 train-all TRAIN_ARGS="--threads 1"` trains the three scales side by side.
 train-all: train-x2 train-x3 train-x4

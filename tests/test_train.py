@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from srcnn import load_model
-from training.train import main, parse_args, train
+from training.train import learning_rate_factor, main, parse_args, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def arguments(data, out, cache, steps, *extra):
     return ["--scale", "2", "--data-dir", str(data), "--train-set", "train", "--eval-sets", "test", "--out", str(out),
             "--steps", str(steps), "--batch-size", "16", "--validate-every", "5", "--threads", "1",
-            "--cache-dir", str(cache), *extra]
+            "--warmup-steps", "0", "--cache-dir", str(cache), *extra]
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +112,37 @@ def test_interrupt_saves_a_checkpoint_before_exiting(image_folder, tmp_path, sig
     state = torch.load(out.with_suffix(".ckpt"), weights_only=True)
     assert 5 <= state["step"] < 100_000
     assert "continue with --resume" in log.read_text()
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_schedules_warm_up_then_end_at_the_final_fraction(schedule):
+    config = parse_args(["--scale", "2", "--steps", "1000", "--warmup-steps", "100", "--schedule", schedule])
+    factors = [learning_rate_factor(step, config) for step in range(1000)]
+    assert factors[0] == pytest.approx(0.01) and factors[99] == pytest.approx(1.0)
+    assert all(later <= earlier for earlier, later in zip(factors[99:], factors[100:]))
+    assert learning_rate_factor(1000, config) == pytest.approx(0.1)
+    middle = learning_rate_factor(550, config)  # half-way through the decay
+    assert middle == pytest.approx(0.55 if schedule == "cosine" else 0.1**0.5)
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe(image_folder, tmp_path):
+    data, out = image_folder(), tmp_path / "w.pth"
+    assert main(arguments(data, out, tmp_path / "cache", 10)) == 0
+    assert main(arguments(data, out, tmp_path / "cache", 20, "--resume", "--schedule", "exponential")) == 2
+    log = out.with_suffix(".log").read_text()
+    assert "written by another recipe: schedule: 'cosine' → 'exponential', steps: 10 → 20" in log
+    assert torch.load(out.with_suffix(".ckpt"), weights_only=True)["step"] == 10  # left as it was
+
+
+def test_init_starts_from_given_weights_and_holdout_leaves_the_split_out(image_folder, tmp_path):
+    data = image_folder(train=9)
+    first = tmp_path / "a" / "w.pth"
+    train(parse_args(arguments(data, first, tmp_path / "cache", 20)), log=lambda message: None)
+    messages = []
+    second = tmp_path / "b" / "w.pth"
+    sidecar = train(parse_args(arguments(data, second, tmp_path / "cache", 5, "--init", str(first), "--holdout",
+                                         "--lr", "0", "--last-lr", "0")), log=messages.append)
+    assert "from 8 images" in messages[0]  # 9 training images less the validation split's first one
+    assert sidecar["init_sha256"] == json.loads(first.with_suffix(".json").read_text())["sha256"]
+    a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
+    assert all(torch.equal(a[key], b[key]) for key in a)  # a zero learning rate keeps the initial weights

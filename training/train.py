@@ -1,19 +1,22 @@
-"""Train SRCNN on Y patches of a folder of images (the paper's 91-image set by default).
+"""Train SRCNN on Y patches of a folder of images (the paper's 91-image set, data/T91, by default).
 
-    python -m training.train --scale 3 --data-dir ../shared/datasets --out weights/srcnn_x3.pth
+    python -m training.train --scale 3 --out weights/srcnn_x3.pth
 
 Valid-mode MSE on 33×33 patches, Adam with a ten times smaller learning rate on the last layer, decaying
-exponentially over a fixed number of steps. The weights the schedule ends with are shipped: Set5 and Set14 are
-scored once at the end for the sidecar and never steer training. Progress is validated on a few *training*
-images only to draw the curve.
+exponentially (or along a cosine, `--schedule cosine`) over a fixed number of steps; `--init` starts from
+another weight file (e.g. ×3 from the trained ×2). The weights the schedule ends with are shipped: Set5 and
+Set14 are scored once at the end for the sidecar and never steer training. Progress is validated on a few
+*training* images only to draw the curve, or with `--holdout` on the validation split of the training set
+(every 9th image, left out of training), which is what `make bench-recipes` compares recipes on.
 
-A checkpoint `OUT.ckpt` (model, optimiser, step, RNG state, curve) is written atomically every few minutes and
-on Ctrl-C or SIGTERM; `--resume` continues from it. With a fixed seed on the CPU a resumed run ends with the
-same weights as an uninterrupted one.
+A checkpoint `OUT.ckpt` (model, optimiser, step, RNG state, curve, recipe) is written atomically every few
+minutes and on Ctrl-C or SIGTERM; `--resume` continues from it, and refuses a checkpoint of another recipe. With
+a fixed seed on the CPU a resumed run ends with the same weights as an uninterrupted one.
 """
 
 import argparse
 import json
+import math
 import platform
 import signal
 import sys
@@ -28,25 +31,32 @@ from tqdm import tqdm
 from srcnn import SRCNN, save_state_dict
 from srcnn.engine import TorchEngine
 from srcnn.imaging import modcrop
-from srcnn.weights import sidecar_path
-from training.data import PatchConfig, cached_patches, file_list_hash, list_images, read_y
+from srcnn.weights import file_sha256, sidecar_path
+from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
+                           split_validation)
 from training.evaluate import EvaluateConfig, evaluate, markdown_table, score_y
 
 VALIDATION_IMAGES = 6  # training images scored during training, for the curve only
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     scale: int
-    data_dir: Path
     out: Path
+    data_dir: Path = DATA_DIR
     train_set: str = "T91"
     eval_sets: tuple = ("Set5", "Set14")
-    steps: int = 24_000
+    steps: int = 120_000
     batch_size: int = 128
+    patch_size: int = 33  # input patch side; the labels are 16 pixels smaller (valid convolutions)
     lr: float = 1e-3  # first two layers
     last_lr: float = 1e-4  # reconstruction layer
-    final_lr_fraction: float = 0.1  # both rates decay exponentially to this fraction at the last step
+    schedule: str = "cosine"  # or "exponential"; either ends at final_lr_fraction of the rates (make bench-recipes)
+    warmup_steps: int = 200  # rates rise linearly from 0 over these first steps
+    final_lr_fraction: float = 0.1  # both rates decay to this fraction at the last step
+    init: Path | None = None  # a weight file to start from (e.g. the ×2 network for ×3) instead of random
+    holdout: bool = False  # leave the validation split out of training and draw the curve on it
     augment: bool = True  # extra image scales 0.9…0.6 and random rotations/flips
     blur_sigma: float = 0.0
     seed: int = 0
@@ -62,14 +72,49 @@ class TrainConfig:
     def checkpoint(self):
         return self.out.with_suffix(".ckpt")
 
+    @property
+    def recipe(self):
+        """The settings a checkpoint must share with the run that resumes it (everything that sets the result)."""
+        unrelated = ("out", "data_dir", "eval_sets", "checkpoint_minutes", "validate_every", "device", "threads",
+                     "cache_dir", "resume")
+        return {key: shown(value) for key, value in asdict(self).items() if key not in unrelated}
+
+
+def shown(value):
+    """A setting as JSON records it: paths inside the repository relative to it, other paths as given."""
+    if not isinstance(value, Path):
+        return value
+    try:
+        return str(value.resolve().relative_to(REPOSITORY))
+    except ValueError:
+        return str(value)
+
 
 class Interrupted(Exception):
     """Raised by SIGTERM so that it saves a checkpoint the way Ctrl-C does."""
 
 
+class RecipeMismatch(Exception):
+    """`--resume` found a checkpoint written with other settings: continuing would mix two schedules."""
+
+
+def recipe_difference(stored, wanted):
+    """The settings that differ between two recipes, as `name: stored → wanted`."""
+    keys = sorted(set(stored) | set(wanted))
+    return ", ".join(f"{key}: {stored.get(key)!r} → {wanted.get(key)!r}"
+                     for key in keys if stored.get(key) != wanted.get(key))
+
+
 def learning_rate_factor(step, config):
-    """Multiplier of both learning rates at `step`: 1 at the start, `final_lr_fraction` at the end."""
-    return config.final_lr_fraction ** (step / config.steps)
+    """Multiplier of both learning rates at `step`: a linear warm-up to 1, then down to `final_lr_fraction` at
+    the last step, exponentially or along half a cosine."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    final = config.final_lr_fraction
+    if config.schedule == "cosine":
+        return final + (1 - final) * (1 + math.cos(math.pi * progress)) / 2
+    return final ** progress
 
 
 def augment_batch(inputs, labels, generator):
@@ -91,10 +136,11 @@ def validation_psnr(model, planes, scale):
     return value
 
 
-def save_checkpoint(path, model, optimizer, generator, step, elapsed, history):
+def save_checkpoint(path, recipe, model, optimizer, generator, step, elapsed, history):
     temporary = path.with_name(path.name + ".tmp")
     torch.save(
         {
+            "recipe": recipe,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": generator.get_state(),
@@ -132,19 +178,30 @@ def train(config, log=print):
     torch.manual_seed(config.seed)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     paths = list_images(config.data_dir / config.train_set)
-    patch_config = PatchConfig(scale=config.scale, blur_sigma=config.blur_sigma,
+    if config.holdout:
+        paths, validation_paths = split_validation(paths)
+    else:
+        validation_paths = paths[:: max(1, len(paths) // VALIDATION_IMAGES)]
+    patch_config = PatchConfig(scale=config.scale, patch_size=config.patch_size, blur_sigma=config.blur_sigma,
                                image_scales=PatchConfig.image_scales if config.augment else (1.0,))
     inputs, labels = cached_patches(paths, patch_config, config.cache_dir)
-    validation = [modcrop(read_y(path), config.scale) for path in paths[:: max(1, len(paths) // VALIDATION_IMAGES)]]
+    validation = [modcrop(read_y(path), config.scale) for path in validation_paths]
     log(f"x{config.scale}: {len(inputs)} patches from {len(paths)} images, device {config.device}")
 
-    model = SRCNN().to(config.device)
+    model = SRCNN()
+    if config.init:
+        model.load_state_dict(torch.load(config.init, map_location="cpu", weights_only=True))
+    model.to(config.device)
     first, last = list(model.convs[:-1].parameters()), list(model.convs[-1].parameters())
     optimizer = torch.optim.Adam([{"params": first, "lr": config.lr}, {"params": last, "lr": config.last_lr}])
     generator = torch.Generator().manual_seed(config.seed)
     step, elapsed, history = 0, 0.0, []
     if config.resume and config.checkpoint.exists():
         state = torch.load(config.checkpoint, weights_only=True)
+        if state.get("recipe") != config.recipe:
+            raise RecipeMismatch(f"{config.checkpoint} was written by another recipe: "
+                                 f"{recipe_difference(state.get('recipe') or {}, config.recipe)}; resume with the "
+                                 f"checkpoint's settings, or move it away to start afresh")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["rng"])
@@ -152,7 +209,7 @@ def train(config, log=print):
         log(f"resumed from {config.checkpoint} at step {step}")
 
     def checkpoint():
-        save_checkpoint(config.checkpoint, model, optimizer, generator, step, elapsed + time.monotonic() - started,
+        save_checkpoint(config.checkpoint, config.recipe, model, optimizer, generator, step, elapsed + time.monotonic() - started,
                         history)
 
     started = last_checkpoint = time.monotonic()
@@ -204,11 +261,12 @@ def finish(config, model, paths, history, wall_time):
                                           config.out, None, config.device))
     sidecar = {
         "scale": config.scale,
+        "sha256": file_sha256(config.out),
         "architecture": {"kernel_sizes": list(model.kernel_sizes), "widths": list(model.widths),
                          "channels": model.channels},
-        "training": {key: str(value) if isinstance(value, Path) else value
-                     for key, value in asdict(config).items() if key not in ("resume", "out")},
+        "training": {key: shown(value) for key, value in asdict(config).items() if key not in ("resume", "out")},
         "training_files": {"count": len(paths), "sha256": file_list_hash(paths)},
+        "init_sha256": file_sha256(config.init) if config.init else None,
         "steps": config.steps,
         "wall_time_s": round(wall_time, 1),
         "device": torch.cuda.get_device_name() if config.device.startswith("cuda")
@@ -226,18 +284,23 @@ def finish(config, model, paths, history, wall_time):
 
 
 def parse_args(argv=None):
-    defaults = TrainConfig(scale=3, data_dir=Path(), out=Path())
+    defaults = TrainConfig(scale=3, out=Path())
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, required=True, choices=[2, 3, 4])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding --train-set and --eval-sets")
+    parser.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                        help="folder holding --train-set and --eval-sets (default: the repository's data/)")
     parser.add_argument("--out", type=Path, help="weight file to write (default: weights/srcnn_xSCALE.pth)")
     parser.add_argument("--train-set", default=defaults.train_set)
     parser.add_argument("--eval-sets", nargs="*", default=list(defaults.eval_sets),
                         help="sub-folders of --data-dir scored at the end for the sidecar")
-    for name in ("steps", "batch_size", "seed", "validate_every", "threads"):
+    for name in ("steps", "batch_size", "patch_size", "warmup_steps", "seed", "validate_every", "threads"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "last_lr", "final_lr_fraction", "blur_sigma", "checkpoint_minutes"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--schedule", choices=["exponential", "cosine"], default=defaults.schedule)
+    parser.add_argument("--init", type=Path, help="start from this weight file instead of random weights")
+    parser.add_argument("--holdout", action="store_true",
+                        help="train without the validation split (every 9th image) and draw the curve on it")
     parser.add_argument("--no-augment", action="store_false", dest="augment")
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast: on CUDA, or on a CPU with "
@@ -253,7 +316,8 @@ def parse_args(argv=None):
 def main(argv=None):
     config = parse_args(argv)
     config.out.parent.mkdir(parents=True, exist_ok=True)
-    log_file = config.out.with_suffix(".log").open("a")
+    # A resumed run continues its log; a fresh one starts a new log (the previous weights' is in git history).
+    log_file = config.out.with_suffix(".log").open("a" if config.resume and config.checkpoint.exists() else "w")
 
     def log(message):
         tqdm.write(message)
@@ -267,6 +331,9 @@ def main(argv=None):
         train(config, log)
     except (KeyboardInterrupt, Interrupted):
         return 130
+    except RecipeMismatch as error:
+        log(f"error: {error}")
+        return 2
     finally:
         log_file.close()
     return 0
