@@ -43,7 +43,7 @@ def grpc_refusal(message, status):
     (400 INVALID_ARGUMENT, 413 RESOURCE_EXHAUSTED) whose description is the JSON error. (A function, not a
     subclass: TorchServe wants exactly one class in a handler module.)"""
     refusal = PredictionException(message, status)
-    refusal.client_mistake = True
+    refusal.client_mistake = status < 500  # a server fault keeps TorchServe's traceback in the log
     return refusal
 
 
@@ -103,12 +103,11 @@ class SRCNNHandler(BaseHandler):
                     self.context.set_response_header(index, name, value)
             logger.info(trace.log_line())
             self._count(trace)
-        trace, = self.traces if len(self.traces) == 1 else (None,)
-        if trace and trace.wire == GRPC and trace.status != 200:
+        if len(bodies) == 1 and self.traces[0].wire == GRPC and self.traces[0].status != 200:
             # TorchServe maps 413 to RESOURCE_EXHAUSTED and 400 to INVALID_ARGUMENT, but 415 and 422 to INTERNAL:
             # every other client mistake goes out as 400 (the JSON in the description keeps the real code).
-            status = trace.status if trace.status in (400, 413) or trace.status >= 500 else 400
-            raise grpc_refusal(bodies[0].decode(), status)
+            status = self.traces[0].status
+            raise grpc_refusal(bodies[0].decode(), status if status in (400, 413) or status >= 500 else 400)
         return bodies
 
     def _count(self, trace):

@@ -27,7 +27,7 @@ spread over the workers, where several images in one request would run one after
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from handler.protocol import SEND_HINT, ClientError
 
@@ -67,9 +67,8 @@ def read_upload(row, headers):
     parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
     scale = parts.pop("scale", None)
     if media_type == "application/json" and "body" in parts:
-        upload = json_upload(parts["body"])
-        return upload if upload.scale is not None else Upload(upload.data, scale, upload.wire, upload.output_name,
-                                                              upload.inference_id)
+        upload = json_upload(parts["body"])  # a scale in the JSON wins over a form field's
+        return upload if upload.scale is not None else replace(upload, scale=scale)
     wire = GRPC if is_grpc(headers) else REST
     if len(parts) > 1:
         raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
