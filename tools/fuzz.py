@@ -21,33 +21,38 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import atheris
+from PIL import Image  # Image itself is imported by tools.hostile anyway; its format plugins are instrumented below
 from ts.context import Context, RequestProcessor
 from ts.torch_handler.base_handler import BaseHandler  # noqa: F401  (imported here: not instrumented)
 
 from srcnn import SRCNN, save_state_dict
 from tools.hostile import encode, sample_image
 
-# Instrument what parses requests and images (Pillow's format plugins, the codec, the protocol, the handler);
-# torch and TorchServe, imported above, are left alone.
-with atheris.instrument_imports():
-    from PIL import Image
 
-    Image.init()
-    from handler.protocol import ClientError, Trace
-    from handler.srcnn_handler import SRCNNHandler
-    from srcnn.codec import ImageError
+
+def instrumented_imports():
+    """Import, with coverage instrumentation, what parses requests and images (Pillow's format plugins, the codec,
+    the protocol, the handler); torch and TorchServe, imported above, are left alone. Only the fuzzing child
+    calls this: instrumenting is slow and chatty."""
+    with atheris.instrument_imports():
+        Image.init()
+        from handler.protocol import ClientError, Trace
+        from handler.srcnn_handler import SRCNNHandler
+        from srcnn.codec import ImageError
+    return SimpleNamespace(ClientError=ClientError, Trace=Trace, SRCNNHandler=SRCNNHandler, ImageError=ImageError)
 
 CONTENT_TYPES = ("image/png", "application/x-www-form-urlencoded", "text/plain", "")
 ACCEPTS = (None, "image/jpeg", "image/webp", "*/*", "application/json", "image/png;q=0", "image/*;q=abc", "")
 SCALE_CHARACTERS = "0123456789.-xe "
 
 
-def make_handler(folder):
+def make_handler(folder, targets):
     for scale in (2, 3, 4):
         save_state_dict(SRCNN(), Path(folder) / "weights" / f"srcnn_x{scale}.pth")
-    handler = SRCNNHandler()
+    handler = targets.SRCNNHandler()
     limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1}
     handler.initialize(Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0",
                                model_yaml_config={"handler": limits}))
@@ -78,16 +83,16 @@ def request(data):
     return headers, row
 
 
-def make_target(handler):
+def make_target(handler, targets):
     def one_input(data):
         headers, row = request(data)
         handler.context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0")
         handler.context.request_processor = [RequestProcessor(headers)]
-        handler.traces = [Trace()]
+        handler.traces = [targets.Trace()]
         try:
             job = handler._parse(0, row)
             handler._encode(0, handler._upscale(0, job))
-        except (ClientError, ImageError):
+        except (targets.ClientError, targets.ImageError):
             pass
 
     return one_input
@@ -105,10 +110,11 @@ def seeds(folder):
 
 def fuzz(seconds, corpus):
     """Run libFuzzer in this process; it exits the process when done."""
+    targets = instrumented_imports()  # before anything loads Pillow's format plugins (seeds() would)
     seeds(corpus)
     with tempfile.TemporaryDirectory() as folder:
         atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=4096", "-print_final_stats=1",
-                       str(corpus)], make_target(make_handler(folder)))
+                       str(corpus)], make_target(make_handler(folder, targets), targets))
         atheris.Fuzz()
 
 
