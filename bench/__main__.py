@@ -27,7 +27,7 @@ from PIL import Image
 from bench import ROOT
 from bench.compute import end_to_end, forward_rates, matmul_limit
 from bench.served import served
-from srcnn.weights import load_model
+from srcnn.weights import load_model, weight_file
 from training.data import DATA_DIR, list_images
 
 SIZES = (128, 256, 512, 1024, 2048)
@@ -58,7 +58,7 @@ def machine():
 
 def run(config):
     started = time.perf_counter()
-    model = load_model(ROOT / "weights" / f"srcnn_x{SCALE}.pth")
+    model = load_model(weight_file(ROOT / "weights", SCALE))
     flop = model.flops_per_pixel
     results = {"machine": machine(), "flop_per_output_pixel": flop}
     print("limit: fp32 matrix multiply ...", file=sys.stderr)

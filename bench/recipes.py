@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench import ROOT
 from srcnn.imaging import modcrop
+from srcnn.weights import SCALES
 from training.data import DATA_DIR, list_images, read_y, split_validation
 from training.evaluate import score_y
 from training.train import parse_args, train
@@ -65,7 +66,7 @@ def validation_bicubic(data_dir, scale):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--scale", type=int, default=3, choices=[2, 3, 4])
+    parser.add_argument("--scale", type=int, default=3, choices=SCALES)
     parser.add_argument("--cpu-seconds", type=float, default=600, help="CPU budget of each recipe")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--amp", action="store_true", help="every recipe under bfloat16 autocast")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from srcnn.weights import SCALES
 from training.data import DATA_DIR
 from training.train import parse_args, train
 
@@ -32,7 +33,7 @@ def steps_per_second(data_dir, scale, steps, extra, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--scale", type=int, default=3, choices=[2, 3, 4])
+    parser.add_argument("--scale", type=int, default=3, choices=SCALES)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
     config = parser.parse_args(argv)

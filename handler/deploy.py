@@ -30,6 +30,8 @@ from pathlib import Path
 import psutil
 import requests
 
+from srcnn.weights import SCALES, weight_file
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "srcnn"
 MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"  # the shipped worker and handler settings
@@ -41,7 +43,7 @@ def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_
     """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
     (with their sidecars) found in `weights_dir`, and optionally a requirements file that TorchServe installs
     when it loads the model (install_py_dep_per_model). Returns the archive's path."""
-    weights = sorted(Path(weights_dir).glob("srcnn_x[234].pth"))
+    weights = [weight_file(weights_dir, scale) for scale in SCALES if weight_file(weights_dir, scale).exists()]
     if not weights:
         raise SystemExit(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
     model_store = Path(model_store)

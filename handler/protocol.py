@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, fields
 
 from srcnn.codec import ENCODE_FORMATS, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, UnsupportedFormat
 
-SCALES = (2, 3, 4)
 STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413}
 SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
              "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "

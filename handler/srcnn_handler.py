@@ -28,12 +28,12 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
-from handler.protocol import SCALES, ClientError, Job, Settings, Trace, choose_media_type, header, parse_scale
+from handler.protocol import ClientError, Job, Settings, Trace, choose_media_type, header, parse_scale
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import load_model, upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
 from srcnn.engine import make_engine
-from srcnn.weights import file_sha256
+from srcnn.weights import SCALES, file_sha256, weight_file
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SRCNNHandler(BaseHandler):
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
-        files = {scale: weights / f"srcnn_x{scale}.pth" for scale in SCALES}
+        files = {scale: weight_file(weights, scale) for scale in SCALES}
         files = {scale: path for scale, path in files.items() if path.exists()}
         self.engines = {scale: make_engine(load_model(path, self.device), self.settings.threads)
                         for scale, path in files.items()}

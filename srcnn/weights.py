@@ -9,6 +9,14 @@ import torch
 from srcnn.model import SRCNN
 
 
+SCALES = (2, 3, 4)  # the scales this project trains and ships a network for
+
+
+def weight_file(folder, scale):
+    """Where the weights for `scale` live in a folder of them: `folder/srcnn_x{scale}.pth`."""
+    return Path(folder) / f"srcnn_x{scale}.pth"
+
+
 def sidecar_path(weights_path):
     """The JSON sidecar of a weight file: `srcnn_x3.pth` -> `srcnn_x3.json`."""
     return Path(weights_path).with_suffix(".json")

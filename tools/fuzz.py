@@ -29,6 +29,7 @@ from ts.context import Context, RequestProcessor
 from ts.torch_handler.base_handler import BaseHandler  # noqa: F401  (imported here: not instrumented)
 
 from srcnn import SRCNN, save_state_dict
+from srcnn.weights import SCALES, weight_file
 from tools.hostile import encode, sample_image
 
 
@@ -50,8 +51,8 @@ SCALE_CHARACTERS = "0123456789.-xe "
 
 
 def make_handler(folder, targets):
-    for scale in (2, 3, 4):
-        save_state_dict(SRCNN(), Path(folder) / "weights" / f"srcnn_x{scale}.pth")
+    for scale in SCALES:
+        save_state_dict(SRCNN(), weight_file(Path(folder) / "weights", scale))
     handler = targets.SRCNNHandler()
     limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1}
     handler.initialize(Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0",

@@ -23,6 +23,7 @@ import requests
 import yaml
 
 from handler.deploy import MODEL_CONFIG, MODEL_NAME, ROOT, Server
+from srcnn.weights import SCALES
 from tools.hostile import Case, corpus, encode, sample_image
 
 FORMATS = ("PNG", "JPEG", "WEBP")
@@ -32,7 +33,7 @@ def valid_cases(count, rng):
     """`count` valid requests of varied sizes (16..128 a side), modes, formats and scales."""
     cases = []
     for index in range(count):
-        width, height, scale = rng.randint(16, 128), rng.randint(16, 128), rng.choice((2, 3, 4))
+        width, height, scale = rng.randint(16, 128), rng.randint(16, 128), rng.choice(SCALES)
         image = sample_image(width, height, rng.choice(("RGB", "L", "RGBA")))
         format = rng.choice(FORMATS) if image.mode != "RGBA" else "PNG"
         cases.append(Case(f"valid {index}", encode(image, format), headers={"X-Scale": str(scale),

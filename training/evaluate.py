@@ -25,6 +25,7 @@ from srcnn.engine import make_engine
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.upscale import super_resolve_plane
+from srcnn.weights import SCALES, weight_file
 from training.data import DATA_DIR, ground_truth_y, list_images
 
 # The paper's 9-5-5 model (ImageNet-trained) and bicubic, TPAMI 2015, Tables 2 and 3; PSNR in dB.
@@ -48,7 +49,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 def weights_for_scale(weights, scale):
     """A weight file for `scale`: `weights` itself if it is a file, else `weights/srcnn_x{scale}.pth`."""
     weights = Path(weights)
-    return weights if weights.is_file() else weights / f"srcnn_x{scale}.pth"
+    return weights if weights.is_file() else weight_file(weights, scale)
 
 
 def score_y(y, engine, scale, with_ssim=True):
@@ -136,7 +137,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
                         help="folder whose sub-folders are test sets (default: the repository's data/)")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"], help="sub-folders of --data-dir")
-    parser.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4], choices=[2, 3, 4])
+    parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), choices=SCALES)
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=METHODS, dest="methods")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
                         help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")

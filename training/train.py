@@ -31,7 +31,7 @@ from tqdm import tqdm
 from srcnn import SRCNN, save_state_dict
 from srcnn.engine import TorchEngine
 from srcnn.imaging import modcrop
-from srcnn.weights import file_sha256, sidecar_path
+from srcnn.weights import SCALES, file_sha256, sidecar_path, weight_file
 from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
                            split_validation)
 from training.evaluate import EvaluateConfig, evaluate, markdown_table, score_y
@@ -286,7 +286,7 @@ def finish(config, model, paths, history, wall_time):
 def parse_args(argv=None):
     defaults = TrainConfig(scale=3, out=Path())
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, required=True, choices=[2, 3, 4])
+    parser.add_argument("--scale", type=int, required=True, choices=SCALES)
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir,
                         help="folder holding --train-set and --eval-sets (default: the repository's data/)")
     parser.add_argument("--out", type=Path, help="weight file to write (default: weights/srcnn_xSCALE.pth)")
@@ -308,7 +308,7 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir)
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
     args = vars(parser.parse_args(argv))
-    args["out"] = args["out"] or Path("weights") / f"srcnn_x{args['scale']}.pth"
+    args["out"] = args["out"] or weight_file("weights", args["scale"])
     args["eval_sets"] = tuple(args["eval_sets"])
     return replace(defaults, **args)
 
