@@ -2,8 +2,8 @@
 
     python -m training.train --scale 3 --out weights/srcnn_x3.pth
 
-Valid-mode MSE on 33×33 patches, Adam with a ten times smaller learning rate on the last layer, decaying
-exponentially (or along a cosine, `--schedule cosine`) over a fixed number of steps; `--init` starts from
+Valid-mode MSE on 33×33 patches, Adam with a ten times smaller learning rate on the last layer, warmed up and
+then decaying along half a cosine (or exponentially, `--schedule exponential`) over a fixed number of steps; `--init` starts from
 another weight file (e.g. ×3 from the trained ×2). The weights the schedule ends with are shipped: Set5 and
 Set14 are scored once at the end for the sidecar and never steer training. Progress is validated on a few
 *training* images only to draw the curve, or with `--holdout` on the validation split of the training set
