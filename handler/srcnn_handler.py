@@ -9,7 +9,9 @@ Where the image comes from: the raw body (`curl -T img.png`, or `--data-binary @
 Content-Type), one multipart file field (`-F data=@img.png`), JSON {"image": "<base64>", "scale": 3}, KServe v1
 or v2 JSON, or gRPC's input map (handler/wire.py). The scale comes from the `X-Scale` header, a `scale` form or
 JSON field (an instance's in v1, `parameters` in v2, the input map's in gRPC), or `default_scale` in
-model-config.yaml. `Accept: image/jpeg` or `image/webp` picks the answer's format; PNG otherwise.
+model-config.yaml: any factor from 1 to 8 (srcnn.scaling); or the answer's size from the `X-Size` header or a
+`size` field ("1920x1080", or one side alone to keep the aspect ratio). `Accept: image/jpeg` or `image/webp`
+picks the answer's format; PNG otherwise.
 
 Every answer of 200 says what was done (X-Scale, X-Output-Size, X-Weights, Server-Timing), and every request,
 answered or refused, writes one INFO line to TorchServe's model log (handler.protocol.Trace) and counts in the
@@ -28,11 +30,13 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
-from handler.protocol import ClientError, Job, Settings, Trace, choose_media_type, header, parse_scale
+from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_type, factor_label, header,
+                              requested_sizing)
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import load_model, upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
 from srcnn.engine import make_engine
+from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
 logger = logging.getLogger(__name__)
@@ -72,12 +76,15 @@ class SRCNNHandler(BaseHandler):
                         for scale, path in files.items()}
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
-        if self.settings.default_scale not in self.engines:
-            raise RuntimeError(f"default_scale {self.settings.default_scale} has no weights; the archive has "
-                               f"{sorted(self.engines)} under {weights}")
+        parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
+        missing = set(SCALES) - set(self.engines)
+        if missing:
+            raise RuntimeError(f"weights for ×{sorted(missing)} are missing: every scale needs all of "
+                               f"{list(SCALES)} (srcnn.scaling.passes), and the archive has {sorted(self.engines)} "
+                               f"under {weights}")
         self.initialized = True
         logger.info("SRCNN scales %s on %s (%s), %s", sorted(self.engines), self.device,
-                    type(self.engines[self.settings.default_scale]).__name__, self.settings)
+                    type(self.engines[SCALES[0]]).__name__, self.settings)
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
@@ -115,7 +122,7 @@ class SRCNNHandler(BaseHandler):
         if not self.counting:
             return
         model = [self.model_name, "Model"]
-        scale = str(trace.scale or "-")
+        scale = trace.scale if trace.scale in {str(scale) for scale in SCALES} else "other" if trace.scale else "-"
         outcome = "2xx" if trace.status < 300 else "5xx" if trace.status >= 500 else trace.error
         try:
             counter = self.context.metrics.get_metric
@@ -156,32 +163,31 @@ class SRCNNHandler(BaseHandler):
         if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
             self.traces[index].wire = GRPC
         upload = read_upload(row, headers)
-        self.traces[index].wire, field_scale = upload.wire, upload.scale
-        header_scale = header(headers, "X-Scale")
-        allowed = sorted(self.engines)
-        scale = self.settings.default_scale
-        if header_scale is not None and field_scale is not None:
-            if parse_scale(header_scale, allowed) != parse_scale(field_scale, allowed):
-                raise ClientError(422, "invalid_scale", "the X-Scale header and the 'scale' field disagree; send one")
-        if header_scale is not None or field_scale is not None:
-            scale = parse_scale(header_scale if header_scale is not None else field_scale, allowed)
+        trace = self.traces[index]
+        trace.wire = upload.wire
+        scale, size = requested_sizing(headers, upload, self.settings.default_scale)
         media_type = choose_media_type(header(headers, "Accept"))
         limits = self.settings
         image = decode_image(upload.data, limits.max_input_pixels)
-        trace = self.traces[index]
-        trace.scale, trace.media_type, trace.input_size = scale, media_type, image.size
-        trace.output_size, trace.weights = (image.width * scale, image.height * scale), self.weights[scale]
-        output_pixels = image.width * image.height * scale**2
+        try:
+            output = output_size(image.size, scale, size)
+        except ScaleError as error:
+            raise ClientError(422, "invalid_size", str(error)) from None
+        trace.scale = factor_label(scale, image.size, output)
+        trace.media_type, trace.input_size, trace.output_size = media_type, image.size, output
+        trace.weights = ", ".join(self.weights[trained] for trained in passes_between(image.size, output)) or "none"
+        output_pixels = output[0] * output[1]
         if output_pixels > limits.max_output_pixels:
+            largest = (f"send at most {int(limits.max_output_pixels / scale**2):,} pixels at ×{trace.scale}"
+                       if scale is not None else "ask for a smaller size")
             raise ClientError(413, "output_too_large",
-                              f"×{scale} of a {image.width}×{image.height} image gives {output_pixels:,} pixels; "
-                              f"the limit is {limits.max_output_pixels:,}: send at most "
-                              f"{limits.max_output_pixels // scale**2:,} pixels at ×{scale}")
-        check_encodable((image.width * scale, image.height * scale), media_type)
-        return Job(image, scale, media_type, upload)
+                              f"×{trace.scale} of a {image.width}×{image.height} image gives "
+                              f"{output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is {limits.max_output_pixels:,}: {largest}")
+        check_encodable(output, media_type)
+        return Job(image, output, media_type, upload)
 
     def _upscale(self, index, job):
-        return upscale(job.image, self.engines[job.scale], job.scale), job
+        return upscale(job.image, self.engines, size=job.size), job
 
     def _encode(self, index, result):
         image, job = result

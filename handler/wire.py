@@ -1,6 +1,6 @@
 """The wire formats a request arrives in and its answer leaves in, free of TorchServe:
 
-- `rest`: the image as the raw body, one multipart file field, or JSON {"image": "<base64>", "scale": 3};
+- `rest`: the image as the raw body, one multipart file field, or JSON {"image": "<base64>", "scale": 2.5};
   the answer is the image itself (`/predictions/srcnn`).
 - `kserve-v1`: {"instances": [{"data": "<base64>", "scale": 3}]} -> {"predictions": ["<base64>"]}
   (`POST /v1/models/srcnn:predict`).
@@ -17,6 +17,8 @@
   `serviceEnvelope` label): the envelope parses the JSON and hands over each instance (v1) or input with its
   `data` reduced to the first element (v2), and wraps what the handler returns, so the answer is the image as
   base64 text and an error its JSON as text.
+
+Wherever a request can carry a "scale", it can carry a "size" ("1920x1080", "1920x" or "x1080") instead.
 
 Bodies arrive as the bytes sent (the handler turns TorchServe's own decoding off), so JSON is parsed here, where a
 parse error becomes a 400 that gives its position. Only an envelope hands over parsed JSON: text values (str) in a
@@ -38,16 +40,26 @@ JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>"
               '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)')
 
 
+SIZING = ("scale", "size")  # the keys and form fields that say how large the answer is
+
+
 @dataclass(frozen=True)
 class Upload:
-    """What one request carries before decoding: the image file's bytes, the scale as sent (None when the body
-    names none), the wire format of the answer, and for KServe v2 the output's name and the inference id."""
+    """What one request carries before decoding: the image file's bytes, the wire format of the answer, the
+    scale and size as sent (None where the body names none), and for KServe v2 the output's name and the
+    inference id."""
 
     data: bytes
-    scale: object = None
     wire: str = REST
+    scale: object = None
+    size: object = None
     output_name: str = "output-0"
     inference_id: str | None = None
+
+
+def sizing(fields):
+    """The scale and size of a JSON object or form, as Upload's keywords (None where absent)."""
+    return {key: fields.get(key) for key in SIZING} if isinstance(fields, dict) else {}
 
 
 def is_grpc(headers):
@@ -65,22 +77,22 @@ def read_upload(row, headers):
         raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without a "
                                             f"Content-Type); {SEND_HINT}")
     parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
-    scale = parts.pop("scale", None)
+    fields = {key: parts.pop(key, None) for key in SIZING}
     if media_type == "application/json" and "body" in parts:
-        upload = json_upload(parts["body"])  # a scale in the JSON wins over a form field's
-        return upload if upload.scale is not None else replace(upload, scale=scale)
+        upload = json_upload(parts["body"])  # a scale or size in the JSON wins over the form fields
+        return upload if upload.scale is not None or upload.size is not None else replace(upload, **fields)
     wire = GRPC if is_grpc(headers) else REST
     if len(parts) > 1:
         raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
                                                  "; send exactly one image, and the scale as a 'scale' field")
     if not parts:
-        return Upload(b"", scale, wire)
+        return Upload(b"", wire, **fields)
     (name, value), = parts.items()
     if isinstance(value, str):  # text, had TorchServe decoded it
-        return Upload(value.encode("utf-8", "surrogateescape"), scale, wire)
+        return Upload(value.encode("utf-8", "surrogateescape"), wire, **fields)
     if not isinstance(value, (bytes, bytearray)):  # JSON, had TorchServe parsed it
         raise ClientError(400, "invalid_field", f"the field {name!r} holds JSON, not an image file")
-    return Upload(bytes(value), scale, wire)
+    return Upload(bytes(value), wire, **fields)
 
 
 def json_upload(raw):
@@ -107,7 +119,7 @@ def json_upload(raw):
     if "image" not in body:
         keys = ", ".join(repr(key[:20]) for key in list(body)[:5]) or "no keys"
         raise ClientError(400, "invalid_json", f'the JSON object has no "image" key (it has {keys}); {JSON_SHAPE}')
-    return Upload(base64_image(body["image"], 'the "image" key'), body.get("scale"))
+    return Upload(base64_image(body["image"], 'the "image" key'), **sizing(body))
 
 
 def one_item(items, what, shape):
@@ -122,12 +134,12 @@ def kserve_v1_upload(body):
     shape = '{"instances": [{"data": "<base64>", "scale": 3}]}'
     instance = one_item(body["instances"], "instance", shape)
     if isinstance(instance, str):
-        return Upload(base64_image(instance, "the instance"), None, KSERVE_V1)
+        return Upload(base64_image(instance, "the instance"), KSERVE_V1)
     if not isinstance(instance, dict) or not ({"data", "b64"} & set(instance)):
         raise ClientError(400, "invalid_kserve", f'a KServe v1 instance is an object with the base64 image under '
                                                  f'"data" (or "b64"), as in {shape}')
     key = "data" if "data" in instance else "b64"
-    return Upload(base64_image(instance[key], f'the instance\'s "{key}"'), instance.get("scale"), KSERVE_V1)
+    return Upload(base64_image(instance[key], f'the instance\'s "{key}"'), KSERVE_V1, **sizing(instance))
 
 
 def kserve_v2_upload(body):
@@ -142,18 +154,18 @@ def kserve_v2_upload(body):
         if isinstance(source, dict):
             parameters.update(source)
     name, inference_id = tensor.get("name"), body.get("id")
-    return Upload(base64_image(encoded, "the input's data"), parameters.get("scale"), KSERVE_V2,
-                  name if isinstance(name, str) and name else "output-0",
-                  inference_id if isinstance(inference_id, str) else None)
+    return Upload(base64_image(encoded, "the input's data"), KSERVE_V2, **sizing(parameters),
+                  output_name=name if isinstance(name, str) and name else "output-0",
+                  inference_id=inference_id if isinstance(inference_id, str) else None)
 
 
 def envelope_upload(row):
     """The Upload of one instance (v1) or input (v2) as a KServe service envelope hands it over, parsed."""
     if isinstance(row, str):
-        return Upload(base64_image(row, "the instance"), None, V1_ENVELOPE)
+        return Upload(base64_image(row, "the instance"), V1_ENVELOPE)
     if "datatype" not in row:
         key = "data" if "data" in row else "b64"
-        return Upload(base64_image(row[key], f'the instance\'s "{key}"'), row.get("scale"), V1_ENVELOPE)
+        return Upload(base64_image(row[key], f'the instance\'s "{key}"'), V1_ENVELOPE, **sizing(row))
     if row["datatype"] != "BYTES":
         error = ClientError(400, "invalid_kserve", "a KServe v2 input holds the image as BYTES: "
                                                    '{"name": "image", "shape": [-1], "datatype": "BYTES", "data": '
@@ -161,8 +173,8 @@ def envelope_upload(row):
         error.wire = V2_ENVELOPE
         raise error
     parameters = row.get("parameters") if isinstance(row.get("parameters"), dict) else {}
-    return Upload(base64_image(row["data"], "the input's data"), parameters.get("scale"), V2_ENVELOPE,
-                  str(row.get("name") or "output-0"))
+    return Upload(base64_image(row["data"], "the input's data"), V2_ENVELOPE, **sizing(parameters),
+                  output_name=str(row.get("name") or "output-0"))
 
 
 def base64_image(text, where):

@@ -5,6 +5,7 @@ from PIL import Image
 
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from srcnn.imaging import resize_plane
+from srcnn.scaling import output_size, passes_between
 
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -52,26 +53,43 @@ def super_resolve_plane(engine, plane, tile=None):
     return output
 
 
-def upscale(image, engine, scale):
-    """Upscale `image` by the integer `scale`; `engine=None` gives plain bicubic.
+def run_passes(plane, engines, chain):
+    """Enlarge a float32 (H, W) plane by each trained scale of `chain` in turn: a bicubic upscale refined by
+    `engines[scale]`. float32, unrounded."""
+    for scale in chain:
+        height, width = plane.shape
+        plane = super_resolve_plane(engines[scale], resize_plane(plane, (width * scale, height * scale)))
+    return plane
+
+
+def enlarge_plane(plane, engines, size):
+    """A float32 (H, W) plane enlarged to `size` = (width, height): bicubic when `engines` is None, else the
+    passes srcnn.scaling.passes_between chooses (`run_passes`), then a bicubic resample to `size` where they do not end
+    exactly on it. float32, unrounded."""
+    if engines is None:
+        return resize_plane(plane, size)
+    plane = run_passes(plane, engines, passes_between(plane.shape[::-1], size))
+    return plane if plane.shape == (size[1], size[0]) else resize_plane(plane, size)
+
+
+def upscale(image, engines, scale=None, size=None):
+    """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
+    scale to its engine (see srcnn.engine), or is None for plain bicubic.
 
     `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel). The result has the
-    same mode and size (width·scale, height·scale). Colour is split into YCbCr (MATLAB BT.601), all planes are
-    upscaled bicubically in float, the network refines Y, and alpha is carried by bicubic alone.
+    same mode. Colour is split into YCbCr (MATLAB BT.601), the network's passes enlarge Y (`enlarge_plane`),
+    chroma and alpha are upscaled bicubically in float straight to the output size.
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, not {scale!r}")
+    size = output_size(image.size, scale, size)
     has_alpha = image.mode in ("LA", "RGBA")
     pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # uint8 (H, W, 3 or 4)
-    size = (image.width * scale, image.height * scale)
 
-    # Memory: three float32 planes of the output's size, plus one band at a time of the colour conversion.
+    # Memory: three float32 planes of the output's size (Y's passes may go up to 4× larger), plus one band at a
+    # time of the colour conversion.
     ycbcr = rgb_to_ycbcr(pixels[..., :3])
-    luma = resize_plane(ycbcr[..., 0], size)
-    if engine is not None:
-        luma = super_resolve_plane(engine, luma)
+    luma = enlarge_plane(ycbcr[..., 0], engines, size)
     chroma = [resize_plane(ycbcr[..., channel], size) for channel in (1, 2)]
     merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)  # (H·s, W·s, 3 or 4)
     for top in range(0, size[1], BAND):

@@ -10,6 +10,7 @@ from srcnn.model import SRCNN
 
 
 SCALES = (2, 3, 4)  # the scales this project trains and ships a network for
+SHIPPED = Path(__file__).resolve().parent.parent / "weights"  # the repository's trained weights
 
 
 def weight_file(folder, scale):

@@ -38,9 +38,10 @@ def predict(grpc_api, **inputs):
     return stub.Predictions(messages.PredictionsRequest(model_name="srcnn", input=inputs), timeout=120)
 
 
-@pytest.mark.parametrize("scale, size", [(None, (40, 30)), (b"3", (60, 45))])
-def test_grpc_answers_the_upscaled_png(grpc_api, scene, scale, size):
-    inputs = {"data": encode(scene(20, 15))} | ({"scale": scale} if scale else {})
+@pytest.mark.parametrize("sizing, size", [({}, (40, 30)), ({"scale": b"3"}, (60, 45)), ({"scale": b"2.5"}, (50, 38)),
+                                          ({"size": b"x30"}, (40, 30))])
+def test_grpc_answers_the_upscaled_png(grpc_api, scene, sizing, size):
+    inputs = {"data": encode(scene(20, 15))} | sizing
     answer = Image.open(io.BytesIO(predict(grpc_api, **inputs).prediction))
     assert (answer.format, answer.size) == ("PNG", size)
 
@@ -48,7 +49,7 @@ def test_grpc_answers_the_upscaled_png(grpc_api, scene, scale, size):
 @pytest.mark.parametrize("inputs, code, status, kind", [
     ({"data": b"hello, world"}, grpc.StatusCode.INVALID_ARGUMENT, 415, "not_an_image"),
     ({"data": "TRUNCATED"}, grpc.StatusCode.INVALID_ARGUMENT, 400, "corrupt_image"),
-    ({"data": "PNG", "scale": b"7"}, grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_scale"),
+    ({"data": "PNG", "scale": b"9"}, grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_scale"),
     ({"data": b""}, grpc.StatusCode.INVALID_ARGUMENT, 400, "empty_body"),
     ({"data": "HUGE"}, grpc.StatusCode.RESOURCE_EXHAUSTED, 413, "image_too_large"),
 ])
@@ -96,6 +97,8 @@ def test_kserve_v1_predict(server, scene):
     prediction, = response.json()["predictions"]
     assert Image.open(io.BytesIO(base64.b64decode(prediction))).size == (60, 45)
     assert response.headers["X-Scale"] == "3"
+    sized = kserve_v1(server, {"data": base64.b64encode(encode(scene(20, 15))).decode(), "size": "50x"})
+    assert Image.open(io.BytesIO(base64.b64decode(sized.json()["predictions"][0]))).size == (50, 38)
     bad = kserve_v1(server, {"data": base64.b64encode(b"text").decode()})
     assert (bad.status_code, bad.json()["type"]) == (415, "not_an_image")
 
@@ -108,6 +111,9 @@ def test_kserve_v2_infer(server, scene):
     answer = response.json()
     assert (answer["model_name"], answer["id"], answer["outputs"][0]["datatype"]) == ("srcnn", "42", "BYTES")
     assert Image.open(io.BytesIO(base64.b64decode(answer["outputs"][0]["data"][0]))).size == (40, 30)
+    request["parameters"] = {"scale": 1.5}
+    answer = requests.post(f"{server.inference_url}/v2/models/srcnn/infer", json=request, timeout=120).json()
+    assert Image.open(io.BytesIO(base64.b64decode(answer["outputs"][0]["data"][0]))).size == (30, 23)
     request["inputs"][0]["data"] = [base64.b64encode(b"text").decode()]
     bad = requests.post(f"{server.inference_url}/v2/models/srcnn/infer", json=request, timeout=120)
     assert bad.status_code == 415 and list(bad.json()) == ["error"] and "PNG, JPEG" in bad.json()["error"]

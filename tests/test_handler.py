@@ -268,13 +268,41 @@ def test_png_cut_inside_its_header_is_refused(handler, scene, cut):
     assert (code, content_type) in ((400, "application/json"), (415, "application/json"))
 
 
-@pytest.mark.parametrize("scale", ["0", "-2", "2.5", "1e9", "x", "", "5", "99999999999"])
-def test_bad_scale_lists_the_allowed_ones(handler, scene, scale):
+@pytest.mark.parametrize("scale", ["0", "-2", "0.5", "8.5", "1e9", "x", "", "9", "99999999999"])
+def test_bad_scale_gives_the_allowed_range(handler, scene, scale):
     message = error(one(handler, {"body": encode(scene(8, 8))}, X_Scale=scale), 422, "invalid_scale")
-    assert "2, 3, 4" in message
+    assert "a number from 1 to 8" in message and "X-Scale header" in message
 
 
-@pytest.mark.parametrize("scale", [2.5, True, None, "three", [2]])
+@pytest.mark.parametrize(("scale", "size"), [("2.5", (100, 75)), ("1", (40, 30)), ("8", (320, 240)),
+                                             ("1.05", (42, 32))])
+def test_any_scale_from_one_to_eight(handler, scene, scale, size):
+    status, _, body = one(handler, {"body": encode(scene(40, 30))}, X_Scale=scale)
+    assert (status, decoded(body).size) == (200, size)
+
+
+@pytest.mark.parametrize(("size", "expected"), [("64x48", (64, 48)), ("80x", (80, 60)), ("x90", (120, 90)),
+                                                ("41x30", (41, 30))])
+def test_size_header(handler, scene, size, expected):
+    status, _, body = one(handler, {"body": encode(scene(40, 30))}, X_Size=size)
+    assert (status, decoded(body).size) == (200, expected)
+
+
+def test_size_in_json_and_form(handler, scene):
+    png = encode(scene(40, 30))
+    assert decoded(one_json(handler, {"image": base64.b64encode(png).decode(), "size": "64x48"})[2]).size == (64, 48)
+    assert decoded(one(handler, {"data": png, "size": b"x60"})[2]).size == (80, 60)
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ({"X_Size": "0x0"}, "WIDTHxHEIGHT"), ({"X_Size": "800x"}, "1 to 8 times"), ({"X_Size": "20x30"}, "1 to 8 times"),
+    ({"X_Size": "64x48", "X_Scale": "2"}, "both a scale and a size"),
+])
+def test_bad_sizes_are_422_with_a_message(handler, scene, headers, message):
+    assert message in error(one(handler, {"body": encode(scene(40, 30))}, **headers), 422, "invalid_size")
+
+
+@pytest.mark.parametrize("scale", [9, True, None, "three", [2]])
 def test_bad_json_scale(handler, scene, scale):
     request = {"image": base64.b64encode(encode(scene(8, 8))).decode(), "scale": scale}
     if scale is None:
@@ -364,10 +392,10 @@ def test_an_unexpected_failure_is_a_500_for_that_request_only(handler, scene, mo
 
     real = module.upscale
 
-    def flaky(image, model, scale):
+    def flaky(image, engines, size):
         if image.width == 13:
             raise RuntimeError("boom")
-        return real(image, model, scale)
+        return real(image, engines, size=size)
 
     monkeypatch.setattr(module, "upscale", flaky)
     results = call(handler, ({"body": encode(scene(13, 5))}, {}), ({"body": encode(scene(12, 5))}, {}))
@@ -375,12 +403,17 @@ def test_an_unexpected_failure_is_a_500_for_that_request_only(handler, scene, mo
     assert "boom" not in results[0][2].decode()
 
 
-def test_missing_default_scale_weights_fail_at_load(model_dir):
+def test_missing_weights_fail_at_load(model_dir):
     (model_dir / "weights" / "srcnn_x2.pth").unlink()
-    with pytest.raises(RuntimeError, match="default_scale 2"):
+    with pytest.raises(RuntimeError, match=r"weights for ×\[2\] are missing"):
         make_handler(model_dir)
-    handler = make_handler(model_dir, default_scale=3)
-    assert "3, 4" in error(one(handler, {"body": encode(Image.new("L", (4, 4)))}, X_Scale="2"), 422, "invalid_scale")
+
+
+def test_default_scale_out_of_range_fails_at_load(model_dir):
+    with pytest.raises(ValueError, match="from 1 to 8"):
+        make_handler(model_dir, default_scale=9)
+    assert decoded(one(make_handler(model_dir, default_scale=2.5), {"body": encode(Image.new("L", (4, 4)))})[2]
+                   ).size == (10, 10)
 
 
 def test_unknown_settings_are_refused():
@@ -451,7 +484,7 @@ def test_kserve_v1_errors_keep_our_error_body(handler, scene):
     png = b64(encode(scene(8, 8)))
     assert "not 2 of them" in error(one_json(handler, {"instances": [{"data": png}] * 2}), 400, "invalid_kserve")
     assert '"data"' in error(one_json(handler, {"instances": [{"image": png}]}), 400, "invalid_kserve")
-    error(one_json(handler, {"instances": [{"data": png, "scale": 7}]}), 422, "invalid_scale")
+    error(one_json(handler, {"instances": [{"data": png, "scale": 9}]}), 422, "invalid_scale")
     error(one_json(handler, {"instances": [{"data": b64(b"hello")}]}), 415, "not_an_image")
 
 
@@ -475,7 +508,7 @@ def test_kserve_v2_answers_the_open_inference_protocol(handler, scene):
     ({"name": "x", "shape": [1], "datatype": "BYTES", "data": ["@@@"]}, 400),
     ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(b"not an image")]}, 415),
     ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(encode(Image.new("L", (4, 4))))],
-      "parameters": {"scale": 7}}, 422),
+      "parameters": {"scale": 9}}, 422),
 ])
 def test_kserve_v2_errors_are_the_protocols_error_body(handler, tensor, status):
     code, content_type, body = one_json(handler, {"inputs": [tensor]})
@@ -501,7 +534,7 @@ def test_grpc_input_map_gives_the_image(handler, scene):
 @pytest.mark.parametrize("row, status, code, kind", [
     ({"data": b"just text"}, 400, 415, "not_an_image"),
     ({}, 400, 400, "empty_body"),
-    ({"data": encode(Image.new("L", (8, 8))), "scale": b"7"}, 400, 422, "invalid_scale"),
+    ({"data": encode(Image.new("L", (8, 8))), "scale": b"9"}, 400, 422, "invalid_scale"),
     ({"data": encode(Image.new("L", (2049, 2048)))}, 413, 413, "image_too_large"),
 ])
 def test_a_refused_grpc_request_is_raised_with_its_status(handler, row, status, code, kind):

@@ -52,3 +52,18 @@ def test_torchserves_own_commands_work_as_typed(tmp_path):
     finally:
         subprocess.run(["bash", "-c", "source .venv/bin/activate && torchserve --stop --foreground"], cwd=ROOT,
                        capture_output=True, timeout=120)
+
+
+def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):
+    lines = fenced_block_after("## Without a server").strip().splitlines()
+    assert "--server" in lines[3]  # the server line is tests/test_cli.py's
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    scene(320, 240).save(tmp_path / "img.png")
+    (tmp_path / "photos").mkdir()
+    for index in range(2):
+        scene(30, 20, seed=index).save(tmp_path / "photos" / f"p{index}.png")
+    for line in lines[:3]:
+        result = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    sizes = {path: Image.open(tmp_path / path).size for path in ("img_x2.5.png", "big.webp", "big/p0_x3.png")}
+    assert sizes == {"img_x2.5.png": (800, 600), "big.webp": (1920, 1440), "big/p0_x3.png": (90, 60)}

@@ -96,8 +96,9 @@ BAD_REQUESTS = [
     ("text", {"data": b"hello", "headers": {"Content-Type": "text/plain"}}, 415, "not_an_image"),
     ("random bytes", {"data": bytes(range(256)) * 8, "headers": {"Content-Type": "image/png"}}, 415, "not_an_image"),
     ("JSON without image", {"json": {"picture": "x"}}, 400, "invalid_json"),
-    ("bad scale", {"data": "PNG", "headers": {"X-Scale": "2.5"}}, 422, "invalid_scale"),
-    ("scale five", {"data": "PNG", "headers": {"X-Scale": "5"}}, 422, "invalid_scale"),
+    ("bad scale", {"data": "PNG", "headers": {"X-Scale": "0.5"}}, 422, "invalid_scale"),
+    ("scale nine", {"data": "PNG", "headers": {"X-Scale": "9"}}, 422, "invalid_scale"),
+    ("size zero", {"data": "PNG", "headers": {"X-Size": "0x0"}}, 422, "invalid_size"),
     ("no acceptable format", {"data": "PNG", "headers": {"Accept": "application/json"}}, 406, "not_acceptable"),
     ("over the input limit", {"data": "BIG"}, 413, "image_too_large"),
     ("over the output limit", {"data": "WIDE", "headers": {"X-Scale": "4"}}, 413, "output_too_large"),
@@ -150,6 +151,33 @@ def test_model_api_is_off_and_every_address_is_loopback(server):
     response = requests.post(f"{server.management_url}/models", params={"url": "srcnn.mar"}, timeout=30)
     assert response.status_code >= 400
     assert "srcnn" in json.dumps(requests.get(f"{server.management_url}/models", timeout=30).json())
+
+
+@needs_curl
+@pytest.mark.parametrize(("header", "size", "factor", "weights"), [
+    ("X-Scale: 2.5", (100, 75), "2.5", ["srcnn_x3.pth"]), ("X-Size: 80x", (80, 60), "2", ["srcnn_x2.pth"]),
+    ("X-Scale: 8", (320, 240), "8", ["srcnn_x2.pth", "srcnn_x4.pth"]),
+])
+def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, weights):
+    scene(40, 30).save(tmp_path / "in.png")
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", header, predictions_url(server),
+                             "-o", str(tmp_path / "out.png"), "-D", str(tmp_path / "headers"), "-w", "%{http_code}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout == "200", result.stderr
+    assert Image.open(tmp_path / "out.png").size == size
+    lines = (tmp_path / "headers").read_text().splitlines()[1:]
+    headers = {key.lower(): value for key, value in (line.split(": ", 1) for line in lines if ": " in line)}
+    assert headers["x-scale"] == factor
+    assert [part.split(";")[0] for part in headers["x-weights"].split(", ")] == weights
+
+
+@needs_curl
+def test_curl_scale_nine_is_a_422_with_a_message(server, scene, tmp_path):
+    scene(40, 30).save(tmp_path / "in.png")
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", "X-Scale: 9",
+                             predictions_url(server)], capture_output=True, text=True, timeout=120)
+    body = json.loads(result.stdout)
+    assert (body["code"], body["type"]) == (422, "invalid_scale") and "from 1 to 8" in body["message"]
 
 
 def test_an_answer_says_what_was_done(server, scene):

@@ -44,11 +44,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.grpc_client", description=__doc__.split("\n\n")[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
-    parser.add_argument("--scale", help="2, 3 or 4 (default: the server's default_scale)")
+    sizing = parser.add_mutually_exclusive_group()
+    sizing.add_argument("--scale", help="a factor from 1 to 8, such as 2.5 (default: the server's default_scale)")
+    sizing.add_argument("--size", help="the answer's size, WxH, Wx or xH")
     parser.add_argument("--address", default="127.0.0.1:7070", help="grpc_inference_port (default: %(default)s)")
     parser.add_argument("--model", default="srcnn")
     args = parser.parse_args(argv)
-    inputs = {"data": args.image.read_bytes(), **({"scale": args.scale.encode()} if args.scale else {})}
+    inputs = {"data": args.image.read_bytes(),
+              **{key: value.encode() for key, value in (("scale", args.scale), ("size", args.size)) if value}}
     with tempfile.TemporaryDirectory() as folder:
         messages, services = load_stubs(folder)
     with grpc.insecure_channel(args.address) as channel:

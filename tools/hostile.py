@@ -99,6 +99,7 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
     not_image = dict(statuses=(415,), kinds=("not_an_image",))
     corrupt = dict(statuses=(400,), kinds=("corrupt_image",))
     bad_scale = dict(statuses=(422,), kinds=("invalid_scale",))
+    bad_size = dict(statuses=(422,), kinds=("invalid_size",))
 
     bad_crc = bytearray(png)
     bad_crc[-20] ^= 0xFF  # inside IDAT's CRC
@@ -174,8 +175,13 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
         Case("form-encoded body", b"image=abc", headers={"Content-Type": "application/x-www-form-urlencoded"},
              statuses=(415,), kinds=("form_body",)),
         *[Case(f"scale {value!r}", png, headers={**image, "X-Scale": value}, **bad_scale)
-          for value in ("0", "-2", "2.5", "1e9", "x", "")],
-        Case("JSON scale 2.5", json={"image": "iVBORw0KGgo=", "scale": 2.5}, statuses=(400, 422),
+          for value in ("0", "-2", "0.5", "9", "1e9", "x", "")],
+        Case("scale 2.5", png, headers={**image, "X-Scale": "2.5"}, size=(60, 40)),
+        Case("size 50x", png, headers={**image, "X-Size": "50x"}, size=(50, 33)),
+        *[Case(f"size {value!r}", png, headers={**image, "X-Size": value}, **bad_size)
+          for value in ("0x0", "x", "1000x", "23x16", "64x48x1")],
+        Case("scale and size", png, headers={**image, "X-Scale": "2", "X-Size": "48x32"}, **bad_size),
+        Case("JSON scale 9", json={"image": "iVBORw0KGgo=", "scale": 9}, statuses=(400, 422),
              kinds=("invalid_scale", "corrupt_image", "not_an_image")),
         Case("Accept nothing we make", png, headers={**image, "Accept": "application/json"}, statuses=(406,),
              kinds=("not_acceptable",)),

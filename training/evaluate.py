@@ -5,14 +5,18 @@
 
 Protocol (the authors' demo code): Y of the uint8 ground truth (MATLAB BT.601, rounded), mod-crop to the scale,
 bicubic down and up, the network in full-size mode, output rounded to uint8, `scale` pixels shaved, then PSNR
-and SSIM on Y. `psnr_rgb` is the colour PSNR of what users receive: `upscale()` of the bicubic-downscaled
-RGB image against the ground truth, shaved the same way.
+and SSIM on Y. Any factor from 1 to 8 that is a fraction p/q with p ≤ 64 is scored the same way, the ground
+truth mod-cropped to p so that the low-resolution size is whole, ⌈scale⌉ pixels shaved, and SRCNN served as
+the service serves it (srcnn.scaling.passes). `psnr_rgb` is the colour PSNR of what users receive: `upscale()`
+of the bicubic-downscaled RGB image against the ground truth, shaved the same way.
 """
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +26,11 @@ from tqdm import tqdm
 from srcnn import load_model, upscale
 from srcnn.color import to_uint8
 from srcnn.engine import make_engine
-from srcnn.imaging import bicubic_degrade, modcrop
+from srcnn.imaging import modcrop, resize_plane
 from srcnn.metrics import psnr, shave, ssim
-from srcnn.upscale import super_resolve_plane
-from srcnn.weights import SCALES, weight_file
+from srcnn.scaling import ScaleError, parse_scale, passes
+from srcnn.upscale import enlarge_plane
+from srcnn.weights import SCALES, SHIPPED, weight_file
 from training.data import DATA_DIR, ground_truth_y, list_images
 
 # The paper's 9-5-5 model (ImageNet-trained) and bicubic, TPAMI 2015, Tables 2 and 3; PSNR in dB.
@@ -43,7 +48,6 @@ PAPER_SSIM = {
     ("Set5", 4): {"bicubic": 0.8104, "srcnn": 0.8628},
 }
 METHODS = ("bicubic", "srcnn")
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
 def weights_for_scale(weights, scale):
@@ -52,38 +56,57 @@ def weights_for_scale(weights, scale):
     return weights if weights.is_file() else weight_file(weights, scale)
 
 
-def score_y(y, engine, scale, with_ssim=True):
-    """PSNR (and SSIM) on Y of a mod-cropped ground-truth plane (float32 (H, W), integers 0..255); `engine=None`
-    scores bicubic."""
-    estimate = bicubic_degrade(y, scale)
-    if engine is not None:
-        estimate = super_resolve_plane(engine, estimate)
-    estimate = shave(to_uint8(estimate), scale)
-    y = shave(y, scale)
+MAX_NUMERATOR = 64  # the largest mod-crop a fractional factor may need
+
+
+def crop_multiple(scale):
+    """What the ground truth's sides must divide by for the low-resolution size to be whole at `scale` (p of
+    p/q); a ScaleError when that is over MAX_NUMERATOR."""
+    multiple = Fraction(str(scale)).numerator
+    if multiple > MAX_NUMERATOR:
+        raise ScaleError(f"×{scale} needs the ground truth cropped to a multiple of {multiple} pixels; evaluate "
+                         f"factors p/q with p ≤ {MAX_NUMERATOR}, such as 1.5, 2.5 or 3.5")
+    return multiple
+
+
+def low_size(size, scale):
+    """The low-resolution (width, height) of a ground truth of `size`, mod-cropped for `scale`."""
+    return tuple(int(side / Fraction(str(scale))) for side in size)
+
+
+def score_y(y, engines, scale, with_ssim=True):
+    """PSNR (and SSIM) on Y of a mod-cropped ground-truth plane (float32 (H, W), integers 0..255); `engines`
+    (trained scale -> engine, see srcnn.engine) None scores bicubic."""
+    height, width = y.shape
+    low = resize_plane(y, low_size((width, height), scale))
+    border = math.ceil(scale)
+    estimate = shave(to_uint8(enlarge_plane(low, engines, (width, height))), border)
+    y = shave(y, border)
     scores = {"psnr_y": psnr(y, estimate)}
     if with_ssim:
         scores["ssim_y"] = ssim(y, estimate)
     return scores
 
 
-def evaluate_image(ground_truth, engine, scale):
-    """Scores of one uint8 (H, W, 3) RGB ground truth; `engine=None` (see srcnn.engine) scores bicubic."""
-    ground_truth = modcrop(ground_truth, scale)
+def evaluate_image(ground_truth, engines, scale):
+    """Scores of one uint8 (H, W, 3) RGB ground truth; `engines=None` scores bicubic."""
+    ground_truth = modcrop(ground_truth, crop_multiple(scale))
     height, width = ground_truth.shape[:2]
-    low = Image.fromarray(ground_truth).resize((width // scale, height // scale), Image.Resampling.BICUBIC)
-    received = np.asarray(upscale(low, engine, scale))
+    low = Image.fromarray(ground_truth).resize(low_size((width, height), scale), Image.Resampling.BICUBIC)
+    received = np.asarray(upscale(low, engines, scale))
+    border = math.ceil(scale)
     return {
-        **score_y(ground_truth_y(ground_truth), engine, scale),
-        "psnr_rgb": psnr(shave(ground_truth, scale), shave(received, scale)),
+        **score_y(ground_truth_y(ground_truth), engines, scale),
+        "psnr_rgb": psnr(shave(ground_truth, border), shave(received, border)),
     }
 
 
-def evaluate_set(paths, engine, scale, description=""):
+def evaluate_set(paths, engines, scale, description=""):
     """Mean scores over image files, with a progress bar; also returns the image count."""
     scores = []
     for path in tqdm(paths, desc=description, leave=False, disable=None):
         with Image.open(path) as image:
-            scores.append(evaluate_image(np.asarray(image.convert("RGB")), engine, scale))
+            scores.append(evaluate_image(np.asarray(image.convert("RGB")), engines, scale))
     means = {key: float(np.mean([score[key] for score in scores])) for key in scores[0]}
     return {**means, "images": len(scores)}
 
@@ -102,10 +125,15 @@ class EvaluateConfig:
 def evaluate(config):
     """A record per (set, scale, method): set, scale, method, psnr_y, ssim_y, psnr_rgb, images."""
     records = []
+    networks = {}  # trained scale -> engine, loaded once
     for scale in config.scales:
         engines = {"bicubic": None}
         if "srcnn" in config.methods:
-            engines["srcnn"] = make_engine(load_model(weights_for_scale(config.weights, scale), config.device))
+            for trained in passes(scale):
+                if trained not in networks:
+                    path = weights_for_scale(config.weights, trained)
+                    networks[trained] = make_engine(load_model(path, config.device))
+            engines["srcnn"] = networks
         for set_name in config.sets:
             paths = list_images(config.data_dir / set_name)
             for method in config.methods:
@@ -132,20 +160,34 @@ def markdown_table(records):
     return "\n".join(lines)
 
 
+def scale_argument(text):
+    """argparse type of --scales: a factor the evaluation can crop for."""
+    try:
+        scale = parse_scale(text)
+        crop_multiple(scale)
+    except ScaleError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return scale
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
                         help="folder whose sub-folders are test sets (default: the repository's data/)")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"], help="sub-folders of --data-dir")
-    parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), choices=SCALES)
+    parser.add_argument("--scales", nargs="+", type=scale_argument, default=list(SCALES), metavar="SCALE",
+                        help="factors from 1 to 8: the trained 2 3 4 (default), or any p/q with p ≤ 64, "
+                             "such as 1.5 2.5 3.5 6 8")
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=METHODS, dest="methods")
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
+    parser.add_argument("--weights", type=Path, default=SHIPPED,
                         help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the records to this JSON file")
     parser.add_argument("--device", default="cpu", help="torch device for the network (default: %(default)s)")
     args = parser.parse_args(argv)
-    if args.weights.is_file() and len(args.scales) > 1 and "srcnn" in args.methods:
-        parser.error("one weight file serves one scale: pass a single --scales or a folder to --weights")
+    if args.weights.is_file() and "srcnn" in args.methods and (len(args.scales) > 1 or
+                                                                 passes(args.scales[0]) != (args.scales[0],)):
+        parser.error("one weight file serves one trained scale: pass a single --scales 2, 3 or 4, or a folder "
+                     "to --weights")
     return EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
                           args.weights, args.json, args.device)
 

@@ -131,7 +131,7 @@ def validation_psnr(model, planes, scale):
     """Mean Y PSNR of `model` over ground-truth planes, the evaluation protocol without SSIM."""
     model.eval()
     engine = TorchEngine(model)  # the module as it stands, on its own device
-    value = sum(score_y(plane, engine, scale, with_ssim=False)["psnr_y"] for plane in planes) / len(planes)
+    value = sum(score_y(plane, {scale: engine}, scale, with_ssim=False)["psnr_y"] for plane in planes) / len(planes)
     model.train()
     return value
 

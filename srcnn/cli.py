@@ -1,0 +1,230 @@
+"""The `srcnn` command: upscale image files and folders on this machine, or through a running TorchServe.
+
+    srcnn upscale INPUT... [-o OUTPUT] [--scale S | --size WxH] [--format png|jpeg|webp] [--server URL]
+
+`python -m srcnn` is the same command. INPUT is an image file or a folder (its files, not its sub-folders). With
+one input, -o names the output file; by default it is written beside the input as NAME_x2.png (NAME_64x48.png
+for a size). With several, -o names a folder, created if needed (by default each output goes beside its
+input). The scale is any number from 1 to 8 (default 2); a size is WxH, or Wx or xH to keep the aspect ratio.
+The format is --format's, else the -o file's extension, else PNG.
+
+Locally the image goes through the same decoding, colour handling, engine and tiles as the service (srcnn.codec,
+srcnn.upscale). With --server URL (e.g. http://127.0.0.1:8080) each file is sent to TorchServe instead, a few at
+a time, retried with back-off while a worker is being replaced; the server's message is printed when it refuses
+one.
+
+An input is never overwritten, nor an existing file unless --force is given. A file that fails gets one line on
+stderr naming it and why, and the others are still written. Exit status: 0 when every output was written, 1 when
+some failed, 2 for a usage error.
+"""
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
+from srcnn.engine import make_engine
+from srcnn.scaling import ScaleError, parse_scale, parse_size
+from srcnn.upscale import upscale
+from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+
+FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
+FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+DEFAULT_SCALE = 2  # as the service's default_scale
+LOCAL_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own guard against decompression bombs: about 89 million
+
+
+class Failed(Exception):
+    """One file that could not be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Task:
+    source: Path
+    target: Path
+
+
+def argument(parse):
+    """An argparse type from a srcnn.scaling parser: its message on a bad value."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ScaleError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return convert
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="srcnn", description="SRCNN super-resolution of image files.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("upscale", description=__doc__.split("\n\n")[2],
+                                  help="upscale image files or folders")
+    command.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    command.add_argument("-o", "--output", type=Path,
+                         help="the output file (one input) or folder (several); default: beside each input")
+    sizing = command.add_mutually_exclusive_group()
+    sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8, such as 2.5 (default 2)")
+    sizing.add_argument("--size", type=argument(parse_size), metavar="WxH",
+                        help="the output size, such as 1920x1080, or 1920x or x1080 to keep the aspect ratio")
+    command.add_argument("--format", choices=FORMATS, help="png, jpeg or webp (default: -o's extension, else png)")
+    command.add_argument("--server", metavar="URL", help="a running TorchServe to do the work, e.g. "
+                                                          "http://127.0.0.1:8080 (default: this machine)")
+    command.add_argument("--jobs", type=int, default=4, help="requests in flight with --server (default 4)")
+    command.add_argument("--weights", type=Path, default=SHIPPED, help="folder of srcnn_x{2,3,4}.pth, locally "
+                                                                        "(default: the shipped weights)")
+    command.add_argument("--threads", type=int, default=0, help="engine threads, locally (default: one a core)")
+    command.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    args = parser.parse_args(argv)
+    if args.scale is None and args.size is None:
+        args.scale = DEFAULT_SCALE
+    sources = collect(args.inputs)
+    one_file = len(sources) == 1 and not args.inputs[0].is_dir() and not (args.output and args.output.is_dir())
+    if args.output and one_file:
+        suffix_format = FORMAT_OF_SUFFIX.get(args.output.suffix.lower())
+        if suffix_format is None and args.format is None:
+            parser.error(f"-o {args.output}: name a .png, .jpg or .webp file, or give --format")
+        if suffix_format and args.format and suffix_format != args.format:
+            parser.error(f"-o {args.output} is a {suffix_format} name but --format is {args.format}")
+        args.format = args.format or suffix_format
+    elif args.output and args.output.is_file():
+        parser.error(f"-o {args.output} is a file; with several inputs -o names a folder")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    args.format = args.format or "png"
+    return args, plan(sources, args.output if one_file else None, None if one_file else args.output,
+                      label(args.scale, args.size), FORMATS[args.format][1])
+
+
+def collect(inputs):
+    """The files to upscale: each file input, and the files of each folder (sorted, hidden ones skipped). A path
+    that does not exist stays in, to fail as a file of its own."""
+    sources = []
+    for path in inputs:
+        if path.is_dir():
+            sources += sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith("."))
+        else:
+            sources.append(path)
+    return sources
+
+
+def label(scale, size):
+    """The part of an output's name that says how it was made: x2.5, or 64x48, 80x, x60 for a size."""
+    if size is None:
+        return f"x{scale:g}"
+    return "x".join("" if side is None else str(side) for side in size)
+
+
+def plan(sources, output_file, output_folder, name_label, extension):
+    """A Task per source: -o's file for a single input, else NAME_LABEL.EXT in -o's folder or beside the input."""
+    if output_file is not None:
+        return [Task(sources[0], output_file)]
+    return [Task(source, (output_folder or source.parent) / f"{source.stem}_{name_label}{extension}")
+            for source in sources]
+
+
+class Local:
+    """Upscales on this machine with the engine and weights the service uses."""
+
+    def __init__(self, args):
+        self.scale, self.size, self.media_type = args.scale, args.size, FORMATS[args.format][0]
+        self.engines = {scale: make_engine(load_model(weight_file(args.weights, scale)), args.threads or None)
+                        for scale in SCALES}
+
+    def __call__(self, data):
+        image = decode_image(data, LOCAL_MAX_PIXELS)
+        return encode_image(upscale(image, self.engines, self.scale, self.size), self.media_type)
+
+
+class Remote:
+    """Sends each file to a running TorchServe (srcnn.client)."""
+
+    def __init__(self, args):
+        import requests  # noqa: PLC0415 (the local command never needs HTTP)
+
+        from srcnn.client import predictions_url
+        self.session = requests.Session()
+        self.url = predictions_url(args.server)
+        sizing = {"X-Scale": f"{args.scale:g}"} if args.size is None else {"X-Size": label(None, args.size)}
+        self.headers = {**sizing, "Accept": FORMATS[args.format][0], "Content-Type": "application/octet-stream"}
+
+    def __call__(self, data):
+        from srcnn.client import Refused, remote_upscale
+        try:
+            return remote_upscale(self.session, self.url, data, self.headers)
+        except Refused as error:
+            raise Failed(str(error)) from None
+
+
+def check_target(task, inputs, claimed, force):
+    """Refuse a task whose output would overwrite an input, another task's output, or (without --force) a file."""
+    target = task.target.resolve()
+    if target in inputs:
+        raise Failed(f"the output {task.target} would overwrite an input; choose another -o")
+    if target in claimed:
+        raise Failed(f"the output {task.target} is also another input's; rename one of the inputs")
+    if task.target.exists() and not force:
+        raise Failed(f"{task.target} exists; pass --force to overwrite it")
+    claimed.add(target)
+
+
+def run(task, upscaler):
+    """Read, upscale and write one file (atomically: a failure leaves no partial output)."""
+    try:
+        data = task.source.read_bytes()
+    except OSError as error:
+        raise Failed(error.strerror or str(error)) from None
+    try:
+        body = upscaler(data)
+    except Failed:
+        raise
+    except (EmptyImage, NotAnImage):
+        raise Failed(f"not an image file; srcnn reads {FORMATS_TEXT}") from None
+    except (ImageError, ScaleError) as error:
+        raise Failed(str(error)) from None
+    except Exception as error:  # a fault on one file must not stop the others
+        raise Failed(f"failed unexpectedly ({type(error).__name__}: {error})") from None
+    task.target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = task.target.with_name(f".{task.target.name}.partial")
+    temporary.write_bytes(body)
+    os.replace(temporary, task.target)
+
+
+def main(argv=None):
+    args, tasks = parse_args(argv)
+    inputs = {task.source.resolve() for task in tasks}
+    failures, ready, claimed = [], [], set()
+    for task in tasks:
+        try:
+            check_target(task, inputs, claimed, args.force)
+            ready.append(task)
+        except Failed as error:
+            failures.append((task, error))
+    upscaler = (Remote if args.server else Local)(args) if ready else None
+    progress = tqdm(total=len(ready), unit="image", disable=None if len(ready) > 1 else True, file=sys.stderr)
+
+    def attempt(task):
+        try:
+            run(task, upscaler)
+        except Failed as error:
+            failures.append((task, error))
+        progress.update()
+
+    with ThreadPoolExecutor(args.jobs if args.server else 1) as pool:
+        list(pool.map(attempt, ready))
+    progress.close()
+    for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
+        print(f"srcnn: {task.source}: {error}", file=sys.stderr)
+    done = len(tasks) - len(failures)
+    if len(tasks) > 1 or failures:
+        print(f"srcnn: {done} of {len(tasks)} written", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The `srcnn` command: sizes, names, exit statuses, never overwriting, and the server path."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from srcnn import upscale
+from srcnn.cli import main
+from srcnn.client import Refused, remote_upscale
+from srcnn.engine import make_engine
+from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+
+
+@pytest.fixture
+def picture(tmp_path, scene):
+    path = tmp_path / "in.png"
+    scene(40, 30).save(path)
+    return path
+
+
+def size_of(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize(("arguments", "size"), [
+    (["--scale", "2.5"], (100, 75)), (["--size", "64x48"], (64, 48)), (["--size", "80x"], (80, 60)),
+    (["--size", "x45"], (60, 45)), ([], (80, 60)),
+])
+def test_output_sizes_of_a_40_by_30_png(picture, arguments, size):
+    out = picture.parent / "out.png"
+    assert main(["upscale", str(picture), "-o", str(out), *arguments]) == 0
+    assert size_of(out) == size
+
+
+def test_output_is_upscale_of_the_decoded_input(picture):
+    out = picture.parent / "out.png"
+    assert main(["upscale", str(picture), "-o", str(out), "--scale", "2.5"]) == 0
+    engines = {scale: make_engine(load_model(weight_file(SHIPPED, scale))) for scale in SCALES}
+    with Image.open(picture) as image:
+        expected = upscale(image.convert("RGB"), engines, 2.5)
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+def test_default_names_beside_the_input(picture):
+    assert main(["upscale", str(picture)]) == 0
+    assert main(["upscale", str(picture), "--size", "64x"]) == 0
+    assert main(["upscale", str(picture), "--scale", "1.5", "--format", "jpeg"]) == 0
+    assert sorted(path.name for path in picture.parent.iterdir()) == ["in.png", "in_64x.png", "in_x1.5.jpg",
+                                                                       "in_x2.png"]
+    with Image.open(picture.parent / "in_x1.5.jpg") as image:
+        assert (image.format, image.size) == ("JPEG", (60, 45))
+
+
+def test_format_from_the_output_name(picture):
+    out = picture.parent / "big.webp"
+    assert main(["upscale", str(picture), "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.format == "WEBP"
+
+
+def test_a_folder_with_a_text_file_writes_the_images_and_exits_1(tmp_path, scene, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
+    (folder / "notes.txt").write_text("not a picture")
+    assert main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--scale", "3"]) == 1
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
+    assert size_of(tmp_path / "out" / "p2_x3.png") == (66, 48)
+    errors = capsys.readouterr().err.splitlines()
+    assert f"srcnn: {folder / 'notes.txt'}: not an image file" in errors[0]
+    assert errors[-1] == "srcnn: 3 of 4 written"
+
+
+def test_an_input_is_never_overwritten(picture, capsys):
+    before = picture.read_bytes()
+    assert main(["upscale", str(picture), "-o", str(picture), "--force"]) == 1
+    assert picture.read_bytes() == before
+    assert "would overwrite an input" in capsys.readouterr().err
+
+
+def test_an_existing_output_needs_force(picture, capsys):
+    out = picture.parent / "out.png"
+    out.write_bytes(b"keep me")
+    assert main(["upscale", str(picture), "-o", str(out)]) == 1
+    assert out.read_bytes() == b"keep me" and "pass --force" in capsys.readouterr().err
+    assert main(["upscale", str(picture), "-o", str(out), "--force"]) == 0
+    assert size_of(out) == (80, 60)
+
+
+def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        scene(10, 10).save(tmp_path / folder / "same.png")
+    assert main(["upscale", str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"),
+                 "-o", str(tmp_path / "out")]) == 1
+    assert "also another input's" in capsys.readouterr().err
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["same_x2.png"]
+
+
+def test_a_failing_file_leaves_no_partial_output(tmp_path, capsys):
+    missing = tmp_path / "gone.png"
+    assert main(["upscale", str(missing), "-o", str(tmp_path / "out.png")]) == 1
+    assert "No such file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, capsys):
+    scene(10, 10).save(tmp_path / "small.png")
+    scene(100, 100).save(tmp_path / "large.png")
+    assert main(["upscale", str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--size", "120x"]) == 1
+    assert "1 to 8 times" in capsys.readouterr().err
+    assert (tmp_path / "large_120x.png").exists() and not (tmp_path / "small_120x.png").exists()
+
+
+@pytest.mark.parametrize("arguments", [
+    ["--scale", "9"], ["--scale", "2", "--size", "64x48"], ["--size", "0x0"], ["-o", "out.jpg", "--format", "png"],
+    ["-o", "out.txt"], ["--jobs", "0"], [],
+])
+def test_usage_errors_exit_2(picture, arguments, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", *([str(picture)] if arguments else []), *arguments])
+    assert exit_info.value.code == 2
+    assert "usage: srcnn" in capsys.readouterr().err
+
+
+def test_installed_command_and_python_m(picture):
+    command = Path(sys.executable).parent / "srcnn"
+    for argv in ([str(command)], [sys.executable, "-m", "srcnn"]):
+        out = picture.parent / f"{len(argv)}.png"
+        subprocess.run([*argv, "upscale", str(picture), "-o", str(out), "--scale", "1.5"], check=True, timeout=120)
+        assert size_of(out) == (60, 45)
+
+
+class FakeSession:
+    """Answers with the given statuses in turn (the last one repeats)."""
+
+    def __init__(self, *statuses):
+        self.statuses, self.calls = list(statuses), 0
+
+    def put(self, url, data, headers, timeout):
+        status = self.statuses[min(self.calls, len(self.statuses) - 1)]
+        self.calls += 1
+        if status is None:
+            raise requests.ConnectionError("refused")
+        response = requests.Response()
+        response.status_code = status
+        response._content = b"IMAGE" if status == 200 else b'{"code": 415, "message": "not an image"}'
+        return response
+
+
+def test_client_retries_503_507_and_connection_failures():
+    waits = []
+    session = FakeSession(503, None, 507, 200)
+    assert remote_upscale(session, "u", b"x", {}, sleep=waits.append) == b"IMAGE"
+    assert waits == [0.5, 1, 2] and session.calls == 4
+
+
+def test_client_gives_up_and_reports_the_message():
+    with pytest.raises(Refused, match="415: not an image"):
+        remote_upscale(FakeSession(415), "u", b"x", {}, sleep=lambda _: None)
+    session = FakeSession(503)
+    with pytest.raises(Refused, match="503"):
+        remote_upscale(session, "u", b"x", {}, sleep=lambda _: None)
+    assert session.calls == 6
+
+
+def test_server_output_matches_local(server, tmp_path, scene, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    scene(40, 30).save(folder / "a.png")
+    scene(33, 21, seed=3).convert("RGBA").save(folder / "b.png")
+    (folder / "c.txt").write_text("text")
+    for arguments in (["--scale", "2.5"], ["--size", "64x"]):
+        local, remote = tmp_path / "local", tmp_path / "remote"
+        assert main(["upscale", str(folder), "-o", str(local), "--force", *arguments]) == 1
+        assert main(["upscale", str(folder), "-o", str(remote), "--force", "--server", server.inference_url,
+                     *arguments]) == 1
+        for name in ("a", "b"):
+            label = "x2.5" if arguments[0] == "--scale" else "64x"
+            mine = np.asarray(Image.open(local / f"{name}_{label}.png"), dtype=int)
+            theirs = np.asarray(Image.open(remote / f"{name}_{label}.png"), dtype=int)
+            assert mine.shape == theirs.shape and np.abs(mine - theirs).max() <= 1
+
+
+def test_server_refusal_prints_its_message(server, tmp_path, capsys):
+    (tmp_path / "c.txt").write_text("text")
+    assert main(["upscale", str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server",
+                 server.inference_url]) == 1
+    assert "the server answered 415: the body is not an image" in capsys.readouterr().err
