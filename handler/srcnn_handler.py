@@ -175,7 +175,7 @@ class SRCNNHandler(BaseHandler):
             raise ClientError(422, "invalid_size", str(error)) from None
         trace.scale = factor_label(scale, image.size, output)
         trace.media_type, trace.input_size, trace.output_size = media_type, image.size, output
-        trace.weights = ", ".join(self.weights[trained] for trained in passes_between(image.size, output)) or "none"
+        trace.weights = ",".join(self.weights[trained] for trained in passes_between(image.size, output)) or "none"
         output_pixels = output[0] * output[1]
         if output_pixels > limits.max_output_pixels:
             largest = (f"send at most {int(limits.max_output_pixels / scale**2):,} pixels at ×{trace.scale}"

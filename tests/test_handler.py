@@ -463,6 +463,17 @@ def test_one_info_line_per_request_and_nothing_louder(handler, scene, caplog):
     assert " status=415 error=not_an_image scale=- input=- " in refused and "upscale_ms" not in refused
 
 
+def test_several_passes_are_one_header_and_one_log_value(handler, scene, caplog):
+    caplog.set_level(logging.INFO, logger="handler.srcnn_handler")
+    context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0", metrics=Metrics())
+    context.request_processor = [RequestProcessor({"X-Scale": "8"})]
+    handler.handle([{"body": encode(scene(10, 6))}], context)
+    weights = context.get_response_headers(0)["X-Weights"]
+    assert [part.split(";")[0] for part in weights.split(",")] == ["srcnn_x2.pth", "srcnn_x4.pth"]
+    line, = (record.getMessage() for record in caplog.records if record.name == "handler.srcnn_handler")
+    assert f" weights={weights} " in line and all("=" in pair for pair in line.split()[1:])
+
+
 # --- KServe v1 and v2, gRPC ------------------------------------------------------------------------------------
 
 
