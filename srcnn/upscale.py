@@ -64,8 +64,8 @@ def run_passes(plane, engines, chain):
 
 def enlarge_plane(plane, engines, size):
     """A float32 (H, W) plane enlarged to `size` = (width, height): bicubic when `engines` is None, else the
-    passes srcnn.scaling.passes_between chooses (`run_passes`), then a bicubic resample to `size` where they do not end
-    exactly on it. float32, unrounded."""
+    passes srcnn.scaling.passes_between chooses (`run_passes`), then a bicubic resample to `size` where they do
+    not end exactly on it. float32, unrounded."""
     if engines is None:
         return resize_plane(plane, size)
     plane = run_passes(plane, engines, passes_between(plane.shape[::-1], size))

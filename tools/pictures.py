@@ -4,8 +4,9 @@
 
 For each of CROPS: one row of the same crop, enlarged with nearest neighbour so pixels stay visible, of the
 low-resolution input, bicubic, SRCNN and the ground truth, each labelled with the whole image's PSNR-Y under the
-evaluation protocol (training.evaluate); labels write "x" for "×", which the default font lacks. The crop is the window with the most detail in the ground truth (the
-largest sum of squared gradients of Y), not the one where SRCNN gains most. And WHOLE: the whole low-resolution
+evaluation protocol (training.evaluate); labels write "x" for "×", which the default font lacks. The crop is the
+window with the most detail in the ground truth (the largest sum of squared gradients of Y), not the one where
+SRCNN gains most. And WHOLE: the whole low-resolution
 input, enlarged with nearest neighbour, beside SRCNN's answer.
 """
 
@@ -18,10 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from srcnn import upscale
 from srcnn.engine import make_engine
-from srcnn.imaging import modcrop
 from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
 from training.data import DATA_DIR, ground_truth_y
-from training.evaluate import score_y
+from training.evaluate import degrade, score_y
 
 CROPS = (("Set5", "bird", 2), ("Set5", "butterfly", 3), ("Set14", "zebra", 4))  # (set, image, scale)
 WHOLE = ("Set14", "monarch", 4)
@@ -58,15 +58,15 @@ def side_by_side(panels):
     return canvas
 
 
-def degrade(data_dir, set_name, image_name, scale):
-    """(ground truth, low-resolution input) as RGB PIL images, mod-cropped and bicubic-downscaled as evaluated."""
+def degraded(data_dir, set_name, image_name, scale):
+    """(ground truth, low-resolution input) as RGB PIL images, as the evaluation makes them."""
     with Image.open(data_dir / set_name / f"{image_name}.png") as image:
-        truth = Image.fromarray(modcrop(np.asarray(image.convert("RGB")), scale))
-    return truth, truth.resize((truth.width // scale, truth.height // scale), Image.Resampling.BICUBIC)
+        truth, low = degrade(np.asarray(image.convert("RGB")), scale)
+    return Image.fromarray(truth), low
 
 
 def crop_row(data_dir, engines, set_name, image_name, scale, font):
-    truth, low = degrade(data_dir, set_name, image_name, scale)
+    truth, low = degraded(data_dir, set_name, image_name, scale)
     y = ground_truth_y(np.asarray(truth))
     scores = {method: score_y(y, chosen, scale, with_ssim=False)["psnr_y"]
               for method, chosen in (("bicubic", None), ("SRCNN", engines))}
@@ -86,7 +86,7 @@ def crop_row(data_dir, engines, set_name, image_name, scale, font):
 
 
 def whole_pair(data_dir, engines, set_name, image_name, scale, font):
-    truth, low = degrade(data_dir, set_name, image_name, scale)
+    truth, low = degraded(data_dir, set_name, image_name, scale)
     answer = upscale(low, engines, scale)
     return side_by_side([labelled(low.resize(answer.size, Image.Resampling.NEAREST),
                                   f"input, {low.width}x{low.height}", font),

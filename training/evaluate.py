@@ -88,11 +88,18 @@ def score_y(y, engines, scale, with_ssim=True):
     return scores
 
 
-def evaluate_image(ground_truth, engines, scale):
-    """Scores of one uint8 (H, W, 3) RGB ground truth; `engines=None` scores bicubic."""
+def degrade(ground_truth, scale):
+    """(the uint8 (H, W, 3) RGB ground truth mod-cropped for `scale`, its bicubic low-resolution input as a PIL
+    image): what the protocol upscales."""
     ground_truth = modcrop(ground_truth, crop_multiple(scale))
     height, width = ground_truth.shape[:2]
-    low = Image.fromarray(ground_truth).resize(low_size((width, height), scale), Image.Resampling.BICUBIC)
+    return ground_truth, Image.fromarray(ground_truth).resize(low_size((width, height), scale),
+                                                              Image.Resampling.BICUBIC)
+
+
+def evaluate_image(ground_truth, engines, scale):
+    """Scores of one uint8 (H, W, 3) RGB ground truth; `engines=None` scores bicubic."""
+    ground_truth, low = degrade(ground_truth, scale)
     received = np.asarray(upscale(low, engines, scale))
     border = math.ceil(scale)
     return {
