@@ -7,7 +7,7 @@ SCALE ?= 3
 TRAIN_ARGS ?=
 
 .PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
-	evaluate evaluate-scales pictures train train-all train-background train-pause train-gpu
+	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -57,8 +57,12 @@ fuzz: setup
 	$(PY) -m tools.fuzz --seconds $(FUZZ_SECONDS)
 
 # Starts its own TorchServe on free ports; writes bench/results.json and bench/results.md (about 5 minutes).
-bench: setup
+bench: setup $(VENV)/.bench
 	$(PY) -m bench --data-dir $(DATA_DIR)
+
+$(VENV)/.bench: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
 
 # Training steps per second, float32 against bfloat16 autocast (--amp), runs alternating (about 2 minutes).
 bench-train: setup
@@ -71,6 +75,16 @@ bench-recipes: setup
 # Which trained networks serve the other factors, scored on T91's held-out images (about 10 minutes).
 bench-scales: setup
 	$(PY) -m bench.scales --data-dir $(DATA_DIR)
+
+# The int8 engine's calibration of each shipped weight file, into its sidecar (about a minute a scale; run it
+# after shipping new weights: the int8 engine refuses a calibration of other weights).
+calibrate: setup
+	$(PY) -m training.calibrate --data-dir $(DATA_DIR)
+
+# PSNR-Y of every CPU precision and its cost against fp32 (README, Precision).
+evaluate-precision: setup
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method srcnn \
+		--precision fp32 int8 bf16 --json weights/evaluation-precision.json
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

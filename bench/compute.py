@@ -8,8 +8,9 @@ import onnxruntime
 import torch
 
 from srcnn.codec import decode_image, encode_image
-from srcnn.engine import make_engine
+from srcnn.engine import DEFAULT_PRECISION, PRECISIONS, load_engine, load_engines
 from srcnn.upscale import super_resolve_plane, upscale
+from srcnn.weights import load_model
 
 
 def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50):
@@ -45,10 +46,35 @@ def plain_onnx_session(model):
     return onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
-def forward_engines(model):
-    """name -> function(plane) for each engine compared, all on a float32 (H, W) 0..255 plane, full-size."""
+class OpenVinoEngine:
+    """OpenVINO's CPU plugin on the module, converted as OpenVINO documents (dynamic height and width), with its
+    inference precision hint ("f32" or "bf16"): a peer, run on the same tiles as the shipped fp32 engine."""
+
+    tile, multiple = 256, (1, 1)
+
+    def __init__(self, model, precision):
+        try:
+            import openvino
+        except ImportError:
+            raise SystemExit("the benchmark runs OpenVINO as a peer: pip install -r requirements-bench.txt "
+                             "(make bench does)") from None
+        self.border = model.border
+        converted = openvino.convert_model(model, example_input=torch.zeros(1, 1, 64, 64), input=[1, 1, -1, -1])
+        compiled = openvino.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                                    "PERFORMANCE_HINT": "LATENCY"})
+        self.request = compiled.create_infer_request()
+
+    def __call__(self, window):
+        self.request.infer({0: window[None, None]})
+        return self.request.get_output_tensor(0).data[0, 0].copy()
+
+
+def forward_engines(weights_path):
+    """name -> function(plane) for each engine compared, all on a float32 (H, W) 0..255 plane, full-size: eager
+    torch and a default ONNX Runtime session (what a user would do), the shipped engine in every CPU precision
+    (DEFAULT_PRECISION marked), OpenVINO in fp32 and bf16."""
+    model = load_model(weights_path)
     session = plain_onnx_session(model)
-    shipped = make_engine(model)
     border = model.border
 
     def eager(plane):
@@ -59,23 +85,41 @@ def forward_engines(model):
         padded = np.pad(plane / 255.0, border, mode="edge")[None, None]
         return session.run(None, {"y": padded})[0]
 
-    return {"eager torch, full image": eager, "ONNX Runtime, default session": plain_onnx,
-            f"shipped ({type(shipped).__name__}, {shipped.tile}² tiles)": lambda plane: super_resolve_plane(
-                shipped, plane)}
+    class Tiled:
+        def __init__(self, engine):
+            self.engine = engine
+
+        def __call__(self, plane):
+            return super_resolve_plane(self.engine, plane)
+
+        @property
+        def fallbacks(self):
+            return getattr(self.engine, "fallbacks", 0)
+
+    engines = {"eager torch, full image": eager, "ONNX Runtime, default session": plain_onnx}
+    for precision in PRECISIONS["cpu"]:
+        engine = load_engine(weights_path, precision=precision)
+        default = " (shipped default)" if precision == DEFAULT_PRECISION["cpu"] else ""
+        engines[f"{precision}: {type(engine).__name__}, {engine.tile}² tiles{default}"] = Tiled(engine)
+    for precision in ("f32", "bf16"):
+        engine = OpenVinoEngine(model, precision)
+        engines[f"OpenVINO {precision}, {engine.tile}² tiles"] = Tiled(engine)
+    return engines
 
 
-def forward_rates(model, sizes, flop_per_pixel):
-    """{engine: {size: GFLOP/s}} of the full-size forward pass on size² planes."""
-    engines = forward_engines(model)
+def forward_rates(weights_path, planes, flop_per_pixel):
+    """{engine: {size: GFLOP/s}} of the full-size forward pass on each of `planes` ({size: float32 size² Y
+    plane}), and how many tiles the int8 engine ran in fp32 instead (its guard, srcnn.quantize.FALLBACK_RANGE)."""
+    engines = forward_engines(weights_path)
     rates = {name: {} for name in engines}
-    for size in sizes:
-        plane = np.random.default_rng(size).uniform(16, 235, (size, size)).astype(np.float32)
+    for size, plane in planes.items():
         for name, run in engines.items():
             rates[name][size] = size * size * flop_per_pixel / best_seconds(lambda: run(plane)) / 1e9
-    return rates
+    return rates, sum(getattr(run, "fallbacks", 0) for run in engines.values())
 
 
-def end_to_end(model, png, scale):
-    """Seconds per image of the handler's work in process: decode the PNG, upscale, encode a PNG."""
-    engine = make_engine(model)
-    return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), engine, scale)), min_runs=3)
+def end_to_end(weights_folder, png, scale):
+    """Seconds per image of the handler's work in process (the service's default precision): decode the PNG,
+    upscale, encode a PNG."""
+    engines = load_engines(weights_folder, precision="auto")
+    return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), engines, scale)), min_runs=3)

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from srcnn.color import to_uint8
-from srcnn.engine import make_engine
+from srcnn.engine import load_engines
 from srcnn.imaging import resize_plane
 from srcnn.metrics import psnr, shave
 from srcnn.scaling import passes
 from srcnn.upscale import run_passes
-from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+from srcnn.weights import SCALES, SHIPPED
 from training.data import DATA_DIR, list_images, read_y, split_validation
 
 FACTORS = (1.1, 1.5, 2.1, 2.15, 2.5, 3.5, 3.95, 4.25, 5, 6, 8)
@@ -59,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--weights", type=Path, default=SHIPPED, help="a folder of srcnn_x{2,3,4}.pth")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
-    engines = {scale: make_engine(load_model(weight_file(args.weights, scale))) for scale in SCALES}
+    engines = load_engines(args.weights)
     _, held_out = split_validation(list_images(args.data_dir / "T91"))
     planes = [read_y(path) for path in held_out]
     print("| factor | PSNR-Y of each chain (dB; a chain: the trained scales' passes in turn) | chosen "

@@ -51,30 +51,33 @@ def peak_rss(pid):
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def workers_and_threads(workers=None, threads=None):
-    """A model-config.yaml like the shipped one with other worker and thread counts, as text."""
+def model_config_text(workers=None, threads=None, precision=None):
+    """A model-config.yaml like the shipped one with other worker and thread counts or precision, as text."""
     config = yaml.safe_load(MODEL_CONFIG.read_text())
     if workers:
         config["minWorkers"] = config["maxWorkers"] = workers
     if threads:
         config["handler"]["threads"] = threads
+    if precision:
+        config["handler"]["precision"] = precision
     return yaml.safe_dump(config)
 
 
-def served(body, clients_counts, requests_per_client, big_body=None, workers=None, threads=None):
-    """Start a private TorchServe on the shipped settings (or other `workers` and `threads`); measure `body` at
-    each client count, then, given `big_body`, the workers' memory while answering it. Returns a dict."""
+def served(body, clients_counts, requests_per_client, big_body=None, workers=None, threads=None, precision=None):
+    """Start a private TorchServe on the shipped settings (or other `workers`, `threads`, `precision`); measure
+    `body` at each client count, then, given `big_body`, the workers' memory while answering it. Returns a dict."""
     with tempfile.TemporaryDirectory() as workdir:
         model_config = Path(workdir) / "model-config.yaml"
-        model_config.write_text(workers_and_threads(workers, threads))
+        model_config.write_text(model_config_text(workers, threads, precision))
         server = private_server(Path(workdir), model_config=model_config)
         server.start(timeout=300)
         try:
             url = f"{server.inference_url}/predictions/{MODEL_NAME}"
             running = server.workers()
             load(url, body, len(running), 2 * len(running))  # warm every worker
-            threads = yaml.safe_load(model_config.read_text())["handler"]["threads"]
-            results = {"workers": len(running), "threads": threads, "load": {}}
+            settings = yaml.safe_load(model_config.read_text())["handler"]
+            results = {"workers": len(running), "threads": settings["threads"], "precision": settings["precision"],
+                       "load": {}}
             for clients in clients_counts:
                 rate, latencies = load(url, body, clients, clients * requests_per_client)
                 results["load"][clients] = {"requests_per_s": rate, "requests": len(latencies),

@@ -33,9 +33,9 @@ from ts.utils.util import PredictionException
 from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_type, factor_label, header,
                               requested_sizing)
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
-from srcnn import load_model, upscale
+from srcnn import upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
-from srcnn.engine import make_engine
+from srcnn.engine import load_engines
 from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
@@ -71,20 +71,20 @@ class SRCNNHandler(BaseHandler):
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
         files = {scale: weight_file(weights, scale) for scale in SCALES}
-        files = {scale: path for scale, path in files.items() if path.exists()}
-        self.engines = {scale: make_engine(load_model(path, self.device), self.settings.threads)
-                        for scale, path in files.items()}
+        missing = [scale for scale, path in files.items() if not path.exists()]
+        if missing:
+            raise RuntimeError(f"weights for ×{missing} are missing: every scale needs all of {list(SCALES)} "
+                               f"(srcnn.scaling.passes), and the archive has "
+                               f"{sorted(set(SCALES) - set(missing))} under {weights}")
+        parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
+        # A precision the device cannot run, or int8 without its calibration, stops the worker the same way.
+        self.engines = load_engines(weights, self.device, self.settings.threads, self.settings.precision)
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
-        parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
-        missing = set(SCALES) - set(self.engines)
-        if missing:
-            raise RuntimeError(f"weights for ×{sorted(missing)} are missing: every scale needs all of "
-                               f"{list(SCALES)} (srcnn.scaling.passes), and the archive has {sorted(self.engines)} "
-                               f"under {weights}")
         self.initialized = True
-        logger.info("SRCNN scales %s on %s (%s), %s", sorted(self.engines), self.device,
-                    type(self.engines[SCALES[0]]).__name__, self.settings)
+        engine = self.engines[SCALES[0]]
+        logger.info("SRCNN scales %s on %s (%s, %s), %s", sorted(self.engines), self.device,
+                    type(engine).__name__, engine.precision, self.settings)
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""

@@ -29,10 +29,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
-from srcnn.engine import make_engine
+from srcnn.engine import PRECISIONS, load_engines
 from srcnn.scaling import ScaleError, parse_scale, parse_size
 from srcnn.upscale import upscale
-from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+from srcnn.weights import SHIPPED
 
 FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
 FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -79,6 +79,9 @@ def parse_args(argv):
     command.add_argument("--weights", type=Path, default=SHIPPED, help="folder of srcnn_x{2,3,4}.pth, locally "
                                                                         "(default: the shipped weights)")
     command.add_argument("--threads", type=int, default=0, help="engine threads, locally (default: one a core)")
+    command.add_argument("--precision", choices=("auto", *PRECISIONS["cpu"]), default="auto",
+                         help="the network's arithmetic, locally (default auto: the service's, int8; README, "
+                              "Precision)")
     command.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     args = parser.parse_args(argv)
     if args.scale is None and args.size is None:
@@ -133,8 +136,7 @@ class Local:
 
     def __init__(self, args):
         self.scale, self.size, self.media_type = args.scale, args.size, FORMATS[args.format][0]
-        self.engines = {scale: make_engine(load_model(weight_file(args.weights, scale)), args.threads or None)
-                        for scale in SCALES}
+        self.engines = load_engines(args.weights, threads=args.threads or None, precision=args.precision)
 
     def __call__(self, data):
         image = decode_image(data, LOCAL_MAX_PIXELS)
@@ -205,7 +207,11 @@ def main(argv=None):
             ready.append(task)
         except Failed as error:
             failures.append((task, error))
-    upscaler = (Remote if args.server else Local)(args) if ready else None
+    try:
+        upscaler = (Remote if args.server else Local)(args) if ready else None
+    except (OSError, ValueError) as error:  # weights missing, or not calibrated for the precision
+        print(f"srcnn: {error}", file=sys.stderr)
+        return 2
     progress = tqdm(total=len(ready), unit="image", disable=None if len(ready) > 1 else True, file=sys.stderr)
 
     def attempt(task):

@@ -9,11 +9,11 @@ import pytest
 import requests
 from PIL import Image
 
-from srcnn import upscale
+from srcnn import save_state_dict, upscale
 from srcnn.cli import main
 from srcnn.client import Refused, remote_upscale
-from srcnn.engine import make_engine
-from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+from srcnn.engine import load_engines
+from srcnn.weights import SHIPPED
 
 
 @pytest.fixture
@@ -38,10 +38,12 @@ def test_output_sizes_of_a_40_by_30_png(picture, arguments, size):
     assert size_of(out) == size
 
 
-def test_output_is_upscale_of_the_decoded_input(picture):
+@pytest.mark.parametrize("arguments, precision", [([], "int8"), (["--precision", "fp32"], "fp32"),
+                                                   (["--precision", "bf16"], "bf16")])
+def test_output_is_upscale_of_the_decoded_input(picture, arguments, precision):
     out = picture.parent / "out.png"
-    assert main(["upscale", str(picture), "-o", str(out), "--scale", "2.5"]) == 0
-    engines = {scale: make_engine(load_model(weight_file(SHIPPED, scale))) for scale in SCALES}
+    assert main(["upscale", str(picture), "-o", str(out), "--scale", "2.5", *arguments]) == 0
+    engines = load_engines(SHIPPED, precision=precision)
     with Image.open(picture) as image:
         expected = upscale(image.convert("RGB"), engines, 2.5)
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
@@ -194,3 +196,13 @@ def test_server_refusal_prints_its_message(server, tmp_path, capsys):
     assert main(["upscale", str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server",
                  server.inference_url]) == 1
     assert "the server answered 415: the body is not an image" in capsys.readouterr().err
+
+
+def test_weights_without_the_precisions_calibration_are_a_usage_error(picture, tmp_path, identity_model, capsys):
+    for scale in (2, 3, 4):
+        save_state_dict(identity_model, tmp_path / "weights" / f"srcnn_x{scale}.pth")
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(picture), "-o", str(out), "--weights", str(tmp_path / "weights")]) == 2
+    assert "make calibrate" in capsys.readouterr().err and not out.exists()
+    assert main(["upscale", str(picture), "-o", str(out), "--weights", str(tmp_path / "weights"),
+                 "--precision", "fp32"]) == 0

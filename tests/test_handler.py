@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import zlib
 
 import numpy as np
@@ -21,6 +22,8 @@ from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
 from srcnn import save_state_dict, upscale
 from srcnn.codec import encode_image
+from srcnn.engine import load_engines
+from srcnn.weights import SCALES, SHIPPED, sidecar_path, weight_file
 from tools.hostile import encode
 
 
@@ -54,7 +57,9 @@ def model_dir(tmp_path, identity_model):
 
 
 def make_handler(model_dir, **settings):
-    config = {**MODEL_CONFIG, "handler": {**MODEL_CONFIG["handler"], **settings}}
+    """The handler on `model_dir` with the shipped settings but fp32 (the identity network is uncalibrated, and
+    exact), updated by `settings`."""
+    config = {**MODEL_CONFIG, "handler": {**MODEL_CONFIG["handler"], "precision": "fp32", **settings}}
     handler = SRCNNHandler()
     handler.initialize(Context("srcnn", str(model_dir), {"model": {}}, 1, None, "0.12.0", model_yaml_config=config))
     return handler
@@ -414,6 +419,26 @@ def test_default_scale_out_of_range_fails_at_load(model_dir):
         make_handler(model_dir, default_scale=9)
     assert decoded(one(make_handler(model_dir, default_scale=2.5), {"body": encode(Image.new("L", (4, 4)))})[2]
                    ).size == (10, 10)
+
+
+def test_the_shipped_precision_is_int8_on_a_cpu(tmp_path, scene):
+    (tmp_path / "weights").mkdir()
+    for scale in SCALES:
+        for path in (weight_file(SHIPPED, scale), sidecar_path(weight_file(SHIPPED, scale))):
+            shutil.copy2(path, tmp_path / "weights" / path.name)
+    handler = make_handler(tmp_path, precision=MODEL_CONFIG["handler"]["precision"])
+    assert {engine.precision for engine in handler.engines.values()} == {"int8"}
+    image = scene(37, 23)
+    expected = upscale(image, load_engines(SHIPPED, precision="int8"), 2.5)
+    answer = decoded(one(handler, {"body": encode(image)}, X_Scale="2.5")[2])
+    assert np.array_equal(np.asarray(answer), np.asarray(expected))
+
+
+@pytest.mark.parametrize("precision, message", [("int8", "no int8 calibration.*make calibrate"),
+                                                ("fp16", "'fp16' does not run on cpu"), ("float", "choose one of")])
+def test_a_precision_that_cannot_run_fails_at_load(model_dir, precision, message):
+    with pytest.raises(ValueError, match=message):
+        make_handler(model_dir, precision=precision)
 
 
 def test_unknown_settings_are_refused():

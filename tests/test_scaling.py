@@ -5,13 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from srcnn import SRCNN, load_model, upscale
-from srcnn.engine import make_engine
+from srcnn import SRCNN, upscale
+from srcnn.engine import load_engines, make_engine
 from srcnn.imaging import modcrop, resize_plane
 from bench.scales import mean_psnr
 from srcnn.scaling import REMAINDER_SCALE as R, ScaleError, output_size, parse_scale, parse_size, passes
 from srcnn.upscale import enlarge_plane, super_resolve_plane
-from srcnn.weights import SCALES, SHIPPED, weight_file
+from srcnn.weights import SCALES, SHIPPED
 from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_validation
 from training.evaluate import crop_multiple, score_y
 
@@ -79,7 +79,7 @@ def test_passes(factor, chain):
 def test_the_remainder_network_is_the_measured_best():
     """REMAINDER_SCALE (R) is bench.scales' choice for the shipped weights: within 0.05 dB of the best trained network
     at ×1.5, ×2.5 and ×3.5 on T91's held-out images (new weights that change the best fail here)."""
-    engines = {scale: make_engine(load_model(weight_file(SHIPPED, scale))) for scale in SCALES}
+    engines = load_engines(SHIPPED)
     planes = [read_y(path) for path in split_validation(list_images(DATA_DIR / "T91"))[1]]
     for factor in (1.5, 2.5, 3.5):
         scores = {scale: mean_psnr(planes, engines, factor, (scale,)) for scale in SCALES}
@@ -145,7 +145,7 @@ def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
     """The any-scale bar on Set5 with the shipped weights (the README's table has Set14 too): between trained
     scales SRCNN gains at least the smaller gain of the neighbouring trained scales (×1 gains 0); past ×4 it
     gains."""
-    engines = {scale: make_engine(load_model(weight_file(SHIPPED, scale))) for scale in SCALES}
+    engines = load_engines(SHIPPED)
     planes = [ground_truth_y(np.asarray(Image.open(path).convert("RGB"))) for path in list_images(DATA_DIR / "Set5")]
 
     def gain(scale):

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from srcnn import upscale
-from srcnn.engine import make_engine
-from srcnn.weights import SCALES, SHIPPED, load_model, weight_file
+from srcnn.engine import load_engines
+from srcnn.weights import SHIPPED
 from training.data import DATA_DIR, ground_truth_y
 from training.evaluate import degrade, score_y
 
@@ -99,7 +99,7 @@ def main(argv=None):
     parser.add_argument("--weights", type=Path, default=SHIPPED, help="a folder of srcnn_x{2,3,4}.pth")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
-    engines = {scale: make_engine(load_model(weight_file(args.weights, scale))) for scale in SCALES}
+    engines = load_engines(args.weights)
     font = ImageFont.load_default(size=17)
     args.out.mkdir(parents=True, exist_ok=True)
     for set_name, image_name, scale in CROPS:

@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from srcnn import load_model, upscale
+from srcnn import upscale
 from srcnn.color import to_uint8
-from srcnn.engine import make_engine
+from srcnn.engine import PRECISIONS, load_engine
 from srcnn.imaging import modcrop, resize_plane
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.scaling import ScaleError, parse_scale, passes
@@ -127,25 +127,30 @@ class EvaluateConfig:
     weights: Path
     json: Path | None
     device: str
+    precisions: tuple = ("fp32",)
 
 
 def evaluate(config):
-    """A record per (set, scale, method): set, scale, method, psnr_y, ssim_y, psnr_rgb, images."""
+    """A record per (set, scale, method, precision): set, scale, method, precision (None for bicubic), psnr_y,
+    ssim_y, psnr_rgb, images."""
     records = []
-    networks = {}  # trained scale -> engine, loaded once
+    networks = {precision: {} for precision in config.precisions}  # precision -> trained scale -> engine
     for scale in config.scales:
-        engines = {"bicubic": None}
+        runs = [("bicubic", None, None)] if "bicubic" in config.methods else []
         if "srcnn" in config.methods:
-            for trained in passes(scale):
-                if trained not in networks:
-                    path = weights_for_scale(config.weights, trained)
-                    networks[trained] = make_engine(load_model(path, config.device))
-            engines["srcnn"] = networks
+            for precision, engines in networks.items():
+                for trained in passes(scale):
+                    if trained not in engines:
+                        path = weights_for_scale(config.weights, trained)
+                        engines[trained] = load_engine(path, config.device, precision=precision)
+                runs.append(("srcnn", precision, engines))
         for set_name in config.sets:
             paths = list_images(config.data_dir / set_name)
-            for method in config.methods:
-                scores = evaluate_set(paths, engines[method], scale, f"{set_name} x{scale} {method}")
-                records.append({"set": set_name, "scale": scale, "method": method, **scores})
+            for method, precision, engines in runs:
+                label = f"{set_name} x{scale} {method}" + (f" {precision}" if precision else "")
+                scores = evaluate_set(paths, engines, scale, label)
+                records.append({"set": set_name, "scale": scale, "method": method, "precision": precision,
+                                 **scores})
     return records
 
 
@@ -159,11 +164,27 @@ def markdown_table(records):
         key = (r["set"], r["scale"])
         paper_psnr = PAPER_PSNR.get(key, {}).get(r["method"])
         paper_ssim = PAPER_SSIM.get(key, {}).get(r["method"])
+        method = r["method"] if r.get("precision") in (None, "fp32") else f"{r['method']} ({r['precision']})"
         lines.append(
-            f"| {r['set']} | ×{r['scale']} | {r['method']} | {r['psnr_y']:.2f} | "
+            f"| {r['set']} | ×{r['scale']} | {method} | {r['psnr_y']:.2f} | "
             f"{'—' if paper_psnr is None else f'{paper_psnr:.2f}'} | {r['ssim_y']:.4f} | "
             f"{'—' if paper_ssim is None else f'{paper_ssim:.4f}'} | {r['psnr_rgb']:.2f} | {r['images']} |"
         )
+    return "\n".join(lines)
+
+
+def precision_table(records):
+    """SRCNN's PSNR-Y per precision, and its cost against fp32, per set and scale (records with fp32 in them)."""
+    srcnn = [r for r in records if r["method"] == "srcnn"]
+    precisions = list(dict.fromkeys(r["precision"] for r in srcnn))
+    lines = ["| set | scale | " + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == "fp32" else f" | {p} cost (dB)")
+                                             for p in precisions) + " |"]
+    lines.append("| --- | --- |" + " --- |" * (2 * len(precisions) - 1))
+    for set_name, scale in dict.fromkeys((r["set"], r["scale"]) for r in srcnn):
+        psnr_of = {r["precision"]: r["psnr_y"] for r in srcnn if (r["set"], r["scale"]) == (set_name, scale)}
+        cells = [f"{psnr_of[p]:.3f}" + ("" if p == "fp32" else f" | {psnr_of['fp32'] - psnr_of[p]:.3f}")
+                 for p in precisions]
+        lines.append(f"| {set_name} | ×{scale} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -190,19 +211,26 @@ def parse_args(argv=None):
                         help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the records to this JSON file")
     parser.add_argument("--device", default="cpu", help="torch device for the network (default: %(default)s)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], dest="precisions",
+                        choices=sorted({p for device in PRECISIONS.values() for p in device}),
+                        help="the network's arithmetic, each scored (default: fp32, the weights' own score; "
+                             "the service's is srcnn.engine.DEFAULT_PRECISION); with fp32 among several, a "
+                             "table of each one's cost follows")
     args = parser.parse_args(argv)
     if args.weights.is_file() and "srcnn" in args.methods and (len(args.scales) > 1 or
                                                                  passes(args.scales[0]) != (args.scales[0],)):
         parser.error("one weight file serves one trained scale: pass a single --scales 2, 3 or 4, or a folder "
                      "to --weights")
     return EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
-                          args.weights, args.json, args.device)
+                          args.weights, args.json, args.device, tuple(dict.fromkeys(args.precisions)))
 
 
 def main(argv=None):
     config = parse_args(argv)
     records = evaluate(config)
     print(markdown_table(records))
+    if "srcnn" in config.methods and len(config.precisions) > 1 and "fp32" in config.precisions:
+        print("\n" + precision_table(records))
     if config.json:
         config.json.write_text(json.dumps(records, indent=2) + "\n")
     return 0

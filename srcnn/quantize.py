@@ -1,0 +1,134 @@
+"""int8 for the mapping layer: its calibration on training images, and the equalized network it quantizes.
+
+The mapping layer (5×5, 64 → 32 channels) is 90% of SRCNN's multiply-adds; the int8 engine (srcnn.engine) runs
+it on 8-bit integers, unsigned activations in and out with one step each, signed weights with one step per
+output channel, and keeps the first and last layers (10%) in fp32. What makes that nearly free, measured on Set5
+and Set14 at ×2 (shipped weights, ONNX Runtime's int8 convolution; PSNR-Y cost against fp32, Set5 / Set14):
+
+    equalized channels (below, power 1), steps from the largest activations    0.029 / 0.013 dB
+    + steps clipped where the squared error is least                          0.029 / 0.017
+    + the mapping layer's bias corrected (below)                              0.018 / 0.013
+    + equalization power 0.75                                                 0.014 / 0.011  (shipped)
+      (power 0.5: 0.024 / 0.013; also correcting the last layer's bias: 0.025 / 0.016)
+
+Equalization: one step for all 64 input channels wastes most of the 8 bits on the channels whose activations are
+small, so channel c of the first layer is divided by e[c] = (range[c] / largest range) ** power and the mapping
+layer's weights on that channel multiplied by it (ReLU commutes with a positive factor, so the fp32 network
+computes the same function). Power 1 makes every channel span the same range but shrinks the weights of small
+channels, which then lose precision in the weights' per-channel step; 0.75 balances the two. The mapping layer's
+32 outputs are equalized the same way at power 1: the last layer, in fp32, takes the factor back exactly.
+"""
+
+import copy
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+EQUALIZATION_POWER = 0.75
+# A tile whose largest first-layer activation is past this many times the int8 range runs in fp32 instead
+# (srcnn.engine.OnnxEngine). The network always sees a bicubic upscale, and on uploads like Set14's the int8
+# answer stays within 46-56 dB PSNR of the fp32 one; but full-contrast pixel patterns (a 1-pixel checkerboard,
+# uniform noise) drive the activations far past anything in T91, and clipped there the int8 answer was 23 dB
+# from fp32 (max 101 grey levels) on a checkerboard at ×2. Measured at ×2 with 128² tiles: at 1.5, 0.7% of Set5's
+# and Set14's tiles fall back (cost against fp32 0.012 / 0.011 dB, as without the guard) and the checkerboard and
+# noise answers equal fp32's; at 2, uniform noise stays int8 (41 dB from fp32, max 45); at 3, the checkerboard does.
+FALLBACK_RANGE = 1.5
+SAMPLES_PER_PLANE = 20_000  # activation pixels drawn from each calibration plane
+BIAS_WINDOW = 160  # side of the crop of each plane that measures the mapping layer's mean error
+LEVELS = 255  # an unsigned 8-bit activation: 0 .. 255 steps
+
+
+def weight_steps(weight):
+    """Per-output-channel steps of a symmetric int8 weight: the largest magnitude maps to 127."""
+    return weight.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127
+
+
+def quantize_weight(weight):
+    """(int8 tensor, float32 steps) of a (out, in, k, k) weight, rounded to the nearest step."""
+    steps = weight_steps(weight)
+    return torch.round(weight / steps[:, None, None, None]).clamp(-127, 127).to(torch.int8), steps
+
+
+def fake_quantize(values, step):
+    """Activations rounded to an unsigned 8-bit grid of `step` (values past the top clip to it)."""
+    return torch.clamp(torch.round(values / step), 0, LEVELS) * step
+
+
+def least_squares_clip(values, candidates=86):
+    """The top of the 8-bit range that minimises the squared rounding-and-clipping error of `values` (a 1-D
+    sample of non-negative activations), searched from 15% to 100% of their maximum."""
+    best_error, best_top = None, None
+    for top in float(values.max()) * np.linspace(0.15, 1.0, candidates):
+        error = float(((fake_quantize(values, top / LEVELS) - values) ** 2).mean())
+        if best_error is None or error < best_error:
+            best_error, best_top = error, top
+    return best_top
+
+
+def layer_samples(model, planes, seed=0):
+    """(first layer's activations (64, N), mapping layer's (32, N)) after ReLU, `SAMPLES_PER_PLANE` random
+    pixels of each plane (float32 (H, W) network inputs in [0, 1])."""
+    generator = torch.Generator().manual_seed(seed)
+    first, second = [], []
+    with torch.inference_mode():
+        for plane in planes:
+            a1 = F.relu(model.convs[0](torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))[None, None]))
+            a2 = F.relu(model.convs[1](a1))[0].flatten(1)
+            a1 = a1[0].flatten(1)
+            first.append(a1[:, torch.randint(0, a1.shape[1], (SAMPLES_PER_PLANE,), generator=generator)])
+            second.append(a2[:, torch.randint(0, a2.shape[1], (SAMPLES_PER_PLANE,), generator=generator)])
+    return torch.cat(first, 1), torch.cat(second, 1)
+
+
+def calibrate(model, planes):
+    """The int8 calibration of a 9-5-5 `model` on `planes` (float32 (H, W) network inputs in [0, 1], bicubic
+    upscales of training images at the network's scale): a JSON-able dict that `equalized` and the int8 engine
+    read. Deterministic for the same model and planes."""
+    if model.layers[1][:2] != (64, 32) or model.channels != 1:
+        raise ValueError(f"int8 calibration is written for the 9-5-5 network on Y, not layers {model.layers}")
+    first, second = layer_samples(model, planes)
+    first_range, second_range = first.amax(1).clamp_min(1e-6), second.amax(1).clamp_min(1e-6)
+    calibration = {"first_factors": ((first_range / first_range.max()) ** EQUALIZATION_POWER).tolist(),
+                   "mapping_factors": (second_range / second_range.max()).tolist(),
+                   "bias_correction": [0.0] * len(second_range)}
+    first = first / torch.tensor(calibration["first_factors"])[:, None]
+    second = second / torch.tensor(calibration["mapping_factors"])[:, None]
+    # Every 7th and 3rd value: ~260,000 per layer from 82 planes, enough for a clip that holds to 3 digits.
+    calibration["input_step"] = least_squares_clip(first.flatten()[::7]) / LEVELS
+    calibration["output_step"] = least_squares_clip(second.flatten()[::3]) / LEVELS
+    calibration["bias_correction"] = mapping_bias_error(equalized(model, calibration), planes, calibration)
+    return calibration
+
+
+def mapping_bias_error(model, planes, calibration):
+    """Per output channel, the mean of (int8 mapping layer − fp32 mapping layer) before its bias, on a crop of
+    each plane: rounding the weights and clipping activations shifts each channel's mean, which the bias takes
+    back (`equalized` subtracts it)."""
+    weight = model.convs[1].weight.detach()
+    integers, steps = quantize_weight(weight)
+    rounded = integers.float() * steps[:, None, None, None]
+    errors = []
+    with torch.inference_mode():
+        for plane in planes:
+            window = np.ascontiguousarray(plane[:BIAS_WINDOW, :BIAS_WINDOW], dtype=np.float32)
+            a1 = F.relu(model.convs[0](torch.from_numpy(window)[None, None]))
+            error = F.conv2d(fake_quantize(a1, calibration["input_step"]), rounded) - F.conv2d(a1, weight)
+            errors.append(error.mean(dim=(0, 2, 3)))
+    return torch.stack(errors).mean(0).tolist()
+
+
+def equalized(model, calibration):
+    """A copy of `model` with the calibration's equalization and bias correction applied: in fp32 the same
+    function as `model` up to the correction, in the form whose mapping layer the int8 engine quantizes."""
+    model = copy.deepcopy(model).float().cpu()
+    first = torch.tensor(calibration["first_factors"])
+    mapping = torch.tensor(calibration["mapping_factors"])
+    conv1, conv2, conv3 = model.convs
+    with torch.no_grad():
+        conv1.weight /= first[:, None, None, None]
+        conv1.bias /= first
+        conv2.weight *= first[None, :, None, None] / mapping[:, None, None, None]
+        conv2.bias.copy_(conv2.bias / mapping - torch.tensor(calibration["bias_correction"]))
+        conv3.weight *= mapping[None, :, None, None]
+    return model
