@@ -8,7 +8,7 @@ import onnxruntime
 import torch
 
 from srcnn.codec import decode_image, encode_image
-from srcnn.engine import DEFAULT_PRECISION, PRECISIONS, load_engine, load_engines
+from srcnn.engine import DEFAULT_PRECISION, PRECISIONS, OnnxEngine, load_engine, load_engines
 from srcnn.upscale import super_resolve_plane, upscale
 from srcnn.weights import load_model
 
@@ -50,7 +50,7 @@ class OpenVinoEngine:
     """OpenVINO's CPU plugin on the module, converted as OpenVINO documents (dynamic height and width), with its
     inference precision hint ("f32" or "bf16"): a peer, run on the same tiles as the shipped fp32 engine."""
 
-    tile, multiple = 256, (1, 1)
+    tile, multiple = OnnxEngine.TILE, (1, 1)
 
     def __init__(self, model, precision):
         try:

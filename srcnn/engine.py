@@ -58,15 +58,18 @@ class OnnxEngine:
     """
 
     # Output tile side. A probe on the 2-core CPU (2 threads, 256²-2048² planes): in fp32 256² tiles ran at
-    # 204-209 GFLOP/s, 512² tiles 1-3% faster for 4× the memory, 128² tiles 3-7% slower; in int8 512² tiles ran
-    # 1.23× faster than 256² (1,024² plane), the int8 kernels being fast enough for the per-tile work to show.
-    TILES = {"fp32": 256, "int8": 512}
+    # 204-209 GFLOP/s, 512² tiles 1-3% faster for 4× the memory, 128² tiles 3-7% slower. In int8 with 2 threads
+    # (512², 1,024², 2,048² planes): 512² tiles ran at 2.13 / 2.00 / 1.83 × the fp32 limit, 256² at 1.89 / 1.76 /
+    # 1.84, 128² at 1.49 / 1.46 / 1.43, 1,024² at 2.07 / 2.16 / 1.95; with one thread (a served worker's), 256²
+    # and 512² tiles ran alike (232 and 234 GFLOP/s, 1,024² plane), and 512² tiles held 363 MiB of ONNX Runtime's
+    # arena where 256² held 111 MiB (without the arena both ran 40-45% slower).
+    TILE, INT8_MULTITHREADED_TILE = 256, 512
 
     def __init__(self, model, threads=None, calibration=None):
         self.border = model.border
         self.multiple = PHASES
         self.precision = "fp32" if calibration is None else "int8"
-        self.tile = self.TILES[self.precision]
+        self.tile = self.INT8_MULTITHREADED_TILE if calibration is not None and threads != 1 else self.TILE
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -177,12 +180,17 @@ def int8_layer(value, conv, calibration):
     return nodes, initializers, "relu1_dq"
 
 
+def resolved(precision, device_type):
+    """`precision` with "auto" replaced by the device type's DEFAULT_PRECISION."""
+    return DEFAULT_PRECISION[device_type] if precision == "auto" else precision
+
+
 def make_engine(model, threads=None, precision="fp32", calibration=None):
     """The engine for where `model` lives in `precision` (PRECISIONS, or "auto": DEFAULT_PRECISION): torch on
     CUDA; on a CPU ONNX Runtime (with `threads`) for fp32 and int8 (which needs the weights' `calibration`, see
     `load_engine`), torch for bf16 (`threads` then sets torch's, process-wide)."""
     device = next(model.parameters()).device.type
-    precision = DEFAULT_PRECISION[device] if precision == "auto" else precision
+    precision = resolved(precision, device)
     if precision not in PRECISIONS[device]:
         raise ValueError(f"precision {precision!r} does not run on {device}: choose one of {PRECISIONS[device]}")
     if device == "cpu" and precision in ("fp32", "int8"):
@@ -198,7 +206,7 @@ def load_engine(weights_path, device="cpu", threads=None, precision="fp32"):
     """`make_engine` for a weight file: int8 reads its calibration from the file's sidecar (written by
     `make calibrate`), refused when the sidecar calibrated other weights."""
     calibration = None
-    if precision == "int8" or (precision == "auto" and DEFAULT_PRECISION[torch.device(device).type] == "int8"):
+    if resolved(precision, torch.device(device).type) == "int8":
         sidecar = sidecar_path(weights_path)
         calibration = json.loads(sidecar.read_text()).get("int8") if sidecar.exists() else None
         if calibration is None or calibration.get("weights_sha256") != file_sha256(weights_path):
