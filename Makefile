@@ -72,7 +72,7 @@ bench-train: setup
 bench-recipes: setup
 	$(PY) -m bench.recipes --data-dir $(DATA_DIR) --amp
 
-# Which trained networks serve the other factors, scored on T91's held-out images (about 10 minutes).
+# Which trained networks serve the other factors, scored on T91's held-out images (a few minutes).
 bench-scales: setup
 	$(PY) -m bench.scales --data-dir $(DATA_DIR)
 

@@ -19,9 +19,14 @@ SIZE_PATTERN = re.compile(r"\s*([0-9]{1,6})?\s*[x×X]\s*([0-9]{1,6})?\s*")
 # Which network serves a factor that is not a trained scale (see passes), chosen by measurement with the shipped
 # weights: `python -m bench.scales` (PSNR-Y on T91's held-out images; README, Any scale, any size), which
 # tests/test_scaling.py repeats at ×1.5, ×2.5 and ×3.5 so that new weights cannot leave a stale choice. With the
-# long run's ×2 and the previous recipe's ×3 and ×4, the ×2 network won everywhere from ×1.1 to ×3.95, by 0.25 to
-# 0.54 dB over ×3 between 2.15 and 3.95 (with the previous ×2, the ×3 network had won above 2.1).
-REMAINDER_SCALE = 2
+# long run's ×2 and ×3 (and the previous recipe's ×4): below ×2 the ×2 network (ahead of ×3 by 0.07 dB at ×1.5,
+# 0.28 at ×1.1), above ×2 the ×3 network (ahead of ×2 by 0.02 dB at ×2.1, 0.10 at ×2.5 to 0.12 at ×3.95). With
+# the previous recipe's ×3, the ×2 network had won everywhere.
+def remainder_scale(factor):
+    """The trained scale whose network serves `factor` (between 1 and 4, not a trained scale) in one pass."""
+    return 2 if factor < 2 else 3
+
+
 RANGE_TEXT = f"a number from {MIN_SCALE} to {MAX_SCALE}, such as 2, 3 or 2.5"
 
 
@@ -89,7 +94,7 @@ def passes(factor):
 
     A trained scale is its own one pass, so ×2, ×3 and ×4 are exactly the trained networks, and ×1 is none. A
     factor over 4 starts with ×2 passes until at most 4 remains; what remains, when it is not a trained scale, is
-    one pass of the REMAINDER_SCALE network, whether that ends above the size (resampled down) or below it
+    one pass of the `remainder_scale` network, whether that ends above the size (resampled down) or below it
     (resampled up).
     """
     if factor == 1:
@@ -98,7 +103,7 @@ def passes(factor):
     while factor > 4:
         chain.append(2)
         factor /= 2
-    chain.append(int(factor) if factor in SCALES else REMAINDER_SCALE)
+    chain.append(int(factor) if factor in SCALES else remainder_scale(factor))
     return tuple(chain)
 
 
