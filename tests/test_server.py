@@ -155,7 +155,7 @@ def test_model_api_is_off_and_every_address_is_loopback(server):
 
 @needs_curl
 @pytest.mark.parametrize(("header", "size", "factor", "weights"), [
-    ("X-Scale: 2.5", (100, 75), "2.5", ["srcnn_x2.pth"]), ("X-Size: 80x", (80, 60), "2", ["srcnn_x2.pth"]),
+    ("X-Scale: 2.5", (100, 75), "2.5", ["srcnn_x3.pth"]), ("X-Size: 80x", (80, 60), "2", ["srcnn_x2.pth"]),
     ("X-Scale: 8", (320, 240), "8", ["srcnn_x2.pth", "srcnn_x4.pth"]),
 ])
 def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, weights):
