@@ -116,15 +116,18 @@ train-pause:
 		echo "no training run"
 
 # On a machine with a GPU, the same long run in one command (README, Training): ×2 (resuming the CPU's checkpoint
-# in weights/next/ if there is one), then ×3 and ×4 from it side by side. No `setup` prerequisite: a GPU machine
-# lent for minutes has its own Python with torch and no package index (make train-gpu PY=python3).
+# in weights/next/ if there is one), then ×3 and ×4 from it side by side, ×4 followed by its tail. No `setup`
+# prerequisite: a GPU machine lent for minutes has its own Python with torch and no package index
+# (make train-gpu PY=python3).
 GPU_ARGS ?= --amp --device cuda --threads 4
 train-gpu:
 	$(PY) -m training.train --scale 2 --out weights/next/srcnn_x2.pth --resume $(GPU_ARGS)
 	$(PY) -m training.train --scale 3 --out weights/next/srcnn_x3.pth --resume --steps 80000 \
 		--init weights/next/srcnn_x2.pth $(GPU_ARGS) & \
 	$(PY) -m training.train --scale 4 --out weights/next/srcnn_x4.pth --resume --steps 80000 \
-		--init weights/next/srcnn_x2.pth $(GPU_ARGS) & wait
+		--init weights/next/srcnn_x2.pth $(GPU_ARGS) && \
+	$(PY) -m training.train --scale 4 --out weights/next/srcnn_x4_tail.pth --resume --steps 20000 --lr 1e-4 \
+		--last-lr 1e-5 --seed 1 --init weights/next/srcnn_x4.pth $(GPU_ARGS) & wait
 
 # `make -j3 train-all TRAIN_ARGS="--threads 1"` trains the three scales side by side.
 train-all: train-x2 train-x3 train-x4
