@@ -105,11 +105,12 @@ train: setup
 # The long run in resumable pieces (README, Training): `make train-background SCALE=2` starts or resumes it at
 # low priority, detached, in weights/next/ (its progress goes to weights/next/srcnn_x2.log, its checkpoint to
 # weights/next/srcnn_x2.ckpt); `make train-pause` stops every training run with SIGTERM, which writes the
-# checkpoint for the next piece to resume from. OUT names another run of the same scale (the ×4 tail).
-OUT ?= weights/next/srcnn_x$(SCALE).pth
+# checkpoint for the next piece to resume from. TRAIN_OUT names another run of the same scale (the ×4 tail);
+# a plain `=`, so that only the command line sets it, never an environment variable.
+TRAIN_OUT = weights/next/srcnn_x$(SCALE).pth
 train-background: setup
 	nohup nice -n 19 $(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) \
-		--out $(OUT) --resume $(TRAIN_ARGS) > /dev/null 2>&1 &
+		--out $(TRAIN_OUT) --resume $(TRAIN_ARGS) > /dev/null 2>&1 &
 
 train-pause:
 	pkill -TERM -f 'training[.]train' && while pgrep -f 'training[.]train' > /dev/null; do sleep 1; done || \

@@ -6,7 +6,6 @@ fp32 or with its mapping layer in int8 (srcnn.quantize), or in torch in bfloat16
 """
 
 import copy
-import json
 
 import numpy as np
 import onnx
@@ -15,7 +14,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight
-from srcnn.weights import SCALES, file_sha256, load_model, sidecar_path, weight_file
+from srcnn.weights import SCALES, file_sha256, load_model, read_sidecar, weight_file
 
 # What each device runs. On a CPU: fp32 and int8 on ONNX Runtime, bf16 in torch (oneDNN); on CUDA, torch.
 PRECISIONS = {"cpu": ("fp32", "int8", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
@@ -207,8 +206,7 @@ def load_engine(weights_path, device="cpu", threads=None, precision="fp32"):
     `make calibrate`), refused when the sidecar calibrated other weights."""
     calibration = None
     if resolved(precision, torch.device(device).type) == "int8":
-        sidecar = sidecar_path(weights_path)
-        calibration = json.loads(sidecar.read_text()).get("int8") if sidecar.exists() else None
+        calibration = read_sidecar(weights_path).get("int8")
         if calibration is None or calibration.get("weights_sha256") != file_sha256(weights_path):
             raise ValueError(f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
                              f"`make calibrate` (python -m training.calibrate --weights {weights_path})")

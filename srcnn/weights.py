@@ -23,6 +23,20 @@ def sidecar_path(weights_path):
     return Path(weights_path).with_suffix(".json")
 
 
+def read_sidecar(weights_path):
+    """The weight file's sidecar as a dict; {} when it has none."""
+    sidecar = sidecar_path(weights_path)
+    return json.loads(sidecar.read_text()) if sidecar.exists() else {}
+
+
+def write_sidecar(weights_path, record):
+    """Write `record` as the weight file's sidecar, atomically (training writes it, `make calibrate` adds to it)."""
+    sidecar = sidecar_path(weights_path)
+    temporary = sidecar.with_name(sidecar.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    temporary.replace(sidecar)
+
+
 def file_sha256(path):
     """Hex sha256 of a file's bytes: a weight file's identity (sidecars and the service's X-Weights header)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -44,10 +58,6 @@ def load_model(weights_path, device="cpu"):
 
     Loads with `weights_only=True`; returns the model in eval mode on `device`.
     """
-    architecture = {}
-    sidecar = sidecar_path(weights_path)
-    if sidecar.exists():
-        architecture = json.loads(sidecar.read_text()).get("architecture", {})
-    model = SRCNN(**architecture)
+    model = SRCNN(**read_sidecar(weights_path).get("architecture", {}))
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return model.to(device).eval()

@@ -9,7 +9,6 @@ weights' sha256: the int8 engine refuses a calibration of other weights, so run 
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.quantize import calibrate
-from srcnn.weights import SCALES, SHIPPED, file_sha256, load_model, sidecar_path
+from srcnn.weights import SCALES, SHIPPED, file_sha256, load_model, read_sidecar, write_sidecar
 from training.data import DATA_DIR, list_images, read_y, split_validation
 from training.evaluate import weights_for_scale
 
@@ -35,12 +34,7 @@ def calibrate_file(weights_path, scale, data_dir):
     calibration = {"weights_sha256": file_sha256(weights_path),
                    "images": f"T91 training split, {len(planes)} images, bicubic ×{scale} down and up",
                    **calibrate(load_model(weights_path), planes)}
-    sidecar = sidecar_path(weights_path)
-    record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-    record["int8"] = calibration
-    temporary = sidecar.with_name(sidecar.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    temporary.replace(sidecar)
+    write_sidecar(weights_path, {**read_sidecar(weights_path), "int8": calibration})
     return calibration
 
 

@@ -15,7 +15,6 @@ a fixed seed on the CPU a resumed run ends with the same weights as an uninterru
 """
 
 import argparse
-import json
 import math
 import platform
 import signal
@@ -31,7 +30,7 @@ from tqdm import tqdm
 from srcnn import SRCNN, save_state_dict
 from srcnn.engine import TorchEngine
 from srcnn.imaging import modcrop
-from srcnn.weights import SCALES, file_sha256, sidecar_path, weight_file
+from srcnn.weights import SCALES, file_sha256, weight_file, write_sidecar
 from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
                            split_validation)
 from training.evaluate import EvaluateConfig, evaluate, markdown_table, score_y
@@ -275,7 +274,7 @@ def finish(config, model, paths, history, wall_time):
         "evaluation": records,
         "curve": [{"step": step, "train_psnr_y": round(value, 4), "loss": loss} for step, value, loss in history],
     }
-    sidecar_path(config.out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_sidecar(config.out, sidecar)
     if history:
         plot_curve(history, config.out.with_name(config.out.stem + "_curve.png"), f"SRCNN ×{config.scale}")
     if records:
