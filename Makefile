@@ -57,12 +57,8 @@ fuzz: setup
 	$(PY) -m tools.fuzz --seconds $(FUZZ_SECONDS)
 
 # Starts its own TorchServe on free ports; writes bench/results.json and bench/results.md (about 5 minutes).
-bench: setup $(VENV)/.bench
+bench: setup
 	$(PY) -m bench --data-dir $(DATA_DIR)
-
-$(VENV)/.bench: $(VENV)/.installed requirements-bench.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	touch $@
 
 # Training steps per second, float32 against bfloat16 autocast (--amp), runs alternating (about 2 minutes).
 bench-train: setup
@@ -81,10 +77,12 @@ bench-scales: setup
 calibrate: setup
 	$(PY) -m training.calibrate --data-dir $(DATA_DIR)
 
-# PSNR-Y of every CPU precision and its cost against fp32 (README, Precision).
+# PSNR-Y of every CPU engine and its cost against fp32, recorded in the sidecars for the engine choice (README,
+# Precision).
+CPU_ENGINES := onnxruntime-fp32 onnxruntime-int8 openvino-fp32 openvino-int8 openvino-bf16 torch-bf16
 evaluate-precision: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method srcnn \
-		--precision fp32 int8 bf16 --json weights/evaluation-precision.json
+		--precision $(CPU_ENGINES) --write-costs --json weights/evaluation-precision.json
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

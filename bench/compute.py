@@ -1,4 +1,5 @@
-"""In-process measurements: the machine's fp32 limit, the forward pass per engine, and decode → upscale → encode."""
+"""In-process measurements: the machine's fp32 limit, the forward pass per engine on photographs, the int8 range
+guard's recomputed tiles, and decode → upscale → encode."""
 
 import io
 import time
@@ -8,9 +9,9 @@ import onnxruntime
 import torch
 
 from srcnn.codec import decode_image, encode_image
-from srcnn.engine import DEFAULT_PRECISION, PRECISIONS, OnnxEngine, load_engine, load_engines
-from srcnn.upscale import super_resolve_plane, upscale
-from srcnn.weights import load_model
+from srcnn.engine import ENGINES, load_engine, load_engines
+from srcnn.upscale import super_resolve_plane, tile_shape, upscale
+from srcnn.weights import load_model, weight_file
 
 
 def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50):
@@ -46,33 +47,10 @@ def plain_onnx_session(model):
     return onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
-class OpenVinoEngine:
-    """OpenVINO's CPU plugin on the module, converted as OpenVINO documents (dynamic height and width), with its
-    inference precision hint ("f32" or "bf16"): a peer, run on the same tiles as the shipped fp32 engine."""
-
-    tile, multiple = OnnxEngine.TILE, (1, 1)
-
-    def __init__(self, model, precision):
-        try:
-            import openvino
-        except ImportError:
-            raise SystemExit("the benchmark runs OpenVINO as a peer: pip install -r requirements-bench.txt "
-                             "(make bench does)") from None
-        self.border = model.border
-        converted = openvino.convert_model(model, example_input=torch.zeros(1, 1, 64, 64), input=[1, 1, -1, -1])
-        compiled = openvino.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                                    "PERFORMANCE_HINT": "LATENCY"})
-        self.request = compiled.create_infer_request()
-
-    def __call__(self, window):
-        self.request.infer({0: window[None, None]})
-        return self.request.get_output_tensor(0).data[0, 0].copy()
-
-
-def forward_engines(weights_path):
-    """name -> function(plane) for each engine compared, all on a float32 (H, W) 0..255 plane, full-size: eager
-    torch and a default ONNX Runtime session (what a user would do), the shipped engine in every CPU precision
-    (DEFAULT_PRECISION marked), OpenVINO in fp32 and bf16."""
+def forward_engines(weights_path, threads):
+    """name -> (function(plane), engine or None) for each engine compared, all on a float32 (H, W) 0..255 plane,
+    full-size: eager torch and a default ONNX Runtime session on the whole plane (what a user would do), and
+    every CPU engine of srcnn.engine.ENGINES in its tiles (OpenVINO's bf16 hint among them: the peer)."""
     model = load_model(weights_path)
     session = plain_onnx_session(model)
     border = model.border
@@ -85,41 +63,39 @@ def forward_engines(weights_path):
         padded = np.pad(plane / 255.0, border, mode="edge")[None, None]
         return session.run(None, {"y": padded})[0]
 
-    class Tiled:
-        def __init__(self, engine):
-            self.engine = engine
-
-        def __call__(self, plane):
-            return super_resolve_plane(self.engine, plane)
-
-        @property
-        def fallbacks(self):
-            return getattr(self.engine, "fallbacks", 0)
-
-    engines = {"eager torch, full image": eager, "ONNX Runtime, default session": plain_onnx}
-    for precision in PRECISIONS["cpu"]:
-        engine = load_engine(weights_path, precision=precision)
-        default = " (shipped default)" if precision == DEFAULT_PRECISION["cpu"] else ""
-        engines[f"{precision}: {type(engine).__name__}, {engine.tile}² tiles{default}"] = Tiled(engine)
-    for precision in ("f32", "bf16"):
-        engine = OpenVinoEngine(model, precision)
-        engines[f"OpenVINO {precision}, {engine.tile}² tiles"] = Tiled(engine)
-    return engines
+    runs = {"eager torch, full image": (eager, None), "ONNX Runtime, default session": (plain_onnx, None)}
+    for name in ENGINES["cpu"]:
+        engine = load_engine(weights_path, threads=threads, name=name)
+        runs[name] = ((lambda plane, engine=engine: super_resolve_plane(engine, plane)), engine)
+    return runs
 
 
-def forward_rates(weights_path, planes, flop_per_pixel):
-    """{engine: {size: GFLOP/s}} of the full-size forward pass on each of `planes` ({size: float32 size² Y
-    plane}), and how many tiles the int8 engine ran in fp32 instead (its guard, srcnn.quantize.FALLBACK_RANGE)."""
-    engines = forward_engines(weights_path)
-    rates = {name: {} for name in engines}
-    for size, plane in planes.items():
-        for name, run in engines.items():
-            rates[name][size] = size * size * flop_per_pixel / best_seconds(lambda: run(plane)) / 1e9
-    return rates, sum(getattr(run, "fallbacks", 0) for run in engines.values())
+def forward_rates(weights_path, planes, flop_per_pixel, threads):
+    """{engine: GFLOP/s} of the full-size forward pass over all of `planes` (float32 Y planes), each timed alone
+    (`best_seconds`) and the times added."""
+    runs = forward_engines(weights_path, threads)
+    pixels = sum(plane.size for plane in planes)
+    return {name: pixels * flop_per_pixel / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3)
+                                                for plane in planes) / 1e9
+            for name, (run, _) in runs.items()}
 
 
-def end_to_end(weights_folder, png, scale):
-    """Seconds per image of the handler's work in process (the service's default precision): decode the PNG,
-    upscale, encode a PNG."""
-    engines = load_engines(weights_folder, precision="auto")
+def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
+    """{scale: (tiles the int8 engine `name` ran again in fp32, tiles)} over `planes_by_scale` ({scale: network
+    inputs}), at the engine's own tile."""
+    counts = {}
+    for scale, planes in planes_by_scale.items():
+        engine = load_engine(weight_file(weights_folder, scale), threads=threads, name=name)
+        tiles = 0
+        for plane in planes:
+            super_resolve_plane(engine, plane)
+            rows, columns = tile_shape(*plane.shape, engine.tile, engine.multiple)
+            tiles += len(range(0, plane.shape[0], rows)) * len(range(0, plane.shape[1], columns))
+        counts[scale] = (engine.fallbacks, tiles)
+    return counts
+
+
+def end_to_end(weights_folder, png, scale, name):
+    """Seconds per image of the handler's work in process with engine `name`: decode the PNG, upscale, encode."""
+    engines = load_engines(weights_folder, name=name)
     return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), engines, scale)), min_runs=3)

@@ -34,6 +34,7 @@ RECIPES = {
     "49² patches, batch 34": ("--patch-size", "49", "--batch-size", "34"),
     "65² patches, batch 15": ("--patch-size", "65", "--batch-size", "15"),  # 15 × 49² ≈ the same
     "from the ×2 weights": ("--init", str(ROOT / "weights" / "srcnn_x2.pth")),
+    "from the ×3 weights": ("--init", str(ROOT / "weights" / "srcnn_x3.pth")),  # for ×4: the nearer scale
 }
 CALIBRATION_STEPS = (40, 160)
 

@@ -48,7 +48,7 @@ class Settings:
     max_output_pixels: int = 16_777_216
     max_response_bytes: int = 75_497_472  # keep at or below config.properties' max_response_size
     threads: int = 0  # the engine's intra-op threads per worker; 0 keeps its default (one per core)
-    precision: str = "auto"  # the network's arithmetic: srcnn.engine.PRECISIONS, or "auto" (DEFAULT_PRECISION)
+    precision: str = "auto"  # the network's engine: "auto", an arithmetic or an engine (srcnn.choice.settings)
 
     @classmethod
     def from_yaml(cls, section):

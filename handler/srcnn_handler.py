@@ -35,7 +35,7 @@ from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_ty
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import upscale
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
-from srcnn.engine import load_engines
+from srcnn.choice import load_chosen
 from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
@@ -78,13 +78,15 @@ class SRCNNHandler(BaseHandler):
                                f"{sorted(set(SCALES) - set(missing))} under {weights}")
         parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
         # A precision the device cannot run, or int8 without its calibration, stops the worker the same way.
-        self.engines = load_engines(weights, self.device, self.settings.threads, self.settings.precision)
+        # "auto" measures the candidates once per machine (srcnn.choice) and logs the choice and its reason.
+        self.engines, choice = load_chosen(weights, self.settings.precision, self.device, self.settings.threads)
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         self.initialized = True
-        engine = self.engines[SCALES[0]]
-        logger.info("SRCNN scales %s on %s (%s, %s), %s", sorted(self.engines), self.device,
-                    type(engine).__name__, engine.precision, self.settings)
+        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %s", sorted(self.engines), self.device, choice.engine,
+                    choice.reason, " (cached measurement)" if choice.cached else "", self.settings)
+        if choice.refused:
+            logger.info("SRCNN engines not chosen: %s", "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""

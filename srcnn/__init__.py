@@ -1,8 +1,8 @@
 """SRCNN core: the model and the image math shared by training and serving.
 
-Imports torch, numpy, Pillow and (for the CPU engine, srcnn/engine.py) ONNX Runtime and onnx; never `training`,
-`handler` or TorchServe's `ts`. The `srcnn` command (cli.py, with tqdm) lives here too; only its `--server` side,
-client.py, imports requests.
+Imports torch, numpy, Pillow and (for the CPU engines, srcnn/engine.py) ONNX Runtime, onnx and OpenVINO; never
+`training`, `handler` or TorchServe's `ts`. The `srcnn` command (cli.py, with tqdm) lives here too; only its
+`--server` side, client.py, imports requests.
 """
 
 from srcnn.model import SRCNN

@@ -1,8 +1,9 @@
 """Inference engines: the trained network as one function from an edge-padded Y window to its output.
 
-On a CPU the network runs on ONNX Runtime, with the reconstruction layer phase-packed (see `onnx_graph`), in
-fp32 or with its mapping layer in int8 (srcnn.quantize), or in torch in bfloat16; on CUDA it runs in torch.
-`bench/` measured the choices and `training.evaluate --precision` their cost; the README has the numbers.
+Each engine is a runtime and an arithmetic, named `runtime-precision` (ENGINES): on a CPU, ONNX Runtime and
+OpenVINO run a graph built from the weights (`onnx_graph`: the reconstruction layer phase-packed) in fp32 or with
+the mapping layer in int8 (srcnn.quantize), OpenVINO also with its bf16 hint, and torch runs the module in
+bfloat16; on CUDA torch runs the module. Which one serves is chosen on the machine at hand (srcnn.choice).
 """
 
 import copy
@@ -16,11 +17,15 @@ from onnx import TensorProto, helper, numpy_helper
 from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight
 from srcnn.weights import SCALES, file_sha256, load_model, read_sidecar, weight_file
 
-# What each device runs. On a CPU: fp32 and int8 on ONNX Runtime, bf16 in torch (oneDNN); on CUDA, torch.
-PRECISIONS = {"cpu": ("fp32", "int8", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
-# What precision "auto" picks (the service's and the srcnn command's default). On a CPU: the fastest precision
-# whose PSNR-Y cost against fp32 is at most 0.02 dB at ×2, ×3 and ×4 on Set5 and on Set14 (README, Precision).
-DEFAULT_PRECISION = {"cpu": "int8", "cuda": "fp32"}
+# Every engine by device: name -> (runtime, arithmetic). "fp32" engines compute the reference itself; the others'
+# PSNR-Y cost against it is measured per weight file (`make evaluate-precision`, the sidecar's "costs").
+ENGINES = {
+    "cpu": {"onnxruntime-fp32": ("onnxruntime", "fp32"), "onnxruntime-int8": ("onnxruntime", "int8"),
+            "openvino-fp32": ("openvino", "fp32"), "openvino-int8": ("openvino", "int8"),
+            "openvino-bf16": ("openvino", "bf16"), "torch-bf16": ("torch", "bf16")},
+    "cuda": {"torch-fp32": ("torch", "fp32"), "torch-bf16": ("torch", "bf16"), "torch-fp16": ("torch", "fp16")},
+}
+REFERENCE = {"cpu": "onnxruntime-fp32", "cuda": "torch-fp32"}  # what costs are measured against
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # The reconstruction layer's output rows and columns computed by one packed output channel: 2 × 4 = 8 channels,
@@ -39,6 +44,8 @@ class TorchEngine:
         self.multiple = (1, 1)
         dtype = next(model.parameters()).dtype
         self.precision = next(name for name, known in TORCH_DTYPES.items() if known == dtype)
+        self.name = f"torch-{self.precision}"
+        self.fallbacks = 0
 
     def __call__(self, window):
         """float32 (h + 2·border, w + 2·border) in [0, 1] -> float32 (h, w), unclipped."""
@@ -48,49 +55,86 @@ class TorchEngine:
             return self.model(batch)[0, 0].float().cpu().numpy()
 
 
-class OnnxEngine:
-    """The SRCNN module's weights in an ONNX graph run by ONNX Runtime's CPU provider.
+class GraphEngine:
+    """`onnx_graph` of the weights run by a runtime (subclasses: `run` one window, return the graph's outputs).
 
     Output sides must be multiples of `multiple` (the phases of the packed last layer). In int8, a tile whose
-    first-layer activations go past the calibrated range (srcnn.quantize.FALLBACK_RANGE) runs again in fp32;
-    `fallbacks` counts those tiles.
+    first-layer activations go past the calibrated range (srcnn.quantize.FALLBACK_RANGE) runs again on the same
+    runtime in fp32; `fallbacks` counts those tiles.
     """
 
-    # Output tile side. A probe on the 2-core CPU (2 threads, 256²-2048² planes): in fp32 256² tiles ran at
-    # 204-209 GFLOP/s, 512² tiles 1-3% faster for 4× the memory, 128² tiles 3-7% slower. In int8 with 2 threads
-    # (512², 1,024², 2,048² planes): 512² tiles ran at 2.13 / 2.00 / 1.83 × the fp32 limit, 256² at 1.89 / 1.76 /
-    # 1.84, 128² at 1.49 / 1.46 / 1.43, 1,024² at 2.07 / 2.16 / 1.95; with one thread (a served worker's), 256²
-    # and 512² tiles ran alike (232 and 234 GFLOP/s, 1,024² plane), and 512² tiles held 363 MiB of ONNX Runtime's
-    # arena where 256² held 111 MiB (without the arena both ran 40-45% slower).
+    runtime = None
+    # Output tile side: fp32 and single-threaded int8 256², multithreaded int8 512² (docs in the README, Speed).
     TILE, INT8_MULTITHREADED_TILE = 256, 512
 
-    def __init__(self, model, threads=None, calibration=None):
+    def __init__(self, model, threads=None, calibration=None, hint="fp32"):
         self.border = model.border
         self.multiple = PHASES
-        self.precision = "fp32" if calibration is None else "int8"
+        self.precision = hint if calibration is None else "int8"
+        self.name = f"{self.runtime}-{self.precision}"
         self.tile = self.INT8_MULTITHREADED_TILE if calibration is not None and threads != 1 else self.TILE
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(onnx_graph(model, calibration).SerializeToString(), options,
-                                                    providers=["CPUExecutionProvider"])
         self.fallbacks = 0
+        self.fp32 = None
         if calibration is not None:
-            self.fp32 = OnnxEngine(model, threads)
+            self.fp32 = type(self)(model, threads)
             self.first_limit = FALLBACK_RANGE * calibration["input_step"] * LEVELS
+
+    def run(self, window):
+        raise NotImplementedError
 
     def __call__(self, window):
         """float32 (h + 2·border, w + 2·border) in [0, 1] -> float32 (h, w), unclipped."""
         rows, columns = PHASES
         height, width = (side - 2 * self.border for side in window.shape)
-        outputs = self.session.run(None, {"y": window[None, None]})
-        if self.precision == "int8" and outputs[1] > self.first_limit:
+        outputs = self.run(window[None, None])
+        if self.fp32 is not None and outputs[1] > self.first_limit:
             self.fallbacks += 1
             return self.fp32(window)
         packed = outputs[0][0]  # (rows·columns, h/rows, w/columns)
         # Channel p·columns + q holds output pixels (rows·i + p, columns·j + q): interleave them back.
         packed = packed.reshape(rows, columns, height // rows, width // columns)
         return packed.transpose(2, 0, 3, 1).reshape(height, width)
+
+
+class OnnxEngine(GraphEngine):
+    """ONNX Runtime's CPU provider (MLAS kernels; int8 as one fused QLinearConv)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, model, threads=None, calibration=None):
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(onnx_graph(model, calibration).SerializeToString(), options,
+                                                    providers=["CPUExecutionProvider"])
+        super().__init__(model, threads, calibration)
+
+    def run(self, batch):
+        return self.session.run(None, {"y": batch})
+
+
+class OpenVinoEngine(GraphEngine):
+    """OpenVINO's CPU plugin (oneDNN kernels, which use AMX, VNNI or AVX2 as the CPU has them) on the same graph;
+    `hint` "bf16" is its inference-precision hint, every layer in bfloat16."""
+
+    runtime = "openvino"
+
+    def __init__(self, model, threads=None, calibration=None, hint="fp32"):
+        import openvino  # a dependency of this engine alone
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
+                  # Two single-threaded workers must not both be pinned to the first core.
+                  "ENABLE_CPU_PINNING": False}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = openvino.Core()
+        graph = core.read_model(onnx_graph(model, calibration).SerializeToString(), b"")
+        self.request = core.compile_model(graph, "CPU", config).create_infer_request()
+        super().__init__(model, threads, calibration, hint)
+
+    def run(self, batch):
+        self.request.infer({0: batch})
+        return [tensor.data for tensor in self.request.output_tensors]
 
 
 def onnx_graph(model, calibration=None):
@@ -102,7 +146,7 @@ def onnx_graph(model, calibration=None):
 
     With an int8 `calibration` (srcnn.quantize), the network is its equalized form, the mapping layer runs in
     int8 (`int8_layer`), and a second output "first_max" is the largest first-layer activation (which
-    OnnxEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
+    GraphEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
     cost nothing measurable: 0.287 s against 0.284 s on a 1,024² plane).
     """
     if model.channels != 1:
@@ -179,41 +223,40 @@ def int8_layer(value, conv, calibration):
     return nodes, initializers, "relu1_dq"
 
 
-def resolved(precision, device_type):
-    """`precision` with "auto" replaced by the device type's DEFAULT_PRECISION."""
-    return DEFAULT_PRECISION[device_type] if precision == "auto" else precision
-
-
-def make_engine(model, threads=None, precision="fp32", calibration=None):
-    """The engine for where `model` lives in `precision` (PRECISIONS, or "auto": DEFAULT_PRECISION): torch on
-    CUDA; on a CPU ONNX Runtime (with `threads`) for fp32 and int8 (which needs the weights' `calibration`, see
-    `load_engine`), torch for bf16 (`threads` then sets torch's, process-wide)."""
+def make_engine(model, threads=None, name=None, calibration=None):
+    """The engine `name` (ENGINES of the device `model` lives on; default its REFERENCE) with `threads`; the int8
+    engines need the weights' `calibration` (see `load_engine`). torch's `threads` are process-wide."""
     device = next(model.parameters()).device.type
-    precision = resolved(precision, device)
-    if precision not in PRECISIONS[device]:
-        raise ValueError(f"precision {precision!r} does not run on {device}: choose one of {PRECISIONS[device]}")
-    if device == "cpu" and precision in ("fp32", "int8"):
-        if precision == "int8" and calibration is None:
-            raise ValueError("int8 needs the weights' calibration: run `make calibrate` (training.calibrate)")
+    name = name or REFERENCE[device]
+    if name not in ENGINES[device]:
+        raise ValueError(f"engine {name!r} does not run on {device}: choose one of {sorted(ENGINES[device])}")
+    runtime, precision = ENGINES[device][name]
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs the weights' calibration: run `make calibrate` (training.calibrate)")
+    if runtime == "onnxruntime":
         return OnnxEngine(model, threads, calibration if precision == "int8" else None)
+    if runtime == "openvino":
+        return OpenVinoEngine(model, threads, calibration if precision == "int8" else None,
+                              "fp32" if precision == "int8" else precision)
     if device == "cpu" and threads:
         torch.set_num_threads(threads)
     return TorchEngine(copy.deepcopy(model).to(TORCH_DTYPES[precision]))
 
 
-def load_engine(weights_path, device="cpu", threads=None, precision="fp32"):
+def load_engine(weights_path, device="cpu", threads=None, name=None):
     """`make_engine` for a weight file: int8 reads its calibration from the file's sidecar (written by
     `make calibrate`), refused when the sidecar calibrated other weights."""
     calibration = None
-    if resolved(precision, torch.device(device).type) == "int8":
+    device_type = torch.device(device).type
+    if ENGINES[device_type].get(name, (None, None))[1] == "int8":
         calibration = read_sidecar(weights_path).get("int8")
         if calibration is None or calibration.get("weights_sha256") != file_sha256(weights_path):
             raise ValueError(f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
                              f"`make calibrate` (python -m training.calibrate --weights {weights_path})")
-    return make_engine(load_model(weights_path, device), threads, precision, calibration)
+    return make_engine(load_model(weights_path, device), threads, name, calibration)
 
 
-def load_engines(folder, device="cpu", threads=None, precision="fp32"):
+def load_engines(folder, device="cpu", threads=None, name=None):
     """{trained scale: `load_engine`} for the weight files srcnn_x2/3/4.pth in `folder` (srcnn.scaling.passes
     serves every factor from them)."""
-    return {scale: load_engine(weight_file(folder, scale), device, threads, precision) for scale in SCALES}
+    return {scale: load_engine(weight_file(folder, scale), device, threads, name) for scale in SCALES}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from srcnn.files import write_atomically
 from srcnn.model import SRCNN
 
 
@@ -31,10 +32,7 @@ def read_sidecar(weights_path):
 
 def write_sidecar(weights_path, record):
     """Write `record` as the weight file's sidecar, atomically (training writes it, `make calibrate` adds to it)."""
-    sidecar = sidecar_path(weights_path)
-    temporary = sidecar.with_name(sidecar.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    temporary.replace(sidecar)
+    write_atomically(sidecar_path(weights_path), json.dumps(record, indent=2) + "\n")
 
 
 def file_sha256(path):

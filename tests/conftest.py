@@ -1,5 +1,7 @@
 """Images the tests make themselves: gradients, edges, text and noise, deterministic per seed."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,14 @@ from handler.deploy import MODEL_CONFIG as MODEL_CONFIG_FILE, private_server
 from srcnn import SRCNN
 
 MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def engine_measurements(tmp_path_factory):
+    """The engine choice's cache (srcnn.choice) in a folder of the test run's own, for every process it starts:
+    the suite measures this machine once and leaves the user's cache alone."""
+    os.environ["SRCNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("engine-cache"))
+    yield
 LIMITS = MODEL_CONFIG["handler"]  # the shipped handler settings, limits and all
 
 

@@ -22,6 +22,7 @@ from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
 from srcnn import save_state_dict, upscale
 from srcnn.codec import encode_image
+from srcnn.choice import MAX_COST_DB, choose, worst_costs
 from srcnn.engine import load_engines
 from srcnn.weights import SCALES, SHIPPED, sidecar_path, weight_file
 from tools.hostile import encode
@@ -59,7 +60,7 @@ def model_dir(tmp_path, identity_model):
 def make_handler(model_dir, **settings):
     """The handler on `model_dir` with the shipped settings but fp32 (the identity network is uncalibrated, and
     exact), updated by `settings`."""
-    config = {**MODEL_CONFIG, "handler": {**MODEL_CONFIG["handler"], "precision": "fp32", **settings}}
+    config = {**MODEL_CONFIG, "handler": {**MODEL_CONFIG["handler"], "precision": "onnxruntime-fp32", **settings}}
     handler = SRCNNHandler()
     handler.initialize(Context("srcnn", str(model_dir), {"model": {}}, 1, None, "0.12.0", model_yaml_config=config))
     return handler
@@ -421,15 +422,18 @@ def test_default_scale_out_of_range_fails_at_load(model_dir):
                    ).size == (10, 10)
 
 
-def test_the_shipped_precision_is_int8_on_a_cpu(tmp_path, scene):
+def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(tmp_path, scene):
     (tmp_path / "weights").mkdir()
     for scale in SCALES:
         for path in (weight_file(SHIPPED, scale), sidecar_path(weight_file(SHIPPED, scale))):
             shutil.copy2(path, tmp_path / "weights" / path.name)
-    handler = make_handler(tmp_path, precision=MODEL_CONFIG["handler"]["precision"])
-    assert {engine.precision for engine in handler.engines.values()} == {"int8"}
+    assert MODEL_CONFIG["handler"]["precision"] == "auto"
+    handler = make_handler(tmp_path, precision="auto", threads=1)
+    chosen = choose(SHIPPED, "auto", threads=1).engine  # the handler's measurement, read back from the cache
+    assert {engine.name for engine in handler.engines.values()} == {chosen}
+    assert worst_costs(SHIPPED)[chosen] <= MAX_COST_DB
     image = scene(37, 23)
-    expected = upscale(image, load_engines(SHIPPED, precision="int8"), 2.5)
+    expected = upscale(image, load_engines(SHIPPED, name=chosen), 2.5)
     answer = decoded(one(handler, {"body": encode(image)}, X_Scale="2.5")[2])
     assert np.array_equal(np.asarray(answer), np.asarray(expected))
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from srcnn import SRCNN
-from srcnn.engine import PHASES, OnnxEngine, TorchEngine, make_engine, onnx_graph
+from srcnn.engine import PHASES, OnnxEngine, OpenVinoEngine, TorchEngine, make_engine, onnx_graph
 from srcnn.upscale import TILE_STEP, super_resolve_plane, tile_shape
 
-ENGINES = {"onnx": OnnxEngine, "torch": TorchEngine}
+ENGINES = {"onnxruntime": OnnxEngine, "openvino": OpenVinoEngine, "torch": TorchEngine}  # fp32 each
 
 
 def untiled(model, plane):
@@ -70,8 +70,11 @@ def test_packed_graph_has_one_output_channel_per_phase():
     assert last == [rows * columns, 32, 5 + rows - 1, 5 + columns - 1]
 
 
-def test_make_engine_picks_onnx_runtime_on_a_cpu():
+def test_make_engine_defaults_to_the_cpus_reference_and_builds_each_named_engine():
     assert isinstance(make_engine(SRCNN()), OnnxEngine)
+    assert isinstance(make_engine(SRCNN(), name="openvino-fp32"), OpenVinoEngine)
+    bf16 = make_engine(SRCNN(), name="openvino-bf16")
+    assert (type(bf16), bf16.name, bf16.precision) == (OpenVinoEngine, "openvino-bf16", "bf16")
 
 
 def test_tile_shape_bounds_the_shapes_the_network_sees():

@@ -55,7 +55,7 @@ def make_handler(folder, targets):
         save_state_dict(SRCNN(), weight_file(Path(folder) / "weights", scale))
     handler = targets.SRCNNHandler()
     # Random weights have no int8 calibration; the arithmetic is not what the fuzzer explores.
-    limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1, "precision": "fp32"}
+    limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1, "precision": "onnxruntime-fp32"}
     handler.initialize(Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0",
                                model_yaml_config={"handler": limits}))
     return handler

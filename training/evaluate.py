@@ -25,12 +25,13 @@ from tqdm import tqdm
 
 from srcnn import upscale
 from srcnn.color import to_uint8
-from srcnn.engine import PRECISIONS, load_engine
+from srcnn.choice import EVALUATION_SETS, choose, costs_record
+from srcnn.engine import ENGINES, REFERENCE, load_engine
 from srcnn.imaging import modcrop, resize_plane
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.scaling import ScaleError, parse_scale, passes
 from srcnn.upscale import enlarge_plane
-from srcnn.weights import SCALES, SHIPPED, weight_file
+from srcnn.weights import SCALES, SHIPPED, read_sidecar, weight_file, write_sidecar
 from training.data import DATA_DIR, ground_truth_y, list_images
 
 # The paper's 9-5-5 model (ImageNet-trained) and bicubic, TPAMI 2015, Tables 2 and 3; PSNR in dB.
@@ -127,7 +128,7 @@ class EvaluateConfig:
     weights: Path
     json: Path | None
     device: str
-    precisions: tuple = ("fp32",)
+    precisions: tuple = ("onnxruntime-fp32",)  # engines (srcnn.engine.ENGINES)
 
 
 def evaluate(config):
@@ -142,7 +143,7 @@ def evaluate(config):
                 for trained in passes(scale):
                     if trained not in engines:
                         path = weights_for_scale(config.weights, trained)
-                        engines[trained] = load_engine(path, config.device, precision=precision)
+                        engines[trained] = load_engine(path, config.device, name=precision)
                 runs.append(("srcnn", precision, engines))
         for set_name in config.sets:
             paths = list_images(config.data_dir / set_name)
@@ -164,7 +165,7 @@ def markdown_table(records):
         key = (r["set"], r["scale"])
         paper_psnr = PAPER_PSNR.get(key, {}).get(r["method"])
         paper_ssim = PAPER_SSIM.get(key, {}).get(r["method"])
-        method = r["method"] if r.get("precision") in (None, "fp32") else f"{r['method']} ({r['precision']})"
+        method = r["method"] if r.get("precision") in (None, *REFERENCE.values()) else f"{r['method']} ({r['precision']})"
         lines.append(
             f"| {r['set']} | ×{r['scale']} | {method} | {r['psnr_y']:.2f} | "
             f"{'—' if paper_psnr is None else f'{paper_psnr:.2f}'} | {r['ssim_y']:.4f} | "
@@ -173,16 +174,47 @@ def markdown_table(records):
     return "\n".join(lines)
 
 
+def engine_costs(records):
+    """{(set, scale): {engine: PSNR-Y cost against the reference engine}} of SRCNN records (the reference, the
+    first fp32 engine among them, included at 0)."""
+    srcnn = [r for r in records if r["method"] == "srcnn"]
+    reference = next(r["precision"] for r in srcnn if r["precision"].endswith("fp32"))
+    costs = {}
+    for r in srcnn:
+        costs.setdefault((r["set"], r["scale"]), {})[r["precision"]] = r["psnr_y"]
+    return {key: {engine: psnr_of[reference] - value for engine, value in psnr_of.items()}
+            for key, psnr_of in costs.items()}
+
+
+def write_costs(records, folder):
+    """Record each engine's cost against the reference (`engine_costs`) in the sidecars of the trained scales'
+    weight files in `folder`, with the weights' and calibration's identity (srcnn.choice reads it)."""
+    costs = engine_costs(records)
+    for scale in SCALES:
+        if not all((name, scale) in costs for name in EVALUATION_SETS):
+            continue
+        path = weight_file(folder, scale)
+        sidecar = read_sidecar(path)
+        identity = costs_record(path)
+        known = sidecar.get("costs", {})
+        engines = known.get("engines", {}) if all(known.get(k) == v for k, v in identity.items()) else {}
+        for name in EVALUATION_SETS:
+            for engine, cost in costs[(name, scale)].items():
+                engines.setdefault(engine, {})[name] = round(cost, 4)
+        write_sidecar(path, {**sidecar, "costs": {**identity, "engines": engines}})
+
+
 def precision_table(records):
-    """SRCNN's PSNR-Y per precision, and its cost against fp32, per set and scale (records with fp32 in them)."""
+    """SRCNN's PSNR-Y per engine, and its cost against the reference (the first fp32 engine), per set and scale."""
     srcnn = [r for r in records if r["method"] == "srcnn"]
     precisions = list(dict.fromkeys(r["precision"] for r in srcnn))
-    lines = ["| set | scale | " + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == "fp32" else f" | {p} cost (dB)")
+    reference = next(p for p in precisions if p.endswith("fp32"))
+    lines = ["| set | scale | " + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == reference else f" | {p} cost (dB)")
                                              for p in precisions) + " |"]
     lines.append("| --- | --- |" + " --- |" * (2 * len(precisions) - 1))
     for set_name, scale in dict.fromkeys((r["set"], r["scale"]) for r in srcnn):
         psnr_of = {r["precision"]: r["psnr_y"] for r in srcnn if (r["set"], r["scale"]) == (set_name, scale)}
-        cells = [f"{psnr_of[p]:.3f}" + ("" if p == "fp32" else f" | {psnr_of['fp32'] - psnr_of[p]:.3f}")
+        cells = [f"{psnr_of[p]:.3f}" + ("" if p == reference else f" | {psnr_of[reference] - psnr_of[p]:.3f}")
                  for p in precisions]
         lines.append(f"| {set_name} | ×{scale} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -211,26 +243,38 @@ def parse_args(argv=None):
                         help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the records to this JSON file")
     parser.add_argument("--device", default="cpu", help="torch device for the network (default: %(default)s)")
-    parser.add_argument("--precision", nargs="+", default=["fp32"], dest="precisions",
-                        choices=sorted({p for device in PRECISIONS.values() for p in device}),
-                        help="the network's arithmetic, each scored (default: fp32, the weights' own score; "
-                             "the service's is srcnn.engine.DEFAULT_PRECISION); with fp32 among several, a "
-                             "table of each one's cost follows")
+    parser.add_argument("--precision", nargs="+", default=None, dest="precisions",
+                        choices=["auto", *sorted({name for engines in ENGINES.values() for name in engines})],
+                        help="the engines to score, or auto: the one the service would choose on this machine "
+                             "(srcnn.choice; default: the device's fp32 reference, the weights' own score); "
+                             "with an fp32 engine among several, a table of each one's cost follows")
+    parser.add_argument("--write-costs", action="store_true",
+                        help="also record each engine's cost against the reference in the weights' sidecars, "
+                             "where the service's engine choice reads it (srcnn.choice)")
     args = parser.parse_args(argv)
     if args.weights.is_file() and "srcnn" in args.methods and (len(args.scales) > 1 or
                                                                  passes(args.scales[0]) != (args.scales[0],)):
         parser.error("one weight file serves one trained scale: pass a single --scales 2, 3 or 4, or a folder "
                      "to --weights")
-    return EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
-                          args.weights, args.json, args.device, tuple(dict.fromkeys(args.precisions)))
+    device = args.device.split(":")[0]
+    folder = args.weights.parent if args.weights.is_file() else args.weights
+    precisions = [choose(folder, device=device).engine if name == "auto" else name
+                  for name in args.precisions or [REFERENCE[device]]]
+    if args.write_costs and (args.weights.is_file() or not any(p.endswith("fp32") for p in precisions)):
+        parser.error("--write-costs needs a folder of weights and an fp32 engine among --precision")
+    config = EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
+                            args.weights, args.json, args.device, tuple(dict.fromkeys(precisions)))
+    return config, args.write_costs
 
 
 def main(argv=None):
-    config = parse_args(argv)
+    config, costs = parse_args(argv)
     records = evaluate(config)
     print(markdown_table(records))
-    if "srcnn" in config.methods and len(config.precisions) > 1 and "fp32" in config.precisions:
+    if "srcnn" in config.methods and len(config.precisions) > 1 and any(p.endswith("fp32") for p in config.precisions):
         print("\n" + precision_table(records))
+    if costs:
+        write_costs(records, config.weights)
     if config.json:
         config.json.write_text(json.dumps(records, indent=2) + "\n")
     return 0

@@ -1,0 +1,241 @@
+"""Which engine serves: measured on the machine at hand, among those whose quality was measured good enough.
+
+An engine (srcnn.engine.ENGINES) is a candidate for "auto" when its PSNR-Y cost against fp32, measured on Set5
+and Set14 at every trained scale with the shipped weights (`make evaluate-precision`, which writes the costs
+into each weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are. The candidates are then
+built and timed on a probe plane with the thread count they will serve with, and checked against the
+reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show it); the fastest that
+agrees serves. The measurement is cached per machine (CPU model and instruction sets, library versions, thread
+count and candidates) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that workers starting
+together measure once and never against each other.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srcnn.engine import ENGINES, REFERENCE, load_engine, load_engines
+from srcnn.files import write_atomically
+from srcnn.imaging import resize_plane
+from srcnn.metrics import psnr
+from srcnn.upscale import super_resolve_plane
+from srcnn.weights import SCALES, file_sha256, read_sidecar, weight_file
+
+MAX_COST_DB = 0.02  # the most PSNR-Y an engine may cost against fp32, on any set at any scale, to serve by default
+AGREEMENT_DB = 40.0  # PSNR against the reference engine on the probe plane below which a candidate is refused
+PROBE_SIDE = 384  # the probe plane's side: a few tiles, under a second for each candidate on one core
+PROBE_RUNS = 3  # timed runs after one warm-up; the fastest counts
+EVALUATION_SETS = ("Set5", "Set14")
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+LIBRARIES = ("torch", "onnxruntime", "openvino")
+
+
+@dataclass
+class Choice:
+    """The engine chosen, why, and what was measured (seconds per probe, agreement in dB, refusals)."""
+
+    engine: str
+    reason: str
+    seconds: dict = field(default_factory=dict)
+    agreement_db: dict = field(default_factory=dict)
+    refused: dict = field(default_factory=dict)
+    cached: bool = False
+
+
+def machine():
+    """The CPU's model and the instruction sets that decide which engine is fastest, from /proc/cpuinfo."""
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in (platform.processor(), platform.machine()):
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    return {"cpu": model, "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
+
+
+def library_versions():
+    versions = {}
+    for library in LIBRARIES:
+        try:
+            versions[library] = metadata.version(library)
+        except metadata.PackageNotFoundError:
+            versions[library] = None
+    return versions
+
+
+def costs_record(weights_path):
+    """The identity a sidecar's "costs" must carry to apply: the weights' sha256 and their int8 calibration's."""
+    calibration = read_sidecar(weights_path).get("int8")
+    return {"weights_sha256": file_sha256(weights_path),
+            "int8_sha256": hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()}
+
+
+def worst_costs(folder):
+    """{engine: its largest PSNR-Y cost (dB) over SCALES and EVALUATION_SETS} for the engines whose costs every
+    weight file's sidecar in `folder` records for its own weights and calibration."""
+    worst = None
+    for scale in SCALES:
+        path = weight_file(folder, scale)
+        if not path.exists():
+            return {}
+        costs = read_sidecar(path).get("costs", {})
+        if {key: costs.get(key) for key in ("weights_sha256", "int8_sha256")} != costs_record(path):
+            return {}
+        scale_worst = {engine: max(by_set[name] for name in EVALUATION_SETS)
+                       for engine, by_set in costs.get("engines", {}).items()
+                       if all(name in by_set for name in EVALUATION_SETS)}
+        worst = scale_worst if worst is None else {engine: max(cost, scale_worst[engine])
+                                                   for engine, cost in worst.items() if engine in scale_worst}
+    return worst or {}
+
+
+def settings(device):
+    """What a `precision` setting may say on `device`: auto, an arithmetic, or an engine's name."""
+    engines = ENGINES[device]
+    return ("auto", *sorted({precision for _, precision in engines.values()}), *engines)
+
+
+def candidates(setting, device, costs):
+    """(engines to measure, {engine: why it is not one}) for a `precision` setting: "auto" (every engine within
+    MAX_COST_DB by `costs`, fp32 always), an arithmetic such as "int8" (its engines), or one engine's name."""
+    engines = ENGINES[device]
+    if setting in engines:
+        return [setting], {}
+    if setting not in settings(device):
+        raise ValueError(f"precision {setting!r} does not run on {device}: choose one of {settings(device)}")
+    chosen, excluded = [], {}
+    for name, (_, precision) in engines.items():
+        if setting != "auto":
+            if precision == setting:
+                chosen.append(name)
+        elif precision == "fp32":
+            chosen.append(name)
+        elif name not in costs:
+            excluded[name] = "its cost against fp32 is not measured for these weights (make evaluate-precision)"
+        elif costs[name] > MAX_COST_DB:
+            excluded[name] = f"costs {costs[name]:.3f} dB against fp32 (more than {MAX_COST_DB})"
+        else:
+            chosen.append(name)
+    return chosen, excluded
+
+
+def probe_plane(side=PROBE_SIDE):
+    """A float32 side² plane (0..255) like the network's inputs: smooth shapes and soft edges, a bicubic ×8 of
+    random pixels (sharper patterns would trip the int8 range guard and time its fp32 fallback instead)."""
+    low = np.random.default_rng(0).random((side // 8, side // 8), dtype=np.float32) * 255
+    return np.clip(resize_plane(low, (side, side)), 0, 255)
+
+
+def measure(names, build, plane=None, runs=PROBE_RUNS):
+    """({engine: seconds of its fastest run over `plane`}, {engine: PSNR against the first engine's output},
+    {engine: why it could not run}) for engines `build(name)` makes; `names[0]` is the reference."""
+    plane = probe_plane() if plane is None else plane
+    seconds, agreement, refused, reference = {}, {}, {}, None
+    for name in names:
+        try:
+            engine = build(name)
+            output = super_resolve_plane(engine, plane)  # the warm-up run: kernels and buffers for these shapes
+        except (ImportError, RuntimeError, ValueError, OSError) as error:
+            refused[name] = f"does not run here: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            continue
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            super_resolve_plane(engine, plane)
+            times.append(time.perf_counter() - started)
+        seconds[name] = min(times)
+        if reference is None:
+            reference = output
+        agreement[name] = psnr(reference, output)
+    return seconds, agreement, refused
+
+
+def fastest(seconds, agreement, refused):
+    """The fastest engine of a measurement that agrees with the reference to AGREEMENT_DB (refusing the rest)."""
+    for name, db in agreement.items():
+        if db < AGREEMENT_DB:
+            refused[name] = f"differs from the reference here: {db:.1f} dB (at least {AGREEMENT_DB} needed)"
+    timed = {name: value for name, value in seconds.items() if name not in refused}
+    if not timed:
+        raise ValueError("no engine can serve here: " + "; ".join(f"{name} {why}" for name, why in refused.items()))
+    return min(timed, key=timed.get)
+
+
+def cache_folder():
+    return Path(os.environ.get("SRCNN_CACHE_DIR") or Path.home() / ".cache" / "srcnn")
+
+
+def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache=None):
+    """The `Choice` of engine for the weights in `folder` under a `precision` setting (see `candidates`),
+    measured with `threads` (on CUDA, "auto" is torch-fp32, not measured). `build(name)` makes an engine to
+    time (default: from the ×2 weights); `cache` is the folder of the cached measurements (default
+    `cache_folder()`; False measures afresh and stores nothing)."""
+    device = device if device in ENGINES else "cpu"
+    if device == "cuda" and setting == "auto":
+        return Choice(REFERENCE["cuda"], "the reference on CUDA (no GPU measurement is cached)")
+    names, excluded = candidates(setting, device, worst_costs(folder) if setting == "auto" else {})
+    if len(names) == 1:
+        return Choice(names[0], f"the only engine for precision {setting!r}", refused=excluded)
+    if setting == "auto":
+        names.remove(REFERENCE[device])
+        names.insert(0, REFERENCE[device])
+    if build is None:
+        def build(name):
+            return load_engine(weight_file(folder, SCALES[0]), device, threads, name)
+    key = json.dumps({"machine": machine(), "libraries": library_versions(), "threads": threads,
+                      "device": device, "engines": names}, sort_keys=True)
+    cache = cache_folder() if cache is None else cache
+    if cache is False:
+        return measured_choice(names, build, excluded)
+    cache = Path(cache)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / "engines.lock", "w")
+    except OSError:
+        return measured_choice(names, build, excluded)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until measured: a second worker waits, then reads the result
+        path = cache / "engines.json"
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if key in known:
+            return Choice(**{**known[key], "cached": True})
+        choice = measured_choice(names, build, excluded)
+        known[key] = {name: value for name, value in asdict(choice).items() if name != "cached"}
+        try:
+            write_atomically(path, json.dumps(known, indent=2) + "\n")
+        except OSError:
+            pass  # a read-only cache measures again next time; the choice stands
+        return choice
+
+
+def measured_choice(names, build, excluded):
+    seconds, agreement, refused = measure(names, build)
+    refused = {**excluded, **refused}
+    name = fastest(seconds, agreement, refused)
+    others = ", ".join(f"{other} {seconds[other] / seconds[name]:.2f}×" for other in sorted(seconds, key=seconds.get)
+                       if other != name)
+    reason = f"the fastest of {len(seconds)} measured here (the others' time against it: {others or 'none'})"
+    return Choice(name, reason, seconds, agreement, refused)
+
+
+def load_chosen(folder, setting="auto", device="cpu", threads=None):
+    """(`srcnn.engine.load_engines` of the chosen engine, its `Choice`): what the service and `srcnn upscale`
+    serve with."""
+    choice = choose(folder, setting, torch.device(device).type, threads)
+    return load_engines(folder, device, threads, choice.engine), choice
