@@ -47,10 +47,11 @@ def plain_onnx_session(model):
     return onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
-def forward_engines(weights_path, threads):
+def forward_engines(weights_path, threads, tiles):
     """name -> (function(plane), engine or None) for each engine compared, all on a float32 (H, W) 0..255 plane,
     full-size: eager torch and a default ONNX Runtime session on the whole plane (what a user would do), and
-    every CPU engine of srcnn.engine.ENGINES in its tiles (OpenVINO's bf16 hint among them: the peer)."""
+    every CPU engine of srcnn.engine.ENGINES (OpenVINO's bf16 hint among them: the peer) in the tiles `tiles`
+    names for it ({engine: side}, the engine choice's best; else its default)."""
     model = load_model(weights_path)
     session = plain_onnx_session(model)
     border = model.border
@@ -66,14 +67,16 @@ def forward_engines(weights_path, threads):
     runs = {"eager torch, full image": (eager, None), "ONNX Runtime, default session": (plain_onnx, None)}
     for name in ENGINES["cpu"]:
         engine = load_engine(weights_path, threads=threads, name=name)
-        runs[name] = ((lambda plane, engine=engine: super_resolve_plane(engine, plane)), engine)
+        engine.tile = tiles.get(name, engine.tile)
+        runs[f"{name}, {engine.tile}² tiles"] = ((lambda plane, engine=engine: super_resolve_plane(engine, plane)),
+                                                 engine)
     return runs
 
 
-def forward_rates(weights_path, planes, flop_per_pixel, threads):
+def forward_rates(weights_path, planes, flop_per_pixel, threads, tiles):
     """{engine: GFLOP/s} of the full-size forward pass over all of `planes` (float32 Y planes), each timed alone
-    (`best_seconds`) and the times added."""
-    runs = forward_engines(weights_path, threads)
+    (`best_seconds`) and the times added; `tiles` as for `forward_engines`."""
+    runs = forward_engines(weights_path, threads, tiles)
     pixels = sum(plane.size for plane in planes)
     return {name: pixels * flop_per_pixel / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3)
                                                 for plane in planes) / 1e9
@@ -95,7 +98,10 @@ def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
     return counts
 
 
-def end_to_end(weights_folder, png, scale, name):
-    """Seconds per image of the handler's work in process with engine `name`: decode the PNG, upscale, encode."""
+def end_to_end(weights_folder, png, scale, name, tile):
+    """Seconds per image of the handler's work in process with engine `name` in `tile`² tiles: decode the PNG,
+    upscale, encode."""
     engines = load_engines(weights_folder, name=name)
+    for engine in engines.values():
+        engine.tile = tile
     return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), engines, scale)), min_runs=3)

@@ -3,10 +3,10 @@
 An engine (srcnn.engine.ENGINES) is a candidate for "auto" when its PSNR-Y cost against fp32, measured on Set5
 and Set14 at every trained scale with the shipped weights (`make evaluate-precision`, which writes the costs
 into each weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are. The candidates are then
-built and timed on a probe plane with the thread count they will serve with, and checked against the
-reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show it); the fastest that
-agrees serves. The measurement is cached per machine (CPU model and instruction sets, library versions, thread
-count and candidates) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that workers starting
+built and timed on a probe plane with the thread count they will serve with, at each of a few tile sizes, and
+checked against the reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show
+it); the fastest that agrees serves, at its fastest tile. The measurement is cached per machine (CPU model and instruction sets, library versions, thread
+count, candidates and tiles) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that workers starting
 together measure once and never against each other.
 """
 
@@ -32,8 +32,13 @@ from srcnn.weights import SCALES, file_sha256, read_sidecar, weight_file
 
 MAX_COST_DB = 0.02  # the most PSNR-Y an engine may cost against fp32, on any set at any scale, to serve by default
 AGREEMENT_DB = 40.0  # PSNR against the reference engine on the probe plane below which a candidate is refused
-PROBE_SIDE = 384  # the probe plane's side: a few tiles, under a second for each candidate on one core
-PROBE_RUNS = 3  # timed runs after one warm-up; the fastest counts
+# The probe plane: (height, width) of a photograph's ×2 plane, which no tile side divides (as real ones do not).
+PROBE_SHAPE = (480, 720)
+PROBE_RUNS = 2  # timed runs at each tile after one warm-up; the fastest counts
+# Output tile sides tried for each engine. The best differs by machine: on the AMD EPYC that wrote this (2 MB of
+# L2 a core) 128² ran ONNX Runtime's and OpenVINO's int8 on photographs 14-30% faster than 512², where 512² led
+# on an Intel Xeon; 512² is not tried, since with it a single-threaded worker answering 2048² → ×2 passed 1 GB.
+PROBE_TILES = (128, 256)
 EVALUATION_SETS = ("Set5", "Set14")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 LIBRARIES = ("torch", "onnxruntime", "openvino")
@@ -41,11 +46,14 @@ LIBRARIES = ("torch", "onnxruntime", "openvino")
 
 @dataclass
 class Choice:
-    """The engine chosen, why, and what was measured (seconds per probe, agreement in dB, refusals)."""
+    """The engine chosen, its tile, why, and what was measured (each engine's seconds per probe at its best tile,
+    that tile, its agreement with the reference in dB, and why the others were not candidates)."""
 
     engine: str
     reason: str
+    tile: int | None = None  # None: the engine's default
     seconds: dict = field(default_factory=dict)
+    tiles: dict = field(default_factory=dict)
     agreement_db: dict = field(default_factory=dict)
     refused: dict = field(default_factory=dict)
     cached: bool = False
@@ -132,35 +140,39 @@ def candidates(setting, device, costs):
     return chosen, excluded
 
 
-def probe_plane(side=PROBE_SIDE):
-    """A float32 side² plane (0..255) like the network's inputs: smooth shapes and soft edges, a bicubic ×8 of
-    random pixels (sharper patterns would trip the int8 range guard and time its fp32 fallback instead)."""
-    low = np.random.default_rng(0).random((side // 8, side // 8), dtype=np.float32) * 255
-    return np.clip(resize_plane(low, (side, side)), 0, 255)
+def probe_plane(shape=PROBE_SHAPE):
+    """A float32 (height, width) plane (0..255) like the network's inputs: smooth shapes and soft edges, a bicubic
+    ×8 of random pixels (sharper patterns would trip the int8 range guard and time its fp32 fallback instead)."""
+    height, width = shape
+    low = np.random.default_rng(0).random((height // 8, width // 8), dtype=np.float32) * 255
+    return np.clip(resize_plane(low, (width, height)), 0, 255)
 
 
-def measure(names, build, plane=None, runs=PROBE_RUNS):
-    """({engine: seconds of its fastest run over `plane`}, {engine: PSNR against the first engine's output},
-    {engine: why it could not run}) for engines `build(name)` makes; `names[0]` is the reference."""
+def measure(names, build, plane=None, runs=PROBE_RUNS, tiles=PROBE_TILES):
+    """({engine: seconds of its fastest run over `plane`, at its best of `tiles`}, {engine: that tile}, {engine:
+    PSNR against the first engine's output}, {engine: why it could not run}) for engines `build(name)` makes;
+    `names[0]` is the reference."""
     plane = probe_plane() if plane is None else plane
-    seconds, agreement, refused, reference = {}, {}, {}, None
+    seconds, best_tiles, agreement, refused, reference = {}, {}, {}, {}, None
     for name in names:
         try:
             engine = build(name)
-            output = super_resolve_plane(engine, plane)  # the warm-up run: kernels and buffers for these shapes
+            output = super_resolve_plane(engine, plane)  # runs the build's lazy work before anything is timed
         except (ImportError, RuntimeError, ValueError, OSError) as error:
             refused[name] = f"does not run here: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
             continue
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            super_resolve_plane(engine, plane)
-            times.append(time.perf_counter() - started)
-        seconds[name] = min(times)
+        for tile in tiles:
+            super_resolve_plane(engine, plane, tile)  # warm-up: kernels and buffers for this tile's shapes
+            for _ in range(runs):
+                started = time.perf_counter()
+                super_resolve_plane(engine, plane, tile)
+                elapsed = time.perf_counter() - started
+                if name not in seconds or elapsed < seconds[name]:
+                    seconds[name], best_tiles[name] = elapsed, tile
         if reference is None:
             reference = output
         agreement[name] = psnr(reference, output)
-    return seconds, agreement, refused
+    return seconds, best_tiles, agreement, refused
 
 
 def fastest(seconds, agreement, refused):
@@ -196,7 +208,7 @@ def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache
         def build(name):
             return load_engine(weight_file(folder, SCALES[0]), device, threads, name)
     key = json.dumps({"machine": machine(), "libraries": library_versions(), "threads": threads,
-                      "device": device, "engines": names}, sort_keys=True)
+                      "device": device, "engines": names, "tiles": PROBE_TILES}, sort_keys=True)
     cache = cache_folder() if cache is None else cache
     if cache is False:
         return measured_choice(names, build, excluded)
@@ -225,17 +237,22 @@ def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache
 
 
 def measured_choice(names, build, excluded):
-    seconds, agreement, refused = measure(names, build)
+    seconds, tiles, agreement, refused = measure(names, build)
     refused = {**excluded, **refused}
     name = fastest(seconds, agreement, refused)
     others = ", ".join(f"{other} {seconds[other] / seconds[name]:.2f}×" for other in sorted(seconds, key=seconds.get)
                        if other != name)
-    reason = f"the fastest of {len(seconds)} measured here (the others' time against it: {others or 'none'})"
-    return Choice(name, reason, seconds, agreement, refused)
+    reason = (f"the fastest of {len(seconds)} measured here, in {tiles[name]}² tiles (the others' time against "
+              f"it, each at its best tile: {others or 'none'})")
+    return Choice(name, reason, tiles[name], seconds, tiles, agreement, refused)
 
 
 def load_chosen(folder, setting="auto", device="cpu", threads=None):
     """(`srcnn.engine.load_engines` of the chosen engine, its `Choice`): what the service and `srcnn upscale`
     serve with."""
     choice = choose(folder, setting, torch.device(device).type, threads)
-    return load_engines(folder, device, threads, choice.engine), choice
+    engines = load_engines(folder, device, threads, choice.engine)
+    if choice.tile:
+        for engine in engines.values():
+            engine.tile = choice.tile
+    return engines, choice

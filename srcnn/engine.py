@@ -64,15 +64,13 @@ class GraphEngine:
     """
 
     runtime = None
-    # Output tile side: fp32 and single-threaded int8 256², multithreaded int8 512² (docs in the README, Speed).
-    TILE, INT8_MULTITHREADED_TILE = 256, 512
+    tile = 256  # output tile side; the engine choice (srcnn.choice) measures which side serves best here
 
     def __init__(self, model, threads=None, calibration=None, hint="fp32"):
         self.border = model.border
         self.multiple = PHASES
         self.precision = hint if calibration is None else "int8"
         self.name = f"{self.runtime}-{self.precision}"
-        self.tile = self.INT8_MULTITHREADED_TILE if calibration is not None and threads != 1 else self.TILE
         self.fallbacks = 0
         self.fp32 = None
         if calibration is not None:

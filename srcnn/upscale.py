@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
 from srcnn.imaging import resize_plane
 from srcnn.scaling import output_size, passes_between
 
@@ -11,7 +11,6 @@ SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 
 TILE_STEP = 16  # tile sides are multiples of this
-BAND = 128  # output rows converted to RGB at a time: bounds the float64 temporaries of the colour conversion
 
 
 def tile_shape(height, width, tile, multiple=(1, 1)):
@@ -86,15 +85,12 @@ def upscale(image, engines, scale=None, size=None):
     has_alpha = image.mode in ("LA", "RGBA")
     pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # uint8 (H, W, 3 or 4)
 
-    # Memory: three float32 planes of the output's size (Y's passes may go up to 4× larger), plus one band at a
-    # time of the colour conversion.
+    # Memory: three float32 planes of the output's size (Y's passes may go up to 4× larger), plus one band of rows
+    # at a time of the colour conversion.
     ycbcr = rgb_to_ycbcr(pixels[..., :3])
     luma = enlarge_plane(ycbcr[..., 0], engines, size)
     chroma = [resize_plane(ycbcr[..., channel], size) for channel in (1, 2)]
-    merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)  # (H·s, W·s, 3 or 4)
-    for top in range(0, size[1], BAND):
-        rows = slice(top, top + BAND)
-        merged[rows, :, :3] = to_uint8(ycbcr_to_rgb(np.stack([luma[rows], chroma[0][rows], chroma[1][rows]], -1)))
+    merged = ycbcr_to_rgb8(luma, *chroma, np.empty((size[1], size[0], pixels.shape[-1]), np.uint8))
     if has_alpha:
         merged[..., 3] = to_uint8(resize_plane(pixels[..., 3], size))
     result = Image.fromarray(merged)

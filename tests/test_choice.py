@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from srcnn import choice
-from srcnn.choice import AGREEMENT_DB, ISA_FLAGS, candidates, choose, machine, measure, probe_plane, worst_costs
+from srcnn.choice import (AGREEMENT_DB, ISA_FLAGS, Choice, candidates, choose, load_chosen, machine, measure,
+                          probe_plane, worst_costs)
 from srcnn.engine import ENGINES, load_engine
 from srcnn.upscale import super_resolve_plane
 from srcnn.weights import SCALES, SHIPPED, read_sidecar, sidecar_path, weight_file, write_sidecar
@@ -29,6 +30,7 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
     def fake(names, build, plane=None, runs=None):
         asked.append(list(names))
         return ({name: seconds[name] for name in names if name in seconds},
+                {name: 128 if name.startswith("openvino") else 256 for name in names if name in seconds},
                 {name: (agreement or {}).get(name, 60.0) for name in names if name in seconds},
                 {name: why for name, why in (refused or {}).items() if name in names})
 
@@ -53,6 +55,7 @@ def test_auto_serves_the_fastest_engine_within_the_cost(monkeypatch, weights, se
     assert asked == [["onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"]]
     assert set(chosen.refused) == {"openvino-bf16", "torch-bf16"} and "0.048" in chosen.refused["torch-bf16"]
     assert chosen.reason.startswith("the fastest of 4 measured here") and "onnxruntime-fp32" in chosen.reason
+    assert chosen.tile == (128 if expected.startswith("openvino") else 256)
 
 
 def test_an_engine_that_disagrees_with_the_reference_here_is_refused(monkeypatch, weights):
@@ -142,9 +145,11 @@ def test_measure_times_every_engine_that_builds_and_compares_it_with_the_first()
             raise ImportError("No module named 'nowhere'")
         return Scaled({"reference": 1.0, "same": 1.0, "off": 1.1}[name])
 
-    plane = probe_plane(96)
-    seconds, agreement, refused = measure(["reference", "same", "off", "missing"], build, plane, runs=1)
+    plane = probe_plane((96, 80))
+    seconds, tiles, agreement, refused = measure(["reference", "same", "off", "missing"], build, plane, runs=1,
+                                                 tiles=(32, 64))
     assert set(seconds) == {"reference", "same", "off"} and all(value > 0 for value in seconds.values())
+    assert set(tiles.values()) <= {32, 64} and set(tiles) == set(seconds)
     assert agreement["same"] == float("inf") and agreement["off"] < 30
     assert refused == {"missing": "does not run here: No module named 'nowhere'"}
 
@@ -154,3 +159,11 @@ def test_the_probe_plane_keeps_int8_within_its_range():
     plane = probe_plane()
     super_resolve_plane(engine, plane)
     assert engine.fallbacks == 0 and 40 < np.ptp(plane) <= 255
+
+
+def test_the_engines_loaded_run_the_chosen_engine_at_the_chosen_tile(monkeypatch):
+    monkeypatch.setattr(choice, "choose", lambda *args: Choice("onnxruntime-int8", "forced", tile=128))
+    engines, chosen = load_chosen(SHIPPED)
+    assert chosen.reason == "forced"
+    assert {(engine.name, engine.tile) for engine in engines.values()} == {("onnxruntime-int8", 128)}
+    assert sorted(engines) == list(SCALES)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from srcnn.color import rgb_to_y, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from srcnn.color import rgb_to_y, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
 
 
 def dense_rgb_sample():
@@ -9,12 +9,17 @@ def dense_rgb_sample():
     return np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3).astype(np.uint8)
 
 
-def test_round_trip_within_one_level_over_dense_sample():
-    rgb = dense_rgb_sample()
-    assert len(rgb) == 86**3
-    back = ycbcr_to_rgb(rgb_to_ycbcr(rgb))
-    assert np.abs(back - rgb).max() < 1e-3
-    assert np.array_equal(to_uint8(back), rgb)
+def test_round_trip_is_exact_over_dense_sample():
+    rgb = dense_rgb_sample().reshape(86 * 86, 86, 3)  # planes of any width, in bands of rows
+    ycbcr = rgb_to_ycbcr(rgb)
+    back = ycbcr_to_rgb8(ycbcr[..., 0], ycbcr[..., 1], ycbcr[..., 2], np.zeros((86 * 86, 86, 4), np.uint8))
+    assert np.array_equal(back[..., :3], rgb) and not back[..., 3].any()  # a fourth channel is left alone
+
+
+def test_rgb8_clips_and_rounds():
+    y = np.array([[16.0, 235.0, 300.0, 0.0, 126.0 + 0.5 / 1.164383562]], np.float32)  # the last: R = G = B = 128.5
+    out = ycbcr_to_rgb8(y, np.full_like(y, 128), np.full_like(y, 128), np.empty((1, 5, 3), np.uint8))
+    assert out[0, :, 0].tolist() == [0, 255, 255, 0, 129] and np.array_equal(out[..., 0], out[..., 2])
 
 
 @pytest.mark.parametrize(
