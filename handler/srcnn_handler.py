@@ -33,9 +33,8 @@ from ts.utils.util import PredictionException
 from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_type, factor_label, header,
                               requested_sizing)
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
-from srcnn import upscale
+from srcnn import Upscaler
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
-from srcnn.choice import load_chosen
 from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
@@ -79,14 +78,16 @@ class SRCNNHandler(BaseHandler):
         parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
         # A precision the device cannot run, or int8 without its calibration, stops the worker the same way.
         # "auto" measures the candidates once per machine (srcnn.choice) and logs the choice and its reason.
-        self.engines, choice = load_chosen(weights, self.settings.precision, self.device, self.settings.threads)
+        self.upscaler = Upscaler(weights, self.settings.precision, self.settings.threads, self.device)
+        choice = self.upscaler.choice
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         self.initialized = True
-        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %s", sorted(self.engines), self.device, choice.engine,
-                    choice.reason, " (cached measurement)" if choice.cached else "", self.settings)
+        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %s", sorted(self.upscaler.engines), self.device,
+                    choice.engine, choice.reason, " (cached measurement)" if choice.cached else "", self.settings)
         if choice.refused:
-            logger.info("SRCNN engines not chosen: %s", "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
+            logger.info("SRCNN engines not chosen: %s",
+                        "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
@@ -189,7 +190,7 @@ class SRCNNHandler(BaseHandler):
         return Job(image, output, media_type, upload)
 
     def _upscale(self, index, job):
-        return upscale(job.image, self.engines, size=job.size), job
+        return self.upscaler.upscale(job.image, size=job.size), job
 
     def _encode(self, index, result):
         image, job = result

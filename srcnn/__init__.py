@@ -9,4 +9,14 @@ from srcnn.model import SRCNN
 from srcnn.upscale import upscale
 from srcnn.weights import load_model, save_state_dict
 
-__all__ = ["SRCNN", "upscale", "load_model", "save_state_dict"]
+__version__ = "0.1.0"
+__all__ = ["SRCNN", "Upscaler", "upscale", "load_model", "save_state_dict"]
+
+
+def __getattr__(name):
+    # `Upscaler` (srcnn.api) loads the engines' runtimes: imported when asked for, not by every `import srcnn`.
+    if name == "Upscaler":
+        from srcnn.api import Upscaler
+
+        return Upscaler
+    raise AttributeError(f"module 'srcnn' has no attribute {name!r}")

@@ -4,22 +4,25 @@
 
 `python -m srcnn` is the same command. INPUT is an image file or a folder (its files, not its sub-folders). With
 one input, -o names the output file; by default it is written beside the input as NAME_x2.png (NAME_64x48.png
-for a size). With several, -o names a folder, created if needed (by default each output goes beside its
-input). The scale is any number from 1 to 8 (default 2); a size is WxH, or Wx or xH to keep the aspect ratio.
-The format is --format's, else the -o file's extension, else PNG.
+for a size). With several, -o names a folder, created if needed (by default each output goes beside its input);
+-o NAME/ names a folder even for one input. The scale is any number from 1 to 8 (default 2); a size is WxH, or
+Wx or xH to keep the aspect ratio. The format is --format's, else the -o file's extension, else PNG.
 
 Locally the image goes through the same decoding, colour handling, engine and tiles as the service (srcnn.codec,
 srcnn.upscale). With --server URL (e.g. http://127.0.0.1:8080) each file is sent to TorchServe instead, a few at
 a time, retried with back-off while a worker is being replaced; the server's message is printed when it refuses
 one.
 
-An input is never overwritten, nor an existing file unless --force is given. A file that fails gets one line on
-stderr naming it and why, and the others are still written. Exit status: 0 when every output was written, 1 when
-some failed, 2 for a usage error.
+A folder's files that are outputs of an earlier run (NAME_x2.png beside NAME.png) are not taken as inputs, and
+an output that exists and is a complete image is skipped (and counted), so a batch run again does only what is
+left; --force redoes them. An input is never overwritten, nor an existing file that is not an image. A file that
+fails gets one line on stderr naming it and why, and the others are still written. Exit status: 0 when every
+output was written or skipped, 1 when some failed, 2 for a usage error (a missing input among them).
 """
 
 import argparse
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,10 +31,11 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from srcnn import __version__
+from srcnn.api import Upscaler
+from srcnn.choice import settings
 from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
-from srcnn.choice import load_chosen, settings
 from srcnn.scaling import ScaleError, parse_scale, parse_size
-from srcnn.upscale import upscale
 from srcnn.weights import SHIPPED
 
 FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
@@ -62,12 +66,14 @@ def argument(parse):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="srcnn", description="SRCNN super-resolution of image files.")
+    parser.add_argument("--version", action="version", version=f"srcnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("upscale", description=__doc__.split("\n\n")[2],
                                   help="upscale image files or folders")
     command.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
-    command.add_argument("-o", "--output", type=Path,
-                         help="the output file (one input) or folder (several); default: beside each input")
+    command.add_argument("-o", "--output",
+                         help="the output file (one input) or folder (several, or a name ending in /); default: "
+                              "beside each input")
     sizing = command.add_mutually_exclusive_group()
     sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8, such as 2.5 (default 2)")
     sizing.add_argument("--size", type=argument(parse_size), metavar="WxH",
@@ -82,12 +88,21 @@ def parse_args(argv):
     command.add_argument("--precision", choices=settings("cpu"), default="auto",
                          help="the network's engine or arithmetic, locally (default auto: the service's, the "
                               "fastest measured on this machine within 0.02 dB of fp32; README, Precision)")
-    command.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    command.add_argument("--force", action="store_true",
+                         help="redo outputs that exist (by default a complete one is skipped); never an input")
     args = parser.parse_args(argv)
     if args.scale is None and args.size is None:
         args.scale = DEFAULT_SCALE
+    missing = [str(path) for path in args.inputs if not path.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
     sources = collect(args.inputs)
-    one_file = len(sources) == 1 and not args.inputs[0].is_dir() and not (args.output and args.output.is_dir())
+    if not sources:
+        parser.error(f"no files to upscale in {', '.join(str(path) for path in args.inputs)}")
+    folder_named = args.output is not None and args.output.endswith(("/", os.sep))
+    args.output = None if args.output is None else Path(args.output)
+    one_file = (len(sources) == 1 and not args.inputs[0].is_dir() and not folder_named
+                and not (args.output and args.output.is_dir()))
     if args.output and one_file:
         suffix_format = FORMAT_OF_SUFFIX.get(args.output.suffix.lower())
         if suffix_format is None and args.format is None:
@@ -104,13 +119,21 @@ def parse_args(argv):
                       label(args.scale, args.size), FORMATS[args.format][1])
 
 
+# The end of an output's name: _x2, _x2.5, _64x48, _64x or _x48 (see `label`).
+OUTPUT_SUFFIX = re.compile(r"_(x\d+(\.\d+)?|\d+x\d*)$")
+
+
 def collect(inputs):
-    """The files to upscale: each file input, and the files of each folder (sorted, hidden ones skipped). A path
-    that does not exist stays in, to fail as a file of its own."""
+    """The files to upscale: each file input, and the files of each folder (sorted, hidden ones skipped, and
+    outputs of an earlier run left out: NAME_x2.png beside a NAME.* of the same folder)."""
     sources = []
     for path in inputs:
         if path.is_dir():
-            sources += sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith("."))
+            files = [child for child in path.iterdir() if child.is_file() and not child.name.startswith(".")]
+            stems = {child.stem for child in files}
+            sources += sorted(child for child in files
+                              if not (OUTPUT_SUFFIX.search(child.stem)
+                                      and OUTPUT_SUFFIX.sub("", child.stem) in stems))
         else:
             sources.append(path)
     return sources
@@ -136,11 +159,11 @@ class Local:
 
     def __init__(self, args):
         self.scale, self.size, self.media_type = args.scale, args.size, FORMATS[args.format][0]
-        self.engines, _ = load_chosen(args.weights, args.precision, threads=args.threads or None)
+        self.upscaler = Upscaler(args.weights, args.precision, threads=args.threads or None)
 
     def __call__(self, data):
         image = decode_image(data, LOCAL_MAX_PIXELS)
-        return encode_image(upscale(image, self.engines, self.scale, self.size), self.media_type)
+        return encode_image(self.upscaler.upscale(image, self.scale, self.size), self.media_type)
 
 
 class Remote:
@@ -163,16 +186,27 @@ class Remote:
             raise Failed(str(error)) from None
 
 
+class Done(Exception):
+    """A task whose output exists and is complete: skipped without --force."""
+
+
 def check_target(task, inputs, claimed, force):
-    """Refuse a task whose output would overwrite an input, another task's output, or (without --force) a file."""
+    """Refuse a task whose output would overwrite an input or another task's output; without --force, skip one
+    whose output is a complete image already (outputs are written whole or not at all) and refuse to overwrite
+    any other file."""
     target = task.target.resolve()
     if target in inputs:
         raise Failed(f"the output {task.target} would overwrite an input; choose another -o")
     if target in claimed:
         raise Failed(f"the output {task.target} is also another input's; rename one of the inputs")
-    if task.target.exists() and not force:
-        raise Failed(f"{task.target} exists; pass --force to overwrite it")
     claimed.add(target)
+    if task.target.exists() and not force:
+        try:
+            with Image.open(task.target) as image:
+                image.verify()
+        except Exception:  # not an image Pillow can read through: not ours
+            raise Failed(f"{task.target} exists and is not an image; pass --force to overwrite it") from None
+        raise Done()
 
 
 def run(task, upscaler):
@@ -200,13 +234,15 @@ def run(task, upscaler):
 def main(argv=None):
     args, tasks = parse_args(argv)
     inputs = {task.source.resolve() for task in tasks}
-    failures, ready, claimed = [], [], set()
+    failures, ready, claimed, skipped = [], [], set(), 0
     for task in tasks:
         try:
             check_target(task, inputs, claimed, args.force)
             ready.append(task)
         except Failed as error:
             failures.append((task, error))
+        except Done:
+            skipped += 1
     try:
         upscaler = (Remote if args.server else Local)(args) if ready else None
     except (OSError, ValueError) as error:  # weights missing, or not calibrated for the precision
@@ -226,9 +262,10 @@ def main(argv=None):
     progress.close()
     for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
         print(f"srcnn: {task.source}: {error}", file=sys.stderr)
-    done = len(tasks) - len(failures)
-    if len(tasks) > 1 or failures:
-        print(f"srcnn: {done} of {len(tasks)} written", file=sys.stderr)
+    done = len(tasks) - len(failures) - skipped
+    if len(tasks) > 1 or failures or skipped:
+        print(f"srcnn: {done} of {len(tasks)} written" +
+              (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else ""), file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
+import srcnn
 from srcnn import save_state_dict, upscale
 from srcnn.cli import main
 from srcnn.client import Refused, remote_upscale
@@ -87,13 +88,60 @@ def test_an_input_is_never_overwritten(picture, capsys):
     assert "would overwrite an input" in capsys.readouterr().err
 
 
-def test_an_existing_output_needs_force(picture, capsys):
+def test_an_existing_file_that_is_not_an_image_needs_force(picture, capsys):
     out = picture.parent / "out.png"
     out.write_bytes(b"keep me")
     assert main(["upscale", str(picture), "-o", str(out)]) == 1
-    assert out.read_bytes() == b"keep me" and "pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me" and "is not an image; pass --force" in capsys.readouterr().err
     assert main(["upscale", str(picture), "-o", str(out), "--force"]) == 0
     assert size_of(out) == (80, 60)
+
+
+def test_a_batch_run_again_skips_what_is_done_and_never_takes_its_outputs_as_inputs(tmp_path, scene, capsys):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for index in range(3):
+        scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
+    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "srcnn: 3 of 3 written"
+    written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    assert sorted(written) == ["p0.png", "p0_x2.png", "p1.png", "p1_x2.png", "p2.png", "p2_x2.png"]
+    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "srcnn: 0 of 3 written, 3 skipped: their outputs exist (--force redoes them)")
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
+    (folder / "p1_x2.png").unlink()  # as if that one had not been done
+    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("srcnn: 1 of 3 written, 2 skipped")
+    assert main(["upscale", str(folder), "--scale", "2", "--force"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "srcnn: 3 of 3 written"
+    assert len(list(folder.iterdir())) == 6
+    assert main(["upscale", str(folder), "--scale", "3"]) == 0  # another scale: the ×2 outputs are not inputs
+    assert sorted(path.name for path in folder.glob("*_x3.png")) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
+
+
+def test_o_with_a_slash_names_a_folder_for_one_input(picture):
+    out = picture.parent / "new"
+    assert main(["upscale", str(picture), "-o", f"{out}/"]) == 0
+    assert [path.name for path in out.iterdir()] == ["in_x2.png"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out") + "/"], "no such file or folder: "),
+    (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out.png")], "no such file or folder: "),
+    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no files to upscale in "),
+])
+def test_a_missing_input_or_an_empty_folder_is_a_usage_error(tmp_path, capsys, make, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["upscale", *make(tmp_path)])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"srcnn {srcnn.__version__}\n"
 
 
 def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
@@ -104,13 +152,6 @@ def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
                  "-o", str(tmp_path / "out")]) == 1
     assert "also another input's" in capsys.readouterr().err
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["same_x2.png"]
-
-
-def test_a_failing_file_leaves_no_partial_output(tmp_path, capsys):
-    missing = tmp_path / "gone.png"
-    assert main(["upscale", str(missing), "-o", str(tmp_path / "out.png")]) == 1
-    assert "No such file" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, capsys):

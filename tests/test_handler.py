@@ -394,16 +394,14 @@ def test_a_bad_request_fails_alone_in_its_batch(handler, scene):
 
 
 def test_an_unexpected_failure_is_a_500_for_that_request_only(handler, scene, monkeypatch):
-    import handler.srcnn_handler as module
+    real = handler.upscaler.upscale
 
-    real = module.upscale
-
-    def flaky(image, engines, size):
+    def flaky(image, scale=None, size=None):
         if image.width == 13:
             raise RuntimeError("boom")
-        return real(image, engines, size=size)
+        return real(image, scale, size)
 
-    monkeypatch.setattr(module, "upscale", flaky)
+    monkeypatch.setattr(handler.upscaler, "upscale", flaky)
     results = call(handler, ({"body": encode(scene(13, 5))}, {}), ({"body": encode(scene(12, 5))}, {}))
     assert [code for code, _, _ in results] == [500, 200]
     assert "boom" not in results[0][2].decode()
@@ -430,7 +428,7 @@ def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(
     assert MODEL_CONFIG["handler"]["precision"] == "auto"
     handler = make_handler(tmp_path, precision="auto", threads=1)
     chosen = choose(SHIPPED, "auto", threads=1).engine  # the handler's measurement, read back from the cache
-    assert {engine.name for engine in handler.engines.values()} == {chosen}
+    assert {engine.name for engine in handler.upscaler.engines.values()} == {chosen}
     assert worst_costs(SHIPPED)[chosen] <= MAX_COST_DB
     image = scene(37, 23)
     expected = upscale(image, load_engines(SHIPPED, name=chosen), 2.5)

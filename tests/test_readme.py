@@ -67,3 +67,11 @@ def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):
         assert result.returncode == 0, result.stderr
     sizes = {path: Image.open(tmp_path / path).size for path in ("img_x2.5.png", "big.webp", "big/p0_x3.png")}
     assert sizes == {"img_x2.5.png": (800, 600), "big.webp": (1920, 1440), "big/p0_x3.png": (90, 60)}
+
+
+def test_the_python_line_prints_the_size():
+    line = fenced_block_after("### From Python: `Upscaler`").strip()
+    assert line.startswith("python -c ")
+    result = subprocess.run(["bash", "-c", f".venv/bin/{line}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "(100, 75)\n"

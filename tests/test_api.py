@@ -1,0 +1,67 @@
+"""The Python API: `from srcnn import Upscaler`."""
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srcnn import Upscaler, upscale
+from srcnn.engine import load_engines
+from srcnn.scaling import ScaleError
+from srcnn.weights import SHIPPED
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler(precision="onnxruntime-fp32", threads=1)
+
+
+def test_the_readme_line_prints_the_size():
+    assert Upscaler().upscale(Image.new("RGB", (40, 30)), scale=2.5).size == (100, 75)
+
+
+def test_it_answers_what_upscale_answers_with_the_same_engines(upscaler, scene):
+    image = scene(37, 23)
+    expected = upscale(image, load_engines(SHIPPED, name="onnxruntime-fp32"), 3)
+    assert np.array_equal(np.asarray(upscaler.upscale(image, scale=3)), np.asarray(expected))
+    assert upscaler.engine == "onnxruntime-fp32" and upscaler.upscale(image).size == (74, 46)  # default ×2
+
+
+def test_a_size_keeps_the_aspect_ratio_for_a_missing_side(upscaler, scene):
+    image = scene(40, 30)
+    assert upscaler.upscale(image, size=(100, None)).size == (100, 75)
+    assert upscaler.upscale(image, size=(None, 60)).size == (80, 60)
+    assert upscaler.upscale(image, size=(90, 40)).size == (90, 40)
+
+
+@pytest.mark.parametrize("mode, expected", [("P", "RGB"), ("I;16", "L"), ("LA", "LA"), ("CMYK", "RGB")])
+def test_any_decoded_mode_is_accepted_and_grey_stays_grey(upscaler, scene, mode, expected):
+    image = scene(20, 16).convert("L" if mode == "I;16" else "RGB")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)  # a 16-bit grey image
+    else:
+        image = image.convert(mode)
+    assert mode == "I;16" or image.mode == mode
+    assert upscaler.upscale(image, scale=2).mode == expected
+
+
+def test_a_bad_factor_is_a_scale_error(upscaler):
+    with pytest.raises(ScaleError, match="1 to 8"):
+        upscaler.upscale(Image.new("L", (8, 8)), scale=9)
+
+
+def test_one_upscaler_serves_several_threads_alike(upscaler, scene):
+    images = [scene(33 + index, 21, seed=index) for index in range(4)]
+    alone = [np.asarray(upscaler.upscale(image, scale=2)) for image in images]
+    together = [None] * len(images)
+
+    def work(index):
+        together[index] = np.asarray(upscaler.upscale(images[index], scale=2))
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
