@@ -35,14 +35,13 @@ from srcnn.weights import SCALES, weight_file
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "srcnn"
 MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"  # the shipped worker and handler settings
-KSERVE = ROOT / "deploy" / "kserve"  # the runtime's config.properties and the archive's requirements file
+KSERVE = ROOT / "deploy" / "kserve"  # the runtime's manifests, config.properties and image requirements
 BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
 
 
-def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG, requirements=None):
+def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG):
     """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
-    (with their sidecars) found in `weights_dir`, and optionally a requirements file that TorchServe installs
-    when it loads the model (install_py_dep_per_model). Returns the archive's path."""
+    (with their sidecars) found in `weights_dir`. Returns the archive's path."""
     weights = [weight_file(weights_dir, scale) for scale in SCALES if weight_file(weights_dir, scale).exists()]
     if not weights:
         raise SystemExit(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
@@ -62,8 +61,7 @@ def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_
                     shutil.copy2(file, stage / "weights" / file.name)
         command = [BIN / "torch-model-archiver", "--model-name", MODEL_NAME, "--version", "1.0",
                    "--handler", ROOT / "handler" / "srcnn_handler.py", "--extra-files", stage,
-                   "--config-file", model_config, "--export-path", model_store, "--force",
-                   *(["--requirements-file", requirements] if requirements else [])]
+                   "--config-file", model_config, "--export-path", model_store, "--force"]
         # The archiver stages in $TMPDIR/<model name>: a private TMPDIR lets two builds run at once.
         subprocess.run(list(map(str, command)), check=True, env={**os.environ, "TMPDIR": temporary})
     return model_store / f"{MODEL_NAME}.mar"
@@ -317,14 +315,15 @@ def private_server(workdir, drop=(), model_config=MODEL_CONFIG, **properties):
 
 
 def kserve_store(out):
-    """Write the storage layout KServe's TorchServe runtime reads: `config/config.properties` (with the metrics
-    declarations beside it) and `model-store/srcnn.mar`, whose requirements file names what the handler imports
-    beyond the stock TorchServe image. Returns `out`."""
+    """Write the storage layout the TorchServe runtime (deploy/kserve/servingruntime.yaml) reads:
+    `config/config.properties` (with the metrics declarations beside it) and `model-store/srcnn.mar`. What the
+    handler imports beyond the stock TorchServe image is in the runtime's image (deploy/kserve/Dockerfile), not
+    the archive. Returns `out`."""
     out = Path(out)
     (out / "config").mkdir(parents=True, exist_ok=True)
     shutil.copy2(KSERVE / "config.properties", out / "config" / "config.properties")
     shutil.copy2(ROOT / "handler" / "metrics.yaml", out / "config" / "metrics.yaml")
-    build_archive(out / "model-store", requirements=KSERVE / "requirements.txt")
+    build_archive(out / "model-store")
     return out
 
 

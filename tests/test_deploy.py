@@ -1,6 +1,7 @@
 """deploy/, offline: every manifest against the schemas of a current Kubernetes (kubernetes-validate) and the
-InferenceServices against KServe's CRD schema, strictly (a misspelt field fails); and the KServe storage layout
-served as KServe's TorchServe runtime would serve it, on loopback."""
+InferenceServices and the project's ServingRuntime and ClusterServingRuntime against KServe's CRD schemas,
+strictly (a misspelt field fails); and the KServe storage layout served as that runtime would serve it, on
+loopback."""
 
 import base64
 import copy
@@ -21,7 +22,9 @@ KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
 MANIFESTS = sorted((ROOT / "deploy").glob("*/*.yaml"))
 DOCUMENTS = [(path, index, document) for path in MANIFESTS
              for index, document in enumerate(yaml.safe_load_all(path.read_text())) if document]
-ISVC_SCHEMA = json.loads((ROOT / "deploy" / "schemas" / "inferenceservice-v1beta1.json").read_text())
+CRDS = {("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-v1beta1.json",
+        ("serving.kserve.io/v1alpha1", "ServingRuntime"): "servingruntime-v1alpha1.json",
+        ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "clusterservingruntime-v1alpha1.json"}
 
 
 def strict(schema):
@@ -38,14 +41,16 @@ def strict(schema):
     return result
 
 
-STRICT_ISVC = strict(ISVC_SCHEMA)
+STRICT_CRDS = {kind: strict(json.loads((ROOT / "deploy" / "schemas" / name).read_text()))
+               for (_, kind), name in CRDS.items()}
+API_VERSIONS = {kind: api_version for api_version, kind in CRDS}
 
 
 def validate(document):
     """Raise on a manifest that a cluster of KUBERNETES with KServe would refuse."""
-    if document["kind"] == "InferenceService":
-        assert document["apiVersion"] == "serving.kserve.io/v1beta1"
-        jsonschema.validate(document, STRICT_ISVC)
+    if document["kind"] in STRICT_CRDS:
+        assert document["apiVersion"] == API_VERSIONS[document["kind"]]
+        jsonschema.validate(document, STRICT_CRDS[document["kind"]])
         # The CRD's schema leaves metadata open: check it as Kubernetes checks any object's.
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]},
                                      KUBERNETES, strict=True)
@@ -55,8 +60,8 @@ def validate(document):
 
 def test_there_are_inferenceservices_and_plain_kubernetes_objects():
     kinds = sorted(document["kind"] for _, _, document in DOCUMENTS)
-    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "InferenceService", "InferenceService",
-                     "InferenceService", "Service"]
+    assert kinds == ["ClusterServingRuntime", "Deployment", "HorizontalPodAutoscaler", "InferenceService",
+                     "InferenceService", "InferenceService", "Service", "ServingRuntime"]
 
 
 @pytest.mark.parametrize("path, index, document", DOCUMENTS,
@@ -68,6 +73,8 @@ def test_every_manifest_validates(path, index, document):
 @pytest.mark.parametrize("kind, where", [
     ("InferenceService", ("spec", "predictor")),
     ("InferenceService", ("spec", "predictor", "model")),
+    ("ServingRuntime", ("spec",)),
+    ("ClusterServingRuntime", ("spec", "containers", 0)),
     ("Deployment", ("spec", "template", "spec", "containers", 0)),
     ("HorizontalPodAutoscaler", ("spec",)),
 ])
@@ -87,7 +94,7 @@ def test_the_inferenceservices_name_what_kserve_needs():
     for name, service in services.items():
         predictor = service["spec"]["predictor"]
         model = predictor["model"]
-        assert (model["modelFormat"]["name"], model["runtime"]) == ("pytorch", "kserve-torchserve")
+        assert (model["modelFormat"]["name"], model["runtime"]) == ("pytorch", "srcnn-torchserve")
         assert model["protocolVersion"] == ("v1" if name.endswith("v1.yaml") else "v2")
         assert model["storageUri"] and model["resources"]["requests"]["cpu"]
         assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"] and predictor["scaleTarget"] > 0
@@ -155,4 +162,32 @@ def test_the_rehearsal_answers_v2_v1_health_and_metrics(kserve, scene):
     metrics = requests.get(f"{kserve.properties['metrics_address']}/metrics", timeout=30).text
     assert 'SRCNNRequests{ModelName="srcnn",Level="Model",Wire="kserve-v2"' in metrics
     log = (kserve.log_dir / "ts_log.log").read_text()
-    assert "Installed custom pip packages for model srcnn" in log  # the archive's requirements file
+    assert "Installed custom pip packages" not in log  # the runtime's image has them: no index needed
+
+
+def test_the_runtimes_run_torchserve_as_kserves_runtime_did_and_nothing_names_the_bundled_one():
+    runtimes = {document["kind"]: document for _, _, document in DOCUMENTS if document["kind"].endswith("Runtime")}
+    assert runtimes["ServingRuntime"]["spec"] == runtimes["ClusterServingRuntime"]["spec"]  # one runtime, two scopes
+    spec = runtimes["ServingRuntime"]["spec"]
+    assert {runtime["metadata"]["name"] for runtime in runtimes.values()} == {"srcnn-torchserve"}
+    container, = spec["containers"]
+    assert container["args"] == ["torchserve", "--start", "--model-store=/mnt/models/model-store",
+                                 "--ts-config=/mnt/models/config/config.properties"]
+    assert container["securityContext"]["runAsNonRoot"] and spec["annotations"]["prometheus.kserve.io/port"] == \
+        read_properties(KSERVE / "config.properties")["metrics_address"].rsplit(":", 1)[1]
+    assert {"v1", "v2"} <= set(spec["protocolVersions"])
+    assert [fmt["name"] for fmt in spec["supportedModelFormats"]] == ["pytorch"]
+    for path in sorted((ROOT / "deploy").rglob("*")):
+        if path.is_file() and path.parent.name != "schemas":
+            assert "kserve-torchserve" not in path.read_text(), path
+
+
+def test_the_runtime_image_bakes_in_the_pinned_extra_packages():
+    dockerfile = (KSERVE / "Dockerfile").read_text()
+    assert "ARG BASE=pytorch/torchserve-kfs:0.12.0\nFROM ${BASE}" in dockerfile
+    assert "pip install --no-cache-dir -r /tmp/srcnn-requirements.txt" in dockerfile
+    extra = [line for line in (KSERVE / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    pinned = (ROOT / "requirements.txt").read_text().splitlines()
+    assert {"onnxruntime", "onnx", "openvino"} <= {line.split("==")[0] for line in extra}
+    assert all("==" in line and line in pinned for line in extra)  # the versions the project tests
+    assert read_properties(KSERVE / "config.properties")["install_py_dep_per_model"] == "false"
