@@ -1,6 +1,7 @@
 """The `srcnn` command: upscale image files and folders on this machine, or through a running TorchServe.
 
     srcnn upscale INPUT... [-o OUTPUT] [--scale S | --size WxH] [--format png|jpeg|webp] [--server URL]
+    srcnn compare IMAGE -o page.html [--scale S | --size WxH]
 
 `python -m srcnn` is the same command. INPUT is an image file or a folder (its files, not its sub-folders). With
 one input, -o names the output file; by default it is written beside the input as NAME_x2.png (NAME_64x48.png
@@ -35,6 +36,8 @@ from srcnn import __version__
 from srcnn.api import Upscaler
 from srcnn.choice import settings
 from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
+from srcnn.compare import compare_page
+from srcnn.files import write_atomically
 from srcnn.scaling import ScaleError, parse_scale, parse_size
 from srcnn.weights import SHIPPED
 
@@ -82,17 +85,33 @@ def parse_args(argv):
     command.add_argument("--server", metavar="URL", help="a running TorchServe to do the work, e.g. "
                                                           "http://127.0.0.1:8080 (default: this machine)")
     command.add_argument("--jobs", type=int, default=4, help="requests in flight with --server (default 4)")
-    command.add_argument("--weights", type=Path, default=SHIPPED, help="folder of srcnn_x{2,3,4}.pth, locally "
-                                                                        "(default: the shipped weights)")
-    command.add_argument("--threads", type=int, default=0, help="engine threads, locally (default: one a core)")
-    command.add_argument("--precision", choices=settings("cpu"), default="auto",
-                         help="the network's engine or arithmetic, locally (default auto: the service's, the "
-                              "fastest measured on this machine within 0.02 dB of fp32; README, Precision)")
     command.add_argument("--force", action="store_true",
                          help="redo outputs that exist (by default a complete one is skipped); never an input")
+    page = commands.add_parser("compare", description="Write one self-contained HTML page (images embedded, "
+                               "nothing fetched) with a slider between bicubic and SRCNN on IMAGE, the input "
+                               "(nearest neighbour) on offer too, zoom and pan kept in step.",
+                               help="a before/after page of one image")
+    page.add_argument("image", type=Path, metavar="IMAGE")
+    page.add_argument("-o", "--output", type=Path, required=True, help="the page to write, such as page.html")
+    page_sizing = page.add_mutually_exclusive_group()
+    page_sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8 (default 2)")
+    page_sizing.add_argument("--size", type=argument(parse_size), metavar="WxH", help="the output size, as upscale's")
+    for subcommand in (command, page):
+        subcommand.add_argument("--weights", type=Path, default=SHIPPED,
+                                help="folder of srcnn_x{2,3,4}.pth, locally (default: the shipped weights)")
+        subcommand.add_argument("--threads", type=int, default=0,
+                                help="engine threads, locally (default: one a core)")
+        subcommand.add_argument("--precision", choices=settings("cpu"), default="auto",
+                                help="the network's engine or arithmetic, locally (default auto: the service's, "
+                                     "the fastest measured on this machine within 0.02 dB of fp32; README, "
+                                     "Precision)")
     args = parser.parse_args(argv)
     if args.scale is None and args.size is None:
         args.scale = DEFAULT_SCALE
+    if args.command == "compare":
+        if not args.image.is_file():
+            parser.error(f"no such file: {args.image}")
+        return args, None
     missing = [str(path) for path in args.inputs if not path.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
@@ -231,8 +250,27 @@ def run(task, upscaler):
     os.replace(temporary, task.target)
 
 
+def compare(args):
+    """`srcnn compare`: the before/after page of one image (srcnn.compare), written atomically."""
+    try:
+        image = decode_image(args.image.read_bytes(), LOCAL_MAX_PIXELS)
+        upscaler = Upscaler(args.weights, args.precision, threads=args.threads or None)
+        page = compare_page(image, upscaler, args.scale, args.size, title=args.image.name)
+    except (EmptyImage, NotAnImage):
+        print(f"srcnn: {args.image}: not an image file; srcnn reads {FORMATS_TEXT}", file=sys.stderr)
+        return 1
+    except (ImageError, ScaleError, OSError, ValueError) as error:
+        print(f"srcnn: {args.image}: {error}", file=sys.stderr)
+        return 1
+    write_atomically(args.output, page)
+    print(f"srcnn: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     args, tasks = parse_args(argv)
+    if args.command == "compare":
+        return compare(args)
     inputs = {task.source.resolve() for task in tasks}
     failures, ready, claimed, skipped = [], [], set(), 0
     for task in tasks:

@@ -7,7 +7,8 @@ low-resolution input, bicubic, SRCNN and the ground truth, each labelled with th
 evaluation protocol (training.evaluate); labels write "x" for "×", which the default font lacks. The crop is the
 window with the most detail in the ground truth (the largest sum of squared gradients of Y), not the one where
 SRCNN gains most. And WHOLE: the whole low-resolution
-input, enlarged with nearest neighbour, beside SRCNN's answer.
+input, enlarged with nearest neighbour, beside SRCNN's answer; and COMPARE: `srcnn compare`'s before/after page of
+a low-resolution input (the protocol's bicubic downscale).
 """
 
 import argparse
@@ -17,14 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from srcnn import upscale
-from srcnn.engine import load_engines
+from srcnn import Upscaler, upscale
+from srcnn.compare import compare_page
+from srcnn.engine import REFERENCE, load_engines
+from srcnn.files import write_atomically
 from srcnn.weights import SHIPPED
 from training.data import DATA_DIR, ground_truth_y
 from training.evaluate import degrade, score_y
 
 CROPS = (("Set5", "bird", 2), ("Set5", "butterfly", 3), ("Set14", "zebra", 4))  # (set, image, scale)
 WHOLE = ("Set14", "monarch", 4)
+COMPARE = ("Set14", "comic", 3)
 CROP_SIDE, ZOOM = 72, 3  # ground-truth pixels of a crop, and the enlargement of every panel
 LABEL_HEIGHT, GAP = 28, 6
 
@@ -109,6 +113,14 @@ def main(argv=None):
     set_name, image_name, scale = WHOLE
     path = args.out / f"{image_name}_x{scale}_whole.png"
     whole_pair(args.data_dir, engines, set_name, image_name, scale, font).save(path)
+    print(path)
+    set_name, image_name, scale = COMPARE
+    path = args.out / f"compare_{image_name}_x{scale}.html"
+    with Image.open(args.data_dir / set_name / f"{image_name}.png") as image:
+        _, low = degrade(np.asarray(image.convert("RGB")), scale)
+    page = compare_page(low, Upscaler(args.weights, REFERENCE["cpu"]), scale,
+                        title=f"{set_name} {image_name}, ×{scale} of its bicubic downscale")
+    write_atomically(path, page)
     print(path)
     return 0
 
