@@ -77,7 +77,8 @@ class GraphEngine:
             self.fp32 = type(self)(model, threads)
             self.first_limit = FALLBACK_RANGE * calibration["input_step"] * LEVELS
 
-    def run(self, window):
+    def run(self, batch):
+        """The graph's outputs ("out", and "first_max" in int8) for a (1, 1, H, W) float32 batch."""
         raise NotImplementedError
 
     def __call__(self, window):
