@@ -7,7 +7,8 @@ SCALE ?= 3
 TRAIN_ARGS ?=
 
 .PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
-	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu
+	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu \
+	ship
 
 setup: $(VENV)/.installed $(VENV)/.java
 
@@ -97,22 +98,39 @@ evaluate-scales: setup
 pictures: setup
 	$(PY) -m tools.pictures --data-dir $(DATA_DIR) --weights weights --out docs
 
+# A run of your own goes to runs/ (never over the shipped weights); `make ship` puts one into weights/.
 train: setup
-	$(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) --out weights/srcnn_x$(SCALE).pth $(TRAIN_ARGS)
+	$(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) --out runs/srcnn_x$(SCALE).pth $(TRAIN_ARGS)
+
+# Ship a run's weights, deliberately: copy RUN (default runs/srcnn_xSCALE.pth) with its sidecar, log and curve over
+# weights/srcnn_xSCALE.*, calibrate its int8 engine, and measure the engines' costs and the evaluation table again
+# (`git checkout weights/` undoes it before a commit).
+RUN = runs/srcnn_x$(SCALE).pth
+ship: setup
+	@test -f $(RUN) || { echo "make ship: no $(RUN); train one first (make train SCALE=$(SCALE))"; exit 2; }
+	for suffix in .pth .json .log _curve.png; do \
+		source=$$(echo $(RUN) | sed "s/\.pth$$/$$suffix/"); \
+		if [ -f "$$source" ]; then cp "$$source" weights/srcnn_x$(SCALE)$$suffix; fi; done
+	$(PY) -m training.calibrate --data-dir $(DATA_DIR) --scales $(SCALE)
+	$(MAKE) --no-print-directory evaluate-precision evaluate
 
 # The long run in resumable pieces (README, Training): `make train-background SCALE=2` starts or resumes it at
 # low priority, detached, in weights/next/ (its progress goes to weights/next/srcnn_x2.log, its checkpoint to
-# weights/next/srcnn_x2.ckpt); `make train-pause` stops every training run with SIGTERM, which writes the
-# checkpoint for the next piece to resume from. TRAIN_OUT names another run of the same scale (the ×4 tail);
+# weights/next/srcnn_x2.ckpt); `make train-pause` stops the runs it started (their pids are in
+# .cache/train-background.pids) with SIGTERM, which writes the checkpoint for the next piece to resume from. TRAIN_OUT names another run of the same scale (the ×4 tail);
 # a plain `=`, so that only the command line sets it, never an environment variable.
 TRAIN_OUT = weights/next/srcnn_x$(SCALE).pth
+PIDS := .cache/train-background.pids
 train-background: setup
+	mkdir -p $(dir $(PIDS))
 	nohup nice -n 19 $(PY) -m training.train --scale $(SCALE) --data-dir $(DATA_DIR) \
-		--out $(TRAIN_OUT) --resume $(TRAIN_ARGS) > /dev/null 2>&1 &
+		--out $(TRAIN_OUT) --resume $(TRAIN_ARGS) > /dev/null 2>&1 & echo $$! >> $(PIDS)
 
 train-pause:
-	pkill -TERM -f 'training[.]train' && while pgrep -f 'training[.]train' > /dev/null; do sleep 1; done || \
-		echo "no training run"
+	@running=$$(for pid in $$(cat $(PIDS) 2> /dev/null); do ps -o stat= -p $$pid | grep -qv '^Z' && echo $$pid; done); \
+	if [ -z "$$running" ]; then echo "no training run started by make train-background"; else \
+		kill -TERM $$running; while ps -o stat= -p "$$(echo $$running | tr ' ' ,)" | grep -qv '^Z'; do sleep 1; done; \
+		echo "stopped $$running (each wrote its checkpoint)"; fi; rm -f $(PIDS)
 
 # On a machine with a GPU, the same long run in one command (README, Training): ×2 (resuming the CPU's checkpoint
 # in weights/next/ if there is one), then ×3 and ×4 from it side by side, ×4 followed by its tail. No `setup`

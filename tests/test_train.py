@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,3 +147,28 @@ def test_init_starts_from_given_weights_and_holdout_leaves_the_split_out(image_f
     assert sidecar["init_sha256"] == json.loads(first.with_suffix(".json").read_text())["sha256"]
     a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
     assert all(torch.equal(a[key], b[key]) for key in a)  # a zero learning rate keeps the initial weights
+
+
+def test_a_run_of_ones_own_never_writes_over_the_shipped_weights():
+    assert parse_args(["--scale", "2"]).out == Path("runs/srcnn_x2.pth")
+    plan = subprocess.run(["make", "-n", "train", "SCALE=2", "TRAIN_ARGS=--steps 50"], cwd=ROOT, text=True,
+                          capture_output=True, check=True).stdout
+    assert "--out runs/srcnn_x2.pth --steps 50" in plan and "weights/" not in plan.split("training.train")[-1]
+
+
+def test_train_pause_stops_the_runs_it_started_and_no_other(tmp_path):
+    pids = tmp_path / "pids"
+    mine, other = (subprocess.Popen(["sleep", "60"]) for _ in range(2))
+    try:
+        pids.write_text(f"{mine.pid}\n")
+        result = subprocess.run(["make", "--no-print-directory", "train-pause", f"PIDS={pids}"], cwd=ROOT,
+                                text=True, capture_output=True, timeout=60)
+        assert result.returncode == 0 and f"stopped {mine.pid}" in result.stdout
+        assert mine.wait(timeout=10) == -signal.SIGTERM and other.poll() is None and not pids.exists()
+        again = subprocess.run(["make", "--no-print-directory", "train-pause", f"PIDS={pids}"], cwd=ROOT,
+                               text=True, capture_output=True, timeout=60)
+        assert "no training run started by make train-background" in again.stdout
+    finally:
+        for process in (mine, other):
+            process.kill()
+            process.wait()

@@ -282,32 +282,65 @@ def finish(config, model, paths, history, wall_time):
     return sidecar
 
 
+# What each numeric setting means (`--help` adds its default).
+MEANINGS = {
+    "steps": "optimiser steps in the whole schedule",
+    "batch_size": "patches a step",
+    "patch_size": "input patch side in pixels (the labels are 16 smaller: valid convolutions)",
+    "warmup_steps": "steps over which both rates rise linearly from 0",
+    "seed": "seed of the patch order, augmentation and initial weights",
+    "validate_every": "steps between points of the training curve",
+    "threads": "torch CPU threads (0: torch's choice)",
+    "lr": "Adam's rate for the first two layers",
+    "last_lr": "Adam's rate for the reconstruction layer",
+    "final_lr_fraction": "both rates end at this fraction of their start",
+    "blur_sigma": "Gaussian blur before the bicubic downscale of training inputs (0: none)",
+    "checkpoint_minutes": "minutes between checkpoints (one is also written on Ctrl-C or SIGTERM)",
+}
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each setting's default, where it has one worth printing."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or isinstance(action.default, bool) \
+                or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     defaults = TrainConfig(scale=3, out=Path())
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, required=True, choices=SCALES)
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=DefaultsHelp)
+    parser.add_argument("--scale", type=int, required=True, choices=SCALES, help="the upscaling factor to train")
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir,
                         help="folder holding --train-set and --eval-sets (default: the repository's data/)")
-    parser.add_argument("--out", type=Path, help="weight file to write (default: weights/srcnn_xSCALE.pth)")
-    parser.add_argument("--train-set", default=defaults.train_set)
+    parser.add_argument("--out", type=Path, help="weight file to write, with its sidecar, log, curve and checkpoint "
+                        "beside it (default: runs/srcnn_xSCALE.pth, never the shipped weights)")
+    parser.add_argument("--train-set", default=defaults.train_set, help="sub-folder of --data-dir to train on")
     parser.add_argument("--eval-sets", nargs="*", default=list(defaults.eval_sets),
                         help="sub-folders of --data-dir scored at the end for the sidecar")
     for name in ("steps", "batch_size", "patch_size", "warmup_steps", "seed", "validate_every", "threads"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
+                            help=MEANINGS[name])
     for name in ("lr", "last_lr", "final_lr_fraction", "blur_sigma", "checkpoint_minutes"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    parser.add_argument("--schedule", choices=["exponential", "cosine"], default=defaults.schedule)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name),
+                            help=MEANINGS[name])
+    parser.add_argument("--schedule", choices=["exponential", "cosine"], default=defaults.schedule,
+                        help="how the rates decay after the warm-up (make bench-recipes compared them)")
     parser.add_argument("--init", type=Path, help="start from this weight file instead of random weights")
     parser.add_argument("--holdout", action="store_true",
                         help="train without the validation split (every 9th image) and draw the curve on it")
-    parser.add_argument("--no-augment", action="store_false", dest="augment")
-    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--no-augment", action="store_false", dest="augment",
+                        help="no extra image scales (0.9 ... 0.6) and no random rotations and flips")
+    parser.add_argument("--device", default=defaults.device, help="torch device to train on")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast: on CUDA, or on a CPU with "
                         "AVX512-BF16 or AMX (make bench-train measures it)")
-    parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir)
+    parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir, help="where the patch cache lives")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
     args = vars(parser.parse_args(argv))
-    args["out"] = args["out"] or weight_file("weights", args["scale"])
+    args["out"] = args["out"] or weight_file("runs", args["scale"])
     args["eval_sets"] = tuple(args["eval_sets"])
     return replace(defaults, **args)
 
