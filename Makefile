@@ -6,7 +6,7 @@ DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
 
-.PHONY: setup test serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
+.PHONY: setup test test-fast serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
 	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu \
 	ship
 
@@ -30,6 +30,10 @@ $(VENV)/.java: $(VENV)/.installed requirements-java.txt
 
 test: setup
 	$(PY) -m pytest tests
+
+# The tests that need no TorchServe and take no long computation (under a minute on the 2-core machine).
+test-fast: setup
+	$(PY) -m pytest -m "not server and not slow" tests
 
 archive: setup
 	$(PY) -m handler.deploy archive

@@ -14,6 +14,21 @@ from srcnn import SRCNN
 MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())
 
 
+# The tiers (registered in pyproject.toml): `make test` runs them all; `make test-fast` leaves out these two.
+SERVER_FIXTURES = {"server", "own_server", "kserve"}  # a real TorchServe, started for the test
+SERVER_MODULES = {"test_readme", "test_faults", "test_hostile"}  # sequences and servers of their own
+SLOW_MODULES = {"test_train", "test_fuzz", "test_scaling", "test_evaluate", "test_pictures", "test_compare"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SERVER_MODULES or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def engine_measurements(tmp_path_factory):
     """The engine choice's cache (srcnn.choice) in a folder of the test run's own, for every process it starts:

@@ -17,6 +17,7 @@ def upscaler():
     return Upscaler(precision="onnxruntime-fp32", threads=1)
 
 
+@pytest.mark.slow  # measures this machine's engines (srcnn.choice)
 def test_the_readme_line_prints_the_size():
     assert Upscaler().upscale(Image.new("RGB", (40, 30)), scale=2.5).size == (100, 75)
 

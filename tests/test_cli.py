@@ -173,6 +173,7 @@ def test_usage_errors_exit_2(picture, arguments, capsys):
     assert "usage: srcnn" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two fresh interpreters, each loading the engines
 def test_installed_command_and_python_m(picture):
     command = Path(sys.executable).parent / "srcnn"
     for argv in ([str(command)], [sys.executable, "-m", "srcnn"]):

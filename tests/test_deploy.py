@@ -41,7 +41,8 @@ def strict(schema):
     return result
 
 
-STRICT_CRDS = {kind: strict(json.loads((ROOT / "deploy" / "schemas" / name).read_text()))
+# One validator a kind, its schema checked once (jsonschema.validate checks the 600 KB schema on every call).
+STRICT_CRDS = {kind: jsonschema.Draft7Validator(strict(json.loads((ROOT / "deploy" / "schemas" / name).read_text())))
                for (_, kind), name in CRDS.items()}
 API_VERSIONS = {kind: api_version for api_version, kind in CRDS}
 
@@ -50,7 +51,7 @@ def validate(document):
     """Raise on a manifest that a cluster of KUBERNETES with KServe would refuse."""
     if document["kind"] in STRICT_CRDS:
         assert document["apiVersion"] == API_VERSIONS[document["kind"]]
-        jsonschema.validate(document, STRICT_CRDS[document["kind"]])
+        STRICT_CRDS[document["kind"]].validate(document)
         # The CRD's schema leaves metadata open: check it as Kubernetes checks any object's.
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]},
                                      KUBERNETES, strict=True)

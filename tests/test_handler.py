@@ -420,6 +420,7 @@ def test_default_scale_out_of_range_fails_at_load(model_dir):
                    ).size == (10, 10)
 
 
+@pytest.mark.slow  # measures this machine's engines (srcnn.choice)
 def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(tmp_path, scene):
     (tmp_path / "weights").mkdir()
     for scale in SCALES:

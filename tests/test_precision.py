@@ -76,6 +76,7 @@ def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
             assert int8.fallbacks > before and np.array_equal(mine, theirs), pattern
 
 
+@pytest.mark.slow  # Set5 and Set14 through the engines
 def test_photographs_run_int8_throughout(scale):
     """The range guard recomputes at most 2% of Set5's and Set14's tiles in fp32, at the int8 engines' tile."""
     int8 = load_engine(weight_file(SHIPPED, scale), name="openvino-int8", threads=1)  # 256² tiles, as served
@@ -90,6 +91,7 @@ def test_photographs_run_int8_throughout(scale):
     assert tiles > 80 and int8.fallbacks <= 0.02 * tiles
 
 
+@pytest.mark.slow  # Set5 and Set14 through the engines
 def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_the_limit_on_set5(scale):
     chosen, excluded = candidates("auto", "cpu", worst_costs(SHIPPED))
     assert "openvino-int8" in chosen and "onnxruntime-int8" in chosen  # `make evaluate-precision` measured them

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -211,11 +212,13 @@ def test_malformed_json_is_a_400_without_a_traceback(server, body, expected):
     assert "Traceback" not in written and "Failed json decoding" not in written and "WARNING" not in written
 
 
-def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server):
+def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path):
     archive = Path(server.properties["model_store"]) / "srcnn.mar"
     before = archive.stat().st_mtime_ns
+    # A TMPDIR of its own: a TorchServe the user runs (its pid file in /tmp) must not change which refusal this is.
     result = subprocess.run([sys.executable, "-m", "handler.deploy", "start", "--config", str(server.config)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "is taken by another program" in result.stderr, result.stderr
     assert f"(inference_address in {server.config})" in result.stderr
