@@ -225,8 +225,11 @@ def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache
             known = json.loads(path.read_text())
         except (OSError, ValueError):
             known = {}
-        if key in known:
+        known = known if isinstance(known, dict) else {}
+        try:
             return Choice(**{**known[key], "cached": True})
+        except (KeyError, TypeError):  # not measured yet, or written by another version: measure
+            pass
         choice = measured_choice(names, build, excluded)
         known[key] = {name: value for name, value in asdict(choice).items() if name != "cached"}
         try:
