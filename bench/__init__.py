@@ -2,6 +2,6 @@
 Speed section); `make bench-train`, training speed in float32 against bfloat16 (training.py); `make
 bench-recipes`, training recipes at equal CPU time on T91's validation split (recipes.py)."""
 
-from pathlib import Path
+from srcnn.files import REPOSITORY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY

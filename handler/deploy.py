@@ -30,9 +30,10 @@ from pathlib import Path
 import psutil
 import requests
 
+from srcnn.files import REPOSITORY
 from srcnn.weights import SCALES, weight_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 MODEL_NAME = "srcnn"
 MODEL_CONFIG = ROOT / "handler" / "model-config.yaml"  # the shipped worker and handler settings
 KSERVE = ROOT / "deploy" / "kserve"  # the runtime's manifests, config.properties and image requirements

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from srcnn.files import write_atomically
+from srcnn.files import REPOSITORY, write_atomically
 from srcnn.model import SRCNN
 
 
 SCALES = (2, 3, 4)  # the scales this project trains and ships a network for
-SHIPPED = Path(__file__).resolve().parent.parent / "weights"  # the repository's trained weights
+SHIPPED = REPOSITORY / "weights"  # the repository's trained weights
 
 
 def weight_file(folder, scale):

@@ -15,9 +15,9 @@ from PIL import Image
 
 from conftest import predictions_url, worker_pids
 from handler.deploy import private_server
+from srcnn.files import REPOSITORY as ROOT
 from tools.hostile import encode
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from srcnn.files import REPOSITORY as ROOT
+
 
 
 def test_fuzz_harness_runs_clean_for_a_few_seconds(tmp_path):

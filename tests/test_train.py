@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,9 +9,9 @@ import pytest
 import torch
 
 from srcnn import load_model
+from srcnn.files import REPOSITORY as ROOT
 from training.train import learning_rate_factor, main, parse_args, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def arguments(data, out, cache, steps, *extra):

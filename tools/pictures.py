@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from srcnn import Upscaler, upscale
 from srcnn.compare import compare_page
 from srcnn.engine import REFERENCE, load_engines
-from srcnn.files import write_atomically
+from srcnn.files import REPOSITORY, write_atomically
 from srcnn.weights import SHIPPED
 from training.data import DATA_DIR, ground_truth_y
 from training.evaluate import degrade, score_y
@@ -99,7 +99,7 @@ def whole_pair(data_dir, engines, set_name, image_name, scale, font):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.pictures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "docs")
+    parser.add_argument("--out", type=Path, default=REPOSITORY / "docs")
     parser.add_argument("--weights", type=Path, default=SHIPPED, help="a folder of srcnn_x{2,3,4}.pth")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)

@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from srcnn.color import rgb_to_y, to_uint8
+from srcnn.files import REPOSITORY
 from srcnn.imaging import bicubic_degrade, gaussian_blur, modcrop, resize_plane
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # T91, Set5, Set14 as shipped (data/README.md)
+DATA_DIR = REPOSITORY / "data"  # T91, Set5, Set14 as shipped (data/README.md)
 VALIDATION_EVERY = 9  # every 9th T91 image (11 of 91) is the validation split that recipes are compared on
 
 

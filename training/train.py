@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from srcnn import SRCNN, save_state_dict
 from srcnn.engine import TorchEngine
+from srcnn.files import REPOSITORY
 from srcnn.imaging import modcrop
 from srcnn.weights import SCALES, file_sha256, weight_file, write_sidecar
 from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
@@ -36,7 +37,6 @@ from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash
 from training.evaluate import EvaluateConfig, evaluate, markdown_table, score_y
 
 VALIDATION_IMAGES = 6  # training images scored during training, for the curve only
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
