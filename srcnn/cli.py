@@ -245,9 +245,7 @@ def run(task, upscaler):
     except Exception as error:  # a fault on one file must not stop the others
         raise Failed(f"failed unexpectedly ({type(error).__name__}: {error})") from None
     task.target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = task.target.with_name(f".{task.target.name}.partial")
-    temporary.write_bytes(body)
-    os.replace(temporary, task.target)
+    write_atomically(task.target, body)
 
 
 def compare(args):

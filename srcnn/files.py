@@ -8,11 +8,15 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def write_atomically(path, content):
-    """Write `content` (str or bytes) to `path` through a temporary file beside it, renamed over it at the end."""
+    """Write `content` to `path` through a hidden temporary file beside it (`.NAME.tmp`, which no folder listing of
+    the project takes as an input), renamed over it at the end: a reader sees the old file or the new one, never
+    part of one. `content` is str, bytes, or a function that writes the file whose path it is given (torch.save)."""
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(f".{path.name}.tmp")
     if isinstance(content, bytes):
         temporary.write_bytes(content)
-    else:
+    elif isinstance(content, str):
         temporary.write_text(content)
+    else:
+        content(temporary)
     temporary.replace(path)

@@ -46,9 +46,7 @@ def save_state_dict(model, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "_orig_mod", model)  # unwrap torch.compile
     state = {key: value.detach().cpu() for key, value in module.state_dict().items()}
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    temporary.replace(path)
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def load_model(weights_path, device="cpu"):

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from srcnn.color import rgb_to_y, to_uint8
-from srcnn.files import REPOSITORY
+from srcnn.files import REPOSITORY, write_atomically
 from srcnn.imaging import bicubic_degrade, gaussian_blur, modcrop, resize_plane
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
@@ -120,7 +120,5 @@ def cached_patches(paths, config, cache_dir):
         return stored["inputs"], stored["labels"]
     inputs, labels = build_patches(paths, config)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_name(cache.name + ".tmp")
-    torch.save({"inputs": inputs, "labels": labels}, temporary)
-    temporary.replace(cache)
+    write_atomically(cache, lambda file: torch.save({"inputs": inputs, "labels": labels}, file))
     return inputs, labels

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from srcnn import SRCNN, save_state_dict
 from srcnn.engine import TorchEngine
-from srcnn.files import REPOSITORY
+from srcnn.files import REPOSITORY, write_atomically
 from srcnn.imaging import modcrop
 from srcnn.weights import SCALES, file_sha256, weight_file, write_sidecar
 from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
@@ -136,20 +136,9 @@ def validation_psnr(model, planes, scale):
 
 
 def save_checkpoint(path, recipe, model, optimizer, generator, step, elapsed, history):
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(
-        {
-            "recipe": recipe,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": generator.get_state(),
-            "step": step,
-            "elapsed": elapsed,
-            "history": history,
-        },
-        temporary,
-    )
-    temporary.replace(path)
+    state = {"recipe": recipe, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "rng": generator.get_state(), "step": step, "elapsed": elapsed, "history": history}
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def plot_curve(history, path, title):
