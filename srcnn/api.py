@@ -16,6 +16,7 @@ from pathlib import Path
 
 from srcnn.choice import load_chosen
 from srcnn.codec import to_supported_mode
+from srcnn.scaling import DEFAULT_SCALE
 from srcnn.upscale import upscale
 from srcnn.weights import SHIPPED
 
@@ -44,7 +45,7 @@ class Upscaler:
         Grey stays grey, colour stays colour; the result has 8 bits a channel. Raises srcnn.scaling.ScaleError for
         a factor or size out of range."""
         if scale is None and size is None:
-            scale = 2
+            scale = DEFAULT_SCALE
         image = to_supported_mode(image)
         with self._turn:
             return upscale(image, self.engines, scale, size)

@@ -38,12 +38,11 @@ from srcnn.choice import settings
 from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
 from srcnn.compare import compare_page
 from srcnn.files import write_atomically
-from srcnn.scaling import ScaleError, parse_scale, parse_size
+from srcnn.scaling import DEFAULT_SCALE, ScaleError, parse_scale, parse_size
 from srcnn.weights import SHIPPED
 
 FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
 FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-DEFAULT_SCALE = 2  # as the service's default_scale
 LOCAL_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own guard against decompression bombs: about 89 million
 
 

@@ -109,12 +109,10 @@ def data_uri(image):
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def compare_page(image, upscaler, scale=None, size=None, title="image"):
+def compare_page(image, upscaler, scale=None, size=None, title="image"):  # one of scale and size
     """The page's HTML (str) for a PIL `image` in one of the upscaler's modes, at `scale` or `size` (as
     srcnn.scaling.output_size takes them): SRCNN by `upscaler` (srcnn.api.Upscaler), bicubic by the same colour
     path without the network, and the input enlarged with nearest neighbour."""
-    if scale is None and size is None:
-        scale = 2
     width, height = output_size(image.size, scale, size)
     images = {"srcnn": upscaler.upscale(image, scale, size), "bicubic": upscale(image, None, scale, size),
               "nearest": image.resize((width, height), Image.Resampling.NEAREST)}

@@ -14,6 +14,7 @@ from fractions import Fraction
 from srcnn.weights import SCALES
 
 MIN_SCALE, MAX_SCALE = 1, 8
+DEFAULT_SCALE = 2  # without a scale or a size (srcnn upscale, Upscaler), as model-config.yaml's default_scale
 SCALE_PATTERN = re.compile(r"\s*([0-9]{1,3}(?:\.[0-9]{1,6})?)\s*")
 SIZE_PATTERN = re.compile(r"\s*([0-9]{1,6})?\s*[x×X]\s*([0-9]{1,6})?\s*")
 # Which network serves a factor that is not a trained scale (see passes), chosen by measurement with the shipped
