@@ -24,8 +24,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # .venv/bin/java; and .venv/bin/activate exports TS_CONFIG_FILE, so that after `source .venv/bin/activate` a bare
 # `torchserve --start --models srcnn.mar` works from the repository root.
 $(VENV)/.java: $(VENV)/.installed requirements-java.txt
-	$(PY) -m handler.deploy has-java || $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-java.txt
-	$(PY) -m handler.deploy prepare-venv
+	$(PY) -m serving has-java || $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-java.txt
+	$(PY) -m serving prepare-venv
 	touch $@
 
 test: setup
@@ -36,22 +36,22 @@ test-fast: setup
 	$(PY) -m pytest -m "not server and not slow" tests
 
 archive: setup
-	$(PY) -m handler.deploy archive
+	$(PY) -m serving archive
 
 # Refuses in one line when a server runs or a port is taken; only then builds srcnn.mar and starts.
 serve: setup
-	$(PY) -m handler.deploy start
+	$(PY) -m serving start
 
 # KServe's TorchServe runtime: its storage layout (kserve-store/), and that layout served on 127.0.0.1:8085 as the
 # runtime would serve it (README, Running on Kubernetes); make stop stops it too.
 kserve-store: setup
-	$(PY) -m handler.deploy kserve-store
+	$(PY) -m serving kserve-store
 
 serve-kserve: setup
-	$(PY) -m handler.deploy serve-kserve
+	$(PY) -m serving serve-kserve
 
 stop: setup
-	$(PY) -m handler.deploy stop
+	$(PY) -m serving stop
 
 # Against the running server (make serve): 2,000 requests, 4 clients, 20% hostile.
 soak: setup

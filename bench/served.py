@@ -10,7 +10,8 @@ import psutil
 import requests
 import yaml
 
-from handler.deploy import MODEL_CONFIG, MODEL_NAME, private_server
+from serving import MODEL_CONFIG, MODEL_NAME
+from serving.server import private_server
 
 
 def load(url, body, clients, count):

@@ -15,7 +15,7 @@ picks the answer's format; PNG otherwise.
 
 Every answer of 200 says what was done (X-Scale, X-Output-Size, X-Weights, Server-Timing), and every request,
 answered or refused, writes one INFO line to TorchServe's model log (handler.protocol.Trace) and counts in the
-service's Prometheus metrics (declared in handler/metrics.yaml): requests by wire format, scale and outcome,
+service's Prometheus metrics (declared in serving/metrics.yaml): requests by wire format, scale and outcome,
 output megapixels, milliseconds per stage.
 """
 
@@ -64,7 +64,7 @@ class SRCNNHandler(BaseHandler):
         os.environ["TS_DECODE_INPUT_REQUEST"] = "false"
         logging.getLogger("ts.service").addFilter(not_a_refusal)
         self.model_name = context.model_name
-        self.counting = True  # until a server whose metrics_config lacks handler/metrics.yaml's metrics says no
+        self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
@@ -138,9 +138,9 @@ class SRCNNHandler(BaseHandler):
             for stage, milliseconds in trace.stages.items():
                 counter("SRCNNStageMilliseconds", MetricTypes.COUNTER).add_or_update(
                     milliseconds, [*model, stage], trace.request_id)
-        except Exception:  # MetricsCacheKeyError and kin: the server's metrics_config is not handler/metrics.yaml
+        except Exception:  # MetricsCacheKeyError and kin: the server's metrics_config is not serving/metrics.yaml
             self.counting = False
-            logger.warning("the server's metrics_config does not declare the SRCNN metrics (handler/metrics.yaml "
+            logger.warning("the server's metrics_config does not declare the SRCNN metrics (serving/metrics.yaml "
                            "does): requests are not counted", exc_info=True)
 
     def _per_request(self, stage, step, index, item):

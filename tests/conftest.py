@@ -8,7 +8,8 @@ import torch
 import yaml
 from PIL import Image, ImageDraw
 
-from handler.deploy import MODEL_CONFIG as MODEL_CONFIG_FILE, private_server
+from serving import MODEL_CONFIG as MODEL_CONFIG_FILE
+from serving.server import private_server
 from srcnn import SRCNN
 
 MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())

@@ -15,8 +15,9 @@ import requests
 import yaml
 from PIL import Image
 
-from handler.deploy import (KSERVE, ROOT, DeployError, build_archive, free_ports, kserve_server, kserve_store,
-                            main as deploy_main, read_properties)
+from serving.archive import KSERVE, kserve_store
+from serving.server import free_ports, kserve_server, read_properties
+from srcnn.files import REPOSITORY as ROOT
 from tools.hostile import encode
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
@@ -193,10 +194,3 @@ def test_the_runtime_image_bakes_in_the_pinned_extra_packages():
     assert {"onnxruntime", "onnx", "openvino"} <= {line.split("==")[0] for line in extra}
     assert all("==" in line and line in pinned for line in extra)  # the versions the project tests
     assert read_properties(KSERVE / "config.properties")["install_py_dep_per_model"] == "false"
-
-
-def test_an_archive_without_weights_is_a_typed_error_and_the_command_says_what_to_do(tmp_path, capsys):
-    with pytest.raises(DeployError, match="train them first"):
-        build_archive(tmp_path / "store", weights_dir=tmp_path)
-    assert deploy_main(["archive", "--weights", str(tmp_path), "--model-store", str(tmp_path / "store")]) == 1
-    assert capsys.readouterr().err.startswith(f"handler.deploy: no srcnn_x2/3/4.pth in {tmp_path}")

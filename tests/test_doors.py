@@ -14,7 +14,7 @@ import requests
 from PIL import Image
 
 from conftest import worker_pids
-from handler.deploy import ROOT
+from srcnn.files import REPOSITORY as ROOT
 from tools.grpc_client import load_stubs, main as grpc_client
 from tools.hostile import encode
 

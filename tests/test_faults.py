@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import predictions_url, worker_pids
-from handler.deploy import private_server
+from serving.server import private_server
 from srcnn.files import REPOSITORY as ROOT
 from tools.hostile import encode
 

@@ -17,13 +17,14 @@ from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 from ts.utils.util import PredictionException
 
 from conftest import MODEL_CONFIG
-from handler.deploy import ROOT, read_properties
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler
+from serving.server import read_properties
 from srcnn import save_state_dict, upscale
-from srcnn.codec import encode_image
 from srcnn.choice import MAX_COST_DB, choose, worst_costs
+from srcnn.codec import encode_image
 from srcnn.engine import load_engines
+from srcnn.files import REPOSITORY as ROOT
 from srcnn.weights import SCALES, SHIPPED, sidecar_path, weight_file
 from tools.hostile import encode
 

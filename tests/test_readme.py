@@ -6,7 +6,8 @@ import subprocess
 
 from PIL import Image
 
-from handler.deploy import ROOT, Server
+from serving.server import Server
+from srcnn.files import REPOSITORY as ROOT
 
 
 def fenced_block_after(heading):

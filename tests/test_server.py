@@ -15,9 +15,10 @@ import requests
 from PIL import Image
 
 from conftest import LIMITS, predictions_url, worker_pids
-from handler.deploy import ROOT, read_properties
+from serving.server import read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
+from srcnn.files import REPOSITORY as ROOT
 from srcnn.metrics import psnr, shave
 from tools.hostile import encode
 
@@ -216,7 +217,7 @@ def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path
     archive = Path(server.properties["model_store"]) / "srcnn.mar"
     before = archive.stat().st_mtime_ns
     # A TMPDIR of its own: a TorchServe the user runs (its pid file in /tmp) must not change which refusal this is.
-    result = subprocess.run([sys.executable, "-m", "handler.deploy", "start", "--config", str(server.config)],
+    result = subprocess.run([sys.executable, "-m", "serving", "start", "--config", str(server.config)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 1

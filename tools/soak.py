@@ -22,7 +22,9 @@ import psutil
 import requests
 import yaml
 
-from handler.deploy import MODEL_CONFIG, MODEL_NAME, ROOT, Server
+from serving import MODEL_CONFIG, MODEL_NAME
+from serving.server import Server
+from srcnn.files import REPOSITORY as ROOT
 from srcnn.weights import SCALES
 from tools.hostile import Case, corpus, encode, sample_image
 
