@@ -11,7 +11,6 @@ together measure once and never against each other.
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from srcnn.files import write_atomically
 from srcnn.imaging import resize_plane
 from srcnn.metrics import psnr
 from srcnn.upscale import super_resolve_plane
-from srcnn.weights import SCALES, file_sha256, read_sidecar, weight_file
+from srcnn.weights import SCALES, recorded_costs, weight_file
 
 MAX_COST_DB = 0.02  # the most PSNR-Y an engine may cost against fp32, on any set at any scale, to serve by default
 AGREEMENT_DB = 40.0  # PSNR against the reference engine on the probe plane below which a candidate is refused
@@ -84,13 +83,6 @@ def library_versions():
     return versions
 
 
-def costs_record(weights_path):
-    """The identity a sidecar's "costs" must carry to apply: the weights' sha256 and their int8 calibration's."""
-    calibration = read_sidecar(weights_path).get("int8")
-    return {"weights_sha256": file_sha256(weights_path),
-            "int8_sha256": hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()}
-
-
 def worst_costs(folder):
     """{engine: its largest PSNR-Y cost (dB) over SCALES and EVALUATION_SETS} for the engines whose costs every
     weight file's sidecar in `folder` records for its own weights and calibration."""
@@ -99,11 +91,8 @@ def worst_costs(folder):
         path = weight_file(folder, scale)
         if not path.exists():
             return {}
-        costs = read_sidecar(path).get("costs", {})
-        if {key: costs.get(key) for key in ("weights_sha256", "int8_sha256")} != costs_record(path):
-            return {}
         scale_worst = {engine: max(by_set[name] for name in EVALUATION_SETS)
-                       for engine, by_set in costs.get("engines", {}).items()
+                       for engine, by_set in recorded_costs(path).items()
                        if all(name in by_set for name in EVALUATION_SETS)}
         worst = scale_worst if worst is None else {engine: max(cost, scale_worst[engine])
                                                    for engine, cost in worst.items() if engine in scale_worst}

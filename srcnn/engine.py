@@ -15,7 +15,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight
-from srcnn.weights import SCALES, file_sha256, load_model, read_sidecar, weight_file
+from srcnn.weights import SCALES, int8_calibration, load_model, weight_file
 
 # Every engine by device: name -> (runtime, arithmetic). "fp32" engines compute the reference itself; the others'
 # PSNR-Y cost against it is measured per weight file (`make evaluate-precision`, the sidecar's "costs").
@@ -248,8 +248,8 @@ def load_engine(weights_path, device="cpu", threads=None, name=None):
     calibration = None
     device_type = torch.device(device).type
     if ENGINES[device_type].get(name, (None, None))[1] == "int8":
-        calibration = read_sidecar(weights_path).get("int8")
-        if calibration is None or calibration.get("weights_sha256") != file_sha256(weights_path):
+        calibration = int8_calibration(weights_path)
+        if calibration is None:
             raise ValueError(f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
                              f"`make calibrate` (python -m training.calibrate --weights {weights_path})")
     return make_engine(load_model(weights_path, device), threads, name, calibration)

@@ -1,4 +1,11 @@
-"""Saving and loading SRCNN weights: a bare state_dict, its architecture in a JSON sidecar beside it."""
+"""Saving and loading SRCNN weights: a bare state_dict, and the one home of the JSON sidecar beside it.
+
+A sidecar (`srcnn_x3.json` beside `srcnn_x3.pth`) says how the weights were made and what they score. Training
+writes its first keys (`architecture`, the schedule, the data, the final PSNR-Y); `make calibrate` adds `int8`
+(the int8 engine's calibration, with the weights' sha256); `make evaluate-precision` adds `costs` (each engine's
+PSNR-Y cost against fp32, with the sha256 of the weights and of the calibration they were measured with). The
+functions below are the only code that reads or writes those three keys.
+"""
 
 import hashlib
 import json
@@ -38,6 +45,45 @@ def write_sidecar(weights_path, record):
 def file_sha256(path):
     """Hex sha256 of a file's bytes: a weight file's identity (sidecars and the service's X-Weights header)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def int8_calibration(weights_path):
+    """The sidecar's int8 calibration when it was made for these weights (their sha256 matches), else None."""
+    calibration = read_sidecar(weights_path).get("int8")
+    return calibration if calibration and calibration.get("weights_sha256") == file_sha256(weights_path) else None
+
+
+def record_int8_calibration(weights_path, calibration):
+    """Store `calibration` (srcnn.quantize.calibrate's result plus a description) in the sidecar, bound to these
+    weights by their sha256. Returns what was stored."""
+    calibration = {"weights_sha256": file_sha256(weights_path), **calibration}
+    write_sidecar(weights_path, {**read_sidecar(weights_path), "int8": calibration})
+    return calibration
+
+
+def costs_identity(weights_path):
+    """What recorded costs apply to: the weights' sha256 and their int8 calibration's."""
+    calibration = read_sidecar(weights_path).get("int8")
+    return {"weights_sha256": file_sha256(weights_path),
+            "int8_sha256": hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()}
+
+
+def recorded_costs(weights_path):
+    """{engine: {set name: PSNR-Y cost in dB}} the sidecar records for these weights and calibration; {} when it
+    records none or records them for others."""
+    costs = read_sidecar(weights_path).get("costs", {})
+    identity = costs_identity(weights_path)
+    return costs.get("engines", {}) if all(costs.get(key) == value for key, value in identity.items()) else {}
+
+
+def record_costs(weights_path, measured):
+    """Merge `measured` ({engine: {set name: cost}}) into the sidecar's costs for these weights and calibration
+    (costs recorded for other weights or another calibration are dropped)."""
+    engines = recorded_costs(weights_path)
+    for engine, by_set in measured.items():
+        engines.setdefault(engine, {}).update({name: round(cost, 4) for name, cost in by_set.items()})
+    write_sidecar(weights_path, {**read_sidecar(weights_path),
+                                 "costs": {**costs_identity(weights_path), "engines": engines}})
 
 
 def save_state_dict(model, path):

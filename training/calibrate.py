@@ -17,7 +17,7 @@ import torch
 
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.quantize import calibrate
-from srcnn.weights import SCALES, SHIPPED, file_sha256, load_model, read_sidecar, write_sidecar
+from srcnn.weights import SCALES, SHIPPED, load_model, record_int8_calibration
 from training.data import DATA_DIR, list_images, read_y, split_validation
 from training.evaluate import weights_for_scale
 
@@ -31,11 +31,9 @@ def calibration_planes(data_dir, scale):
 def calibrate_file(weights_path, scale, data_dir):
     """Calibrate one weight file and write the result into its sidecar; returns the calibration."""
     planes = calibration_planes(data_dir, scale)
-    calibration = {"weights_sha256": file_sha256(weights_path),
-                   "images": f"T91 training split, {len(planes)} images, bicubic ×{scale} down and up",
-                   **calibrate(load_model(weights_path), planes)}
-    write_sidecar(weights_path, {**read_sidecar(weights_path), "int8": calibration})
-    return calibration
+    return record_int8_calibration(weights_path, {
+        "images": f"T91 training split, {len(planes)} images, bicubic ×{scale} down and up",
+        **calibrate(load_model(weights_path), planes)})
 
 
 def main(argv=None):

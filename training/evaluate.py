@@ -25,13 +25,13 @@ from tqdm import tqdm
 
 from srcnn import upscale
 from srcnn.color import to_uint8
-from srcnn.choice import EVALUATION_SETS, choose, costs_record
+from srcnn.choice import EVALUATION_SETS, choose
 from srcnn.engine import ENGINES, REFERENCE, load_engine
 from srcnn.imaging import modcrop, resize_plane
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.scaling import ScaleError, parse_scale, passes
 from srcnn.upscale import enlarge_plane
-from srcnn.weights import SCALES, SHIPPED, read_sidecar, weight_file, write_sidecar
+from srcnn.weights import SCALES, SHIPPED, record_costs, weight_file
 from training.data import DATA_DIR, ground_truth_y, list_images
 
 # The paper's 9-5-5 model (ImageNet-trained) and bicubic, TPAMI 2015, Tables 2 and 3; PSNR in dB.
@@ -191,17 +191,12 @@ def write_costs(records, folder):
     weight files in `folder`, with the weights' and calibration's identity (srcnn.choice reads it)."""
     costs = engine_costs(records)
     for scale in SCALES:
-        if not all((name, scale) in costs for name in EVALUATION_SETS):
-            continue
-        path = weight_file(folder, scale)
-        sidecar = read_sidecar(path)
-        identity = costs_record(path)
-        known = sidecar.get("costs", {})
-        engines = known.get("engines", {}) if all(known.get(k) == v for k, v in identity.items()) else {}
-        for name in EVALUATION_SETS:
-            for engine, cost in costs[(name, scale)].items():
-                engines.setdefault(engine, {})[name] = round(cost, 4)
-        write_sidecar(path, {**sidecar, "costs": {**identity, "engines": engines}})
+        if all((name, scale) in costs for name in EVALUATION_SETS):
+            measured = {}
+            for name in EVALUATION_SETS:
+                for engine, cost in costs[(name, scale)].items():
+                    measured.setdefault(engine, {})[name] = cost
+            record_costs(weight_file(folder, scale), measured)
 
 
 def precision_table(records):
