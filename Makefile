@@ -1,10 +1,12 @@
-# Every target runs the command the README documents, so the two cannot drift apart.
+# Every target runs the command the README and docs/ document, so the two cannot drift apart.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= data
 SCALE ?= 3
 TRAIN_ARGS ?=
+# Where make evaluate writes its results.
+EVALUATION ?= weights/evaluation.json
 
 .PHONY: setup test test-fast serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
 	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu \
@@ -43,7 +45,7 @@ serve: setup
 	$(PY) -m serving start
 
 # KServe's TorchServe runtime: its storage layout (kserve-store/), and that layout served on 127.0.0.1:8085 as the
-# runtime would serve it (README, Running on Kubernetes); make stop stops it too.
+# runtime would serve it (docs/deployment.md); make stop stops it too.
 kserve-store: setup
 	$(PY) -m serving kserve-store
 
@@ -69,7 +71,7 @@ bench: setup
 bench-train: setup
 	$(PY) -m bench.training --data-dir $(DATA_DIR)
 
-# Training recipes at equal CPU time on T91's validation split (about 50 minutes; README, Training).
+# Training recipes at equal CPU time on T91's validation split (about 50 minutes; docs/training-and-evaluation.md).
 bench-recipes: setup
 	$(PY) -m bench.recipes --data-dir $(DATA_DIR) --amp
 
@@ -82,8 +84,8 @@ bench-scales: setup
 calibrate: setup
 	$(PY) -m training.calibrate --data-dir $(DATA_DIR)
 
-# PSNR-Y of every CPU engine and its cost against fp32, recorded in the sidecars for the engine choice (README,
-# Precision).
+# PSNR-Y of every CPU engine and its cost against fp32, recorded in the sidecars for the engine choice
+# (docs/speed-and-precision.md, Precision).
 CPU_ENGINES := onnxruntime-fp32 onnxruntime-int8 openvino-fp32 openvino-int8 openvino-bf16 torch-bf16
 evaluate-precision: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method srcnn \
@@ -91,9 +93,9 @@ evaluate-precision: setup
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \
-		--weights weights --json weights/evaluation.json
+		--weights weights --json $(EVALUATION)
 
-# Factors between and past the trained ones (README, Any scale, any size).
+# Factors between and past the trained ones (docs/training-and-evaluation.md).
 evaluate-scales: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 1.5 2.5 3.5 6 8 \
 		--method bicubic srcnn --weights weights --json weights/evaluation-scales.json
@@ -118,7 +120,7 @@ ship: setup
 	$(PY) -m training.calibrate --data-dir $(DATA_DIR) --scales $(SCALE)
 	$(MAKE) --no-print-directory evaluate-precision evaluate
 
-# The long run in resumable pieces (README, Training): `make train-background SCALE=2` starts or resumes it at
+# The long run in resumable pieces (docs/training-and-evaluation.md): `make train-background SCALE=2` starts or resumes it at
 # low priority, detached, in weights/next/ (its progress goes to weights/next/srcnn_x2.log, its checkpoint to
 # weights/next/srcnn_x2.ckpt); `make train-pause` stops the runs it started (their pids are in
 # .cache/train-background.pids) with SIGTERM, which writes the checkpoint for the next piece to resume from. TRAIN_OUT names another run of the same scale (the ×4 tail);
@@ -136,7 +138,7 @@ train-pause:
 		kill -TERM $$running; while ps -o stat= -p "$$(echo $$running | tr ' ' ,)" | grep -qv '^Z'; do sleep 1; done; \
 		echo "stopped $$running (each wrote its checkpoint)"; fi; rm -f $(PIDS)
 
-# On a machine with a GPU, the same long run in one command (README, Training): ×2 (resuming the CPU's checkpoint
+# On a machine with a GPU, the same long run in one command (docs/training-and-evaluation.md): ×2 (resuming the CPU's checkpoint
 # in weights/next/ if there is one), then ×3 and ×4 from it side by side, ×4 followed by its tail. No `setup`
 # prerequisite: a GPU machine lent for minutes has its own Python with torch and no package index
 # (make train-gpu PY=python3).

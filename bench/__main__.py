@@ -1,4 +1,4 @@
-"""The benchmark behind the README's Speed section (`make bench`), every number from one run on this machine.
+"""The benchmark behind docs/speed-and-precision.md (Speed) (`make bench`), every number from one run on this machine.
 
     python -m bench [--out bench/results.json] [--requests 12]
 
@@ -153,7 +153,7 @@ def row(results, engine):
 
 
 def markdown(results):
-    """The results as the Markdown the README quotes."""
+    """The results as the Markdown docs/speed-and-precision.md quotes."""
     limit, matmul, found = results["limit_gflops"], results["matmul_gflops"], results["machine"]
     cores = found["cores"]
     lines = [f"Machine: {found['cpu']}, {cores} cores, {' '.join(found['isa']) or 'no AVX2'}; torch "

@@ -102,8 +102,8 @@ def parse_args(argv):
                                 help="engine threads, locally (default: one a core)")
         subcommand.add_argument("--precision", choices=settings("cpu"), default="auto",
                                 help="the network's engine or arithmetic, locally (default auto: the service's, "
-                                     "the fastest measured on this machine within 0.02 dB of fp32; README, "
-                                     "Precision)")
+                                     "the fastest measured on this machine within 0.02 dB of fp32; "
+                                     "docs/speed-and-precision.md, Precision)")
     args = parser.parse_args(argv)
     if args.scale is None and args.size is None:
         args.scale = DEFAULT_SCALE

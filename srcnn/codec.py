@@ -26,22 +26,32 @@ class ImageError(ValueError):
 
 
 class EmptyImage(ImageError):
+    """No bytes at all: the request carried no image."""
+
     kind = "empty_body"
 
 
 class NotAnImage(ImageError):
+    """Bytes that no image format's header describes: text, HTML, a PDF, noise."""
+
     kind = "not_an_image"
 
 
 class UnsupportedFormat(ImageError):
+    """An image Pillow knows in a format or mode the service does not take."""
+
     kind = "unsupported_format"
 
 
 class CorruptImage(ImageError):
+    """A known format whose header or data cannot be decoded: truncated, damaged."""
+
     kind = "corrupt_image"
 
 
 class ImageTooLarge(ImageError):
+    """An image, or an answer, over a pixel or side limit; the message gives the limit."""
+
     kind = "image_too_large"
 
 

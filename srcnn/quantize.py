@@ -2,14 +2,8 @@
 
 The mapping layer (5×5, 64 → 32 channels) is 90% of SRCNN's multiply-adds; the int8 engine (srcnn.engine) runs
 it on 8-bit integers, unsigned activations in and out with one step each, signed weights with one step per
-output channel, and keeps the first and last layers (10%) in fp32. What makes that nearly free, measured on Set5
-and Set14 at ×2 (shipped weights, ONNX Runtime's int8 convolution; PSNR-Y cost against fp32, Set5 / Set14):
-
-    equalized channels (below, power 1), steps from the largest activations    0.029 / 0.013 dB
-    + steps clipped where the squared error is least                          0.029 / 0.017
-    + the mapping layer's bias corrected (below)                              0.018 / 0.013
-    + equalization power 0.75                                                 0.014 / 0.011  (shipped)
-      (power 0.5: 0.024 / 0.013; also correcting the last layer's bias: 0.025 / 0.016)
+output channel, and keeps the first and last layers (10%) in fp32. Equalization, clipped steps and the bias
+correction below make that cost about 0.01 dB (docs/decisions.md, D2, has the ablation).
 
 Equalization: one step for all 64 input channels wastes most of the 8 bits on the channels whose activations are
 small, so channel c of the first layer is divided by e[c] = (range[c] / largest range) ** power and the mapping
@@ -18,10 +12,8 @@ computes the same function). Power 1 makes every channel span the same range but
 channels, which then lose precision in the weights' per-channel step; 0.75 balances the two. The mapping layer's
 32 outputs are equalized the same way at power 1: the last layer, in fp32, takes the factor back exactly.
 
-A channel that never fires on the calibration images (T91 leaves 2-8 of the first layer's and 9-12 of the mapping
-layer's dead, by scale) counts as spanning RANGE_FLOOR of the largest range: without the floor its factor was
-~1e-5, so the first text or sharp edge that woke it sent the tile past the range guard (every 512² tile of
-Set14's ppt3, at every scale).
+A channel that never fires on the calibration images counts as spanning RANGE_FLOOR of the largest range, so
+that the first sharp edge that wakes it does not send the tile past the range guard (docs/decisions.md, D3).
 """
 
 import copy
@@ -33,9 +25,7 @@ from torch.nn import functional as F
 EQUALIZATION_POWER = 0.75
 RANGE_FLOOR = 1 / 16  # a channel's range counts as at least this fraction of the largest (see `calibrate`)
 # A tile whose largest first-layer activation is past this many times the int8 range runs in fp32 instead
-# (srcnn.engine.GraphEngine): full-contrast pixel patterns (1-pixel checkerboards, stripes, uniform noise) drive
-# the activations far past anything in T91, and clipped there the int8 answer is 6-25 dB from fp32. With
-# RANGE_FLOOR, Set5's and Set14's 512² tiles peak at 1.61 and those patterns start at 2.02 (README, Precision).
+# (srcnn.engine.GraphEngine): between photographs' peaks and full-contrast patterns' (docs/decisions.md, D3).
 FALLBACK_RANGE = 1.8
 SAMPLES_PER_PLANE = 20_000  # activation pixels drawn from each calibration plane
 BIAS_WINDOW = 160  # side of the crop of each plane that measures the mapping layer's mean error

@@ -18,11 +18,8 @@ DEFAULT_SCALE = 2  # without a scale or a size (srcnn upscale, Upscaler), as mod
 SCALE_PATTERN = re.compile(r"\s*([0-9]{1,3}(?:\.[0-9]{1,6})?)\s*")
 SIZE_PATTERN = re.compile(r"\s*([0-9]{1,6})?\s*[x×X]\s*([0-9]{1,6})?\s*")
 # Which network serves a factor that is not a trained scale (see passes), chosen by measurement with the shipped
-# weights: `python -m bench.scales` (PSNR-Y on T91's held-out images; README, Any scale, any size), which
-# tests/test_scaling.py repeats at ×1.5, ×2.5 and ×3.5 so that new weights cannot leave a stale choice. With the
-# long run's ×2, ×3 and ×4: below ×2 the ×2 network (ahead of ×3 by 0.07 dB at ×1.5, 0.28 at ×1.1), above ×2
-# the ×3 network (ahead of ×2 by 0.02 dB at ×2.1, 0.10 at ×2.5 to 0.12 at ×3.95; of ×4 by 0.17-0.22). With the
-# previous recipe's ×3, the ×2 network had won everywhere.
+# weights (`python -m bench.scales`, docs/decisions.md, D8); tests/test_scaling.py repeats it at ×1.5, ×2.5 and
+# ×3.5 so that new weights cannot leave a stale choice.
 def remainder_scale(factor):
     """The trained scale whose network serves `factor` (between 1 and 4, not a trained scale) in one pass."""
     return 2 if factor < 2 else 3

@@ -38,7 +38,7 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
     return asked
 
 
-# Relative times per probe in the shape each kind of CPU gave (README, Speed): on AMX OpenVINO's int8 is several
+# Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is several
 # times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×; with AVX2 alone int8 barely beats fp32.
 AMX = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.05, "onnxruntime-int8": 0.59, "openvino-int8": 0.16,
        "openvino-bf16": 0.2, "torch-bf16": 0.5}

@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import re
-import subprocess
 import time
 
 import grpc
@@ -14,7 +13,6 @@ import requests
 from PIL import Image
 
 from conftest import worker_pids
-from srcnn.files import REPOSITORY as ROOT
 from tools.grpc_client import load_stubs, main as grpc_client
 from tools.hostile import encode
 
@@ -138,23 +136,6 @@ def test_grpc_client_command(server, scene, tmp_path, capsys):
     code, error = capsys.readouterr().err.strip().split(": ", 1)
     assert code == "INVALID_ARGUMENT" and json.loads(error)["type"] == "not_an_image"
     assert not (tmp_path / "bad.png").exists()
-
-
-def test_the_readmes_kserve_examples_work(server, tmp_path):
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index("{ printf '{\"instances\""):]
-    commands = block[: block.index("curl localhost:8080/v2/health/ready")]
-    commands = commands.replace("localhost:8080", server.inference_url.removeprefix("http://")) \
-        .replace("img.png", str(ROOT / "data" / "Set5" / "bird.png")).replace("big.png", str(tmp_path / "big.png"))
-    sizes = []
-    for example in commands.strip().split(" > " + str(tmp_path / "big.png") + "\n"):
-        (tmp_path / "big.png").unlink(missing_ok=True)
-        script = example.removesuffix(" > " + str(tmp_path / "big.png")) + f" > {tmp_path / 'big.png'}"
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode == 0, result.stderr
-        sizes.append(Image.open(tmp_path / "big.png").size)
-    assert sizes == [(864, 864), (576, 576)]  # bird.png is 288²: v1 at scale 3, v2 at the default 2
 
 
 def srcnn_metrics(server):

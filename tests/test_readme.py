@@ -1,19 +1,21 @@
-"""The README's command sequences, run exactly as written, apart from any TorchServe the user is running."""
+"""The command blocks of the README and docs/, run as written (tests/pages.py finds them by their marker): the
+ones that serve on config.properties' ports apart from any TorchServe the user is running, the others against
+the tests' own server with only its address put in."""
 
+import json
 import os
 import re
+import shutil
 import subprocess
 
+import pytest
 from PIL import Image
 
+from pages import command_block, table_after
 from serving.server import Server
 from srcnn.files import REPOSITORY as ROOT
 
-
-def fenced_block_after(heading):
-    """The first ``` block after a README heading, as text."""
-    text = (ROOT / "README.md").read_text()
-    return re.search(r"```\n(.*?)```", text[text.index(heading):], re.S).group(1)
+BIRD = ROOT / "data" / "Set5" / "bird.png"  # 288²
 
 
 def isolated(tmp_path):
@@ -29,7 +31,7 @@ def isolated(tmp_path):
     if separate:
         return ["unshare", "-rn", "bash", "-c", 'ip link set lo up && exec "$@"', "isolated"], environment
     problem = Server(tmpdir=tmp_path / "tmp").start_problem()  # no namespace: the ports must be free here
-    assert problem is None, f"the README's sequence cannot run here: {problem}"
+    assert problem is None, f"the sequence cannot run here: {problem}"
     return [], environment
 
 
@@ -38,60 +40,158 @@ def stop(environment):
                    capture_output=True, timeout=120, env=environment)
 
 
+def run_isolated(script, tmp_path, prefix, environment):
+    result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env=environment)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result
+
+
+def size_of(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_the_set_up_serves_and_the_curl_line_answers(tmp_path):
+    setup = command_block("README.md", "set-up").splitlines()
+    assert setup[0].startswith("make serve ") and setup[1].startswith("make test ")  # make test: what CI runs
+    curl = command_block("README.md", "curl").strip().replace("img.png", str(BIRD))
+    answer = tmp_path / "big.png"
+    prefix, environment = isolated(tmp_path)
+    try:
+        run_isolated("\n".join([setup[0], curl.replace("big.png", str(answer)), "make stop"]), tmp_path, prefix,
+                     environment)
+        assert size_of(answer) == (576, 576)
+    finally:
+        stop(environment)
+
+
 def test_the_without_make_sequence_serves_and_stops(tmp_path):
-    block = fenced_block_after("### Without make")
+    block = command_block("docs/deployment.md", "without-make")
     prefix, environment = isolated(tmp_path)
     answer = ROOT / "big.png"
     try:
-        result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", block], cwd=ROOT, capture_output=True,
-                                text=True, timeout=600, env=environment)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        with Image.open(ROOT / "data" / "Set5" / "butterfly.png") as image, Image.open(answer) as big:
-            assert big.size == (2 * image.width, 2 * image.height)
+        run_isolated(block, tmp_path, prefix, environment)
+        with Image.open(ROOT / "data" / "Set5" / "butterfly.png") as image:
+            assert size_of(answer) == (2 * image.width, 2 * image.height)
     finally:
         stop(environment)
         answer.unlink(missing_ok=True)
 
 
 def test_torchserves_own_commands_work_as_typed(tmp_path):
-    block = fenced_block_after("### TorchServe's own commands")
-    prefix, environment = isolated(tmp_path)
-    lines = block.strip().splitlines()
+    lines = command_block("docs/deployment.md", "torchserve-commands").strip().splitlines()
     assert lines[2] == "torchserve --start --models srcnn.mar"
     # As typed, but with a real image for img.png, the frontend's terminal output kept in a file, and a wait for
-    # READY before the curl line (the README says the model answers a few seconds after --start returns).
-    curl = lines[3].replace("img.png", str(ROOT / "data" / "Set5" / "bird.png")).replace("big.png",
-                                                                                       str(tmp_path / "big.png"))
+    # READY before the curl line (the page says the model answers a few seconds after --start returns).
+    curl = lines[3].replace("img.png", str(BIRD)).replace("big.png", str(tmp_path / "big.png"))
     script = "\n".join([*lines[:2], f"{lines[2]} > {tmp_path / 'console.log'} 2>&1",
                         "timeout 180 sh -c 'until curl -s localhost:8081/models/srcnn | grep -q READY; do sleep 1; "
                         "done'", curl, lines[4]])
+    prefix, environment = isolated(tmp_path)
     try:
-        result = subprocess.run([*prefix, "env", "-u", "TS_CONFIG_FILE", "bash", "-euo", "pipefail", "-c", script],
-                                cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        assert Image.open(tmp_path / "big.png").size == (576, 576)  # bird.png is 288²
+        run_isolated(script, tmp_path, [*prefix, "env", "-u", "TS_CONFIG_FILE"], environment)
+        assert size_of(tmp_path / "big.png") == (576, 576)
+    finally:
+        stop(environment)
+
+
+def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
+    lines = command_block("docs/deployment.md", "kserve-rehearsal").strip().splitlines()
+    answer = tmp_path / "big.png"
+    script = "\n".join(line.replace("big.png", str(answer)) for line in lines)  # kserve-store/ is git-ignored
+    prefix, environment = isolated(tmp_path)
+    try:
+        run_isolated(script, tmp_path, prefix, environment)
+        assert size_of(answer) == (576, 576)
     finally:
         stop(environment)
 
 
 def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):
-    lines = fenced_block_after("## Without a server").strip().splitlines()
-    assert "--server" in lines[3]  # the server line is tests/test_cli.py's
+    lines = command_block("README.md", "srcnn-upscale").strip().splitlines()
+    assert "--server" in lines[3]  # against a server: test_the_server_line_of_srcnn_upscale
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     scene(320, 240).save(tmp_path / "img.png")
     (tmp_path / "photos").mkdir()
     for index in range(2):
         scene(30, 20, seed=index).save(tmp_path / "photos" / f"p{index}.png")
-    for line in lines[:3]:
+    for line in [*lines[:3], command_block("docs/usage.md", "compare").strip()]:
         result = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
-    sizes = {path: Image.open(tmp_path / path).size for path in ("img_x2.5.png", "big.webp", "big/p0_x3.png")}
+    sizes = {path: size_of(tmp_path / path) for path in ("img_x2.5.png", "big.webp", "big/p0_x3.png")}
     assert sizes == {"img_x2.5.png": (800, 600), "big.webp": (1920, 1440), "big/p0_x3.png": (90, 60)}
+    page = (tmp_path / "page.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "http" not in page.replace("http-equiv", "")
 
 
 def test_the_python_line_prints_the_size():
-    line = fenced_block_after("### From Python: `Upscaler`").strip()
+    line = command_block("README.md", "upscaler").strip()
     assert line.startswith("python -c ")
     result = subprocess.run(["bash", "-c", f".venv/bin/{line}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == "(100, 75)\n"
+
+
+def against(server, block):
+    """`block` with the default addresses replaced by those of the tests' own server."""
+    grpc = server.properties["grpc_inference_port"]
+    return (block.replace("localhost:8080", server.inference_url.removeprefix("http://"))
+            .replace("http://127.0.0.1:8080", server.inference_url)
+            .replace("127.0.0.1:8082", server.properties["metrics_address"].removeprefix("http://"))
+            .replace("127.0.0.1:7070", f"127.0.0.1:{grpc}"))
+
+
+def run_in(folder, block):
+    """Run `block` in `folder`, which holds img.png (Set5's bird) and a link to the checkout's .venv."""
+    shutil.copy(BIRD, folder / "img.png")
+    (folder / ".venv").symlink_to(ROOT / ".venv")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=folder, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_the_curl_examples_answer_what_they_say(server, tmp_path):
+    run_in(tmp_path, against(server, command_block("docs/usage.md", "curl-examples")))
+    assert size_of(tmp_path / "wide.png") == (1920, 1920)
+    assert size_of(tmp_path / "big.webp") == (864, 864)
+    assert Image.open(tmp_path / "big.webp").format == "WEBP"
+    assert size_of(tmp_path / "big.png") == (720, 720)  # the second line, ×2.5, wrote it last
+
+
+def test_the_other_doors_examples_answer_what_they_say(server, tmp_path):
+    output = run_in(tmp_path, against(server, command_block("docs/usage.md", "doors")))
+    sizes = {name: size_of(tmp_path / name) for name in ("v1.png", "v2.png", "grpc.png")}
+    assert sizes == {"v1.png": (864, 864), "v2.png": (576, 576), "grpc.png": (864, 864)}  # v2: the default ×2
+    assert re.search(r'"ready":\s*true', output)
+    assert "\nSRCNNRequests{" in output
+
+
+def test_the_server_line_of_srcnn_upscale(server, tmp_path, scene):
+    line = command_block("README.md", "srcnn-upscale").strip().splitlines()[3]
+    (tmp_path / "photos").mkdir()
+    scene(30, 20).save(tmp_path / "photos" / "p0.png")
+    run_in(tmp_path, against(server, line.split("#")[0]))
+    assert size_of(tmp_path / "big" / "p0_x2.png") == (60, 40)
+
+
+def test_the_bicubic_evaluation_prints_the_pages_table():
+    block = command_block("docs/training-and-evaluation.md", "evaluate-bicubic").strip()
+    result = subprocess.run(["bash", "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == table_after("docs/training-and-evaluation.md", "evaluate-bicubic")
+
+
+def test_make_evaluate_prints_the_pages_table(tmp_path):
+    block = command_block("docs/training-and-evaluation.md", "evaluate").strip()
+    assert block == "make evaluate"
+    result = subprocess.run(["make", "--no-print-directory", "evaluate", f"EVALUATION={tmp_path / 'e.json'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert table == table_after("docs/training-and-evaluation.md", "evaluate")
+    written, shipped = (json.loads(path.read_text()) for path in (tmp_path / "e.json", ROOT / "weights" / "evaluation.json"))
+    assert len(written) == len(shipped)
+    for record, known in zip(written, shipped):  # other CPUs round a few fp32 pixels otherwise: not to the letter
+        assert record == pytest.approx(known, abs=1e-3)

@@ -142,9 +142,9 @@ def test_scale_one_returns_the_image(scene, marked):
 
 
 def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
-    """The any-scale bar on Set5 with the shipped weights (the README's table has Set14 too): between trained
-    scales SRCNN gains at least the smaller gain of the neighbouring trained scales (×1 gains 0); past ×4 it
-    gains."""
+    """The any-scale bar on Set5 with the shipped weights (docs/training-and-evaluation.md's table has Set14
+    too): between trained scales SRCNN gains at least the smaller gain of the neighbouring trained scales (×1
+    gains 0); past ×4 it gains."""
     engines = load_engines(SHIPPED)
     planes = [ground_truth_y(np.asarray(Image.open(path).convert("RGB"))) for path in list_images(DATA_DIR / "Set5")]
 

@@ -58,7 +58,7 @@ def test_form_encoded_body_is_told_the_fix(server, tmp_path):
 @needs_curl
 def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
     # curl labels the PNG as a form. TorchServe's frontend parses it before the handler runs and, when the bytes
-    # hold a '%' not followed by two hex digits, answers 500 ErrorDataDecoderException itself (README, Limits).
+    # hold a '%' not followed by two hex digits, answers 500 ErrorDataDecoderException itself (docs/usage.md, Limits).
     pids = worker_pids(server)
     scene(30, 20).save(tmp_path / "in.png")
     result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w",
