@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from srcnn.choice import load_chosen
-from srcnn.codec import to_supported_mode
+from srcnn.codec import carry_metadata, to_supported_mode
 from srcnn.scaling import DEFAULT_SCALE
 from srcnn.upscale import upscale
 from srcnn.weights import SHIPPED
@@ -42,10 +42,11 @@ class Upscaler:
     def upscale(self, image, scale=None, size=None):
         """A new PIL image: `image` (any mode Pillow decodes; 16-bit and palette images are converted, alpha kept)
         enlarged by `scale` (default 2) or to `size` = (width, height), either side None to keep the aspect ratio.
-        Grey stays grey, colour stays colour; the result has 8 bits a channel. Raises srcnn.scaling.ScaleError for
-        a factor or size out of range."""
+        Grey stays grey, colour stays colour; the result has 8 bits a channel and the image's colour profile and
+        metadata (srcnn.codec.carry_metadata). Raises srcnn.scaling.ScaleError for a factor or size out of range."""
         if scale is None and size is None:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
         with self._turn:
-            return upscale(image, self.engines, scale, size)
+            result = upscale(image, self.engines, scale, size)
+        return carry_metadata(image, result)

@@ -3,6 +3,10 @@
 Every way a body can fail to be a usable image raises a subclass of `ImageError`; nothing else escapes
 `decode_image` for any input. Pillow's decompression-bomb guard stays as it is: the pixel limit here is
 checked from the header, before any pixel is decoded.
+
+A photograph's colour profile and metadata travel with it (`carry_metadata`, `encode_image`): the ICC profile
+unchanged, EXIF with its orientation reset (decoding applied it) and its pixel dimensions updated, and the
+resolution scaled with the pixels, so that the print size stays the same (docs/decisions.md, D10).
 """
 
 import io
@@ -17,6 +21,11 @@ DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
 FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+FOREIGN_PROFILE_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile no longer describes the pixels
+ORIENTATION, IMAGE_WIDTH, IMAGE_LENGTH, X_RESOLUTION, Y_RESOLUTION = 0x0112, 0x0100, 0x0101, 0x011A, 0x011B
+EXIF_IFD, PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0x8769, 0xA002, 0xA003
+JPEG_EXIF_LIMIT = 65_533  # bytes of EXIF one JPEG APP1 segment holds
+METADATA = ("icc_profile", "exif", "dpi")  # what of `image.info` travels from the upload to the answer
 
 
 class ImageError(ValueError):
@@ -99,10 +108,19 @@ def decode_image(data, max_pixels):
 
 
 def to_supported_mode(image):
-    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency and the full range of deep images."""
-    mode = image.mode
-    if mode in SUPPORTED_MODES:
+    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency, the full range of deep images and
+    the metadata (`image.info`; the ICC profile only where it still describes the converted pixels)."""
+    if image.mode in SUPPORTED_MODES:
         return image
+    converted = converted_mode(image)
+    converted.info = {key: image.info[key] for key in METADATA if key in image.info
+                      and (key != "icc_profile" or image.mode not in FOREIGN_PROFILE_MODES)}
+    return converted
+
+
+def converted_mode(image):
+    """The pixels of a mode outside SUPPORTED_MODES in the supported mode that holds them."""
+    mode = image.mode
     if mode == "P":
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
     if mode in ("PA", "RGBa", "RGBX", "1", "La"):
@@ -127,6 +145,31 @@ def deep_to_uint8(values, mode):
     return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
 
 
+def carry_metadata(source, result):
+    """Give `result`, an enlargement of the decoded `source`, the source's metadata: the ICC profile unchanged; the
+    EXIF with orientation 1 and its pixel dimensions (and resolution) those of `result`; the DPI scaled with each
+    side, so that the print size stays the same. Returns `result`."""
+    factors = (result.width / source.width, result.height / source.height)
+    if source.info.get("icc_profile"):
+        result.info["icc_profile"] = source.info["icc_profile"]
+    if "dpi" in source.info:
+        result.info["dpi"] = tuple(float(dpi) * factor for dpi, factor in zip(source.info["dpi"], factors))
+    if source.info.get("exif"):
+        exif = Image.Exif()
+        exif.load(source.getexif().tobytes())  # a copy: the source's own stays as it was
+        exif[ORIENTATION] = 1
+        sizes = {IMAGE_WIDTH: result.width, IMAGE_LENGTH: result.height}
+        resolutions = {X_RESOLUTION: factors[0], Y_RESOLUTION: factors[1]}
+        exif.update({tag: value for tag, value in sizes.items() if tag in exif})
+        exif.update({tag: float(exif[tag]) * factor for tag, factor in resolutions.items() if exif.get(tag)})
+        details = exif.get_ifd(EXIF_IFD)
+        for tag, value in ((PIXEL_X_DIMENSION, result.width), (PIXEL_Y_DIMENSION, result.height)):
+            if tag in details:
+                details[tag] = value
+        result.info["exif"] = exif.tobytes()
+    return result
+
+
 def check_encodable(size, media_type):
     """Raise ImageTooLarge if an image of `size` (width, height) exceeds the format's side limit (JPEG 65,535,
     WebP 16,383 pixels); `media_type` is a key of ENCODE_FORMATS."""
@@ -146,6 +189,7 @@ def encode_image(image, media_type="image/png"):
     if name == "JPEG" and image.mode in ("LA", "RGBA"):
         background = Image.new(image.mode[:-1], image.size, "white")
         background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))
+        background.info = image.info
         image = background
     buffer = io.BytesIO()
     # PNG: deflate with run-length matches only (zlib's Z_RLE) after PNG's row filters. On a 1024² photograph it
@@ -154,5 +198,8 @@ def encode_image(image, media_type="image/png"):
     # on the flat image).
     options = {"PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE}, "JPEG": {"quality": 95},
                "WEBP": {"quality": 95}}[name]
-    image.save(buffer, format=name, **options)
+    metadata = {key: image.info[key] for key in METADATA if image.info.get(key)}
+    if name == "JPEG" and len(metadata.get("exif", b"")) > JPEG_EXIF_LIMIT:
+        del metadata["exif"]  # from a PNG or WebP whose EXIF no JPEG segment can hold; the profile still goes
+    image.save(buffer, format=name, **options, **metadata)
     return buffer.getvalue()

@@ -1,12 +1,13 @@
 """Images the tests make themselves: gradients, edges, text and noise, deterministic per seed."""
 
+import io
 import os
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image, ImageCms, ImageDraw
 
 from serving import MODEL_CONFIG as MODEL_CONFIG_FILE
 from serving.server import private_server
@@ -59,6 +60,33 @@ def make_scene(width, height, seed=0, noise=6.0):
 @pytest.fixture
 def scene():
     return make_scene
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an ICC profile's bytes
+
+
+def make_photo(width, height, orientation=6):
+    """A phone photograph's JPEG bytes: the scene stored sideways (`orientation` 6 means "turn it 90° clockwise to
+    view"), an sRGB ICC profile, EXIF Make, DateTime, its pixel dimensions and 72 dpi. Viewed upright it is
+    `height` wide and `width` high."""
+    exif = Image.Exif()
+    exif.update({0x010F: "Phonemaker", 0x0132: "2026:12:01 10:20:30", 0x0112: orientation, 0x011A: 72.0,
+                 0x011B: 72.0})
+    exif.get_ifd(0x8769).update({0xA002: width, 0xA003: height})
+    buffer = io.BytesIO()
+    make_scene(width, height).save(buffer, "JPEG", quality=95, icc_profile=SRGB, exif=exif.tobytes(), dpi=(72, 72))
+    return buffer.getvalue()
+
+
+def assert_faithful(answer, size):
+    """`answer` (image bytes) is an upright `size` image that carries make_photo's profile and metadata."""
+    with Image.open(io.BytesIO(answer)) as image:
+        exif = image.getexif()
+        assert image.size == size
+        assert image.info.get("icc_profile") == SRGB
+        assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("Phonemaker", "2026:12:01 10:20:30", 1)
+        assert {tag: exif.get_ifd(0x8769).get(tag) for tag in (0xA002, 0xA003)} == {0xA002: size[0], 0xA003: size[1]}
+        return image.info, exif
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import requests
 from PIL import Image
 
 import srcnn
+from conftest import assert_faithful, make_photo
 from srcnn import save_state_dict, upscale
 from srcnn.cli import main
 from srcnn.client import Refused, remote_upscale
@@ -48,6 +49,14 @@ def test_output_is_upscale_of_the_decoded_input(picture, setting):
     with Image.open(picture) as image:
         expected = upscale(image.convert("RGB"), engines, 2.5)
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+@pytest.mark.parametrize("name", ["big.png", "big.jpg", "big.webp"])
+def test_a_phone_photo_keeps_its_profile_and_metadata_and_stands_upright(tmp_path, name):
+    (tmp_path / "photo.jpg").write_bytes(make_photo(40, 30))
+    assert main(["upscale", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / name), "--scale", "3",
+                 "--precision", "fp32"]) == 0
+    assert_faithful((tmp_path / name).read_bytes(), (90, 120))
 
 
 def test_default_names_beside_the_input(picture):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn.codec import (CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, check_encodable, decode_image,
-                         encode_image)
+from conftest import SRGB, assert_faithful, make_photo
+from srcnn.codec import (JPEG_EXIF_LIMIT, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, carry_metadata,
+                         check_encodable, decode_image, encode_image)
 
 
 def encoded(image, format="PNG", **options):
@@ -62,3 +63,42 @@ def test_answers_respect_format_limits_and_jpeg_puts_alpha_on_white():
         assert jpeg.format == "JPEG" and np.asarray(jpeg.convert("L")).min() >= 250
     with Image.open(io.BytesIO(encode_image(clear))) as png:
         assert png.format == "PNG" and png.mode == "RGBA"
+
+
+@pytest.mark.parametrize("media_type", ["image/png", "image/jpeg", "image/webp"])
+def test_a_photos_profile_and_metadata_reach_the_answer_upright(media_type):
+    photo = decode_image(make_photo(40, 30), 1 << 20)
+    assert photo.size == (30, 40)  # orientation 6 applied
+    big = carry_metadata(photo, photo.resize((75, 100)))
+    info, exif = assert_faithful(encode_image(big, media_type), (75, 100))
+    assert exif.get(0x011A) == exif.get(0x011B) == 180  # 72 dpi × 2.5: the print size stays the same
+    if media_type != "image/webp":  # WebP has no resolution of its own, only EXIF's
+        assert info["dpi"] == pytest.approx((180, 180), abs=0.01)
+
+
+def test_the_source_keeps_its_metadata_and_an_image_without_any_gains_none():
+    photo = decode_image(make_photo(40, 30), 1 << 20)
+    before = photo.getexif().tobytes()
+    carry_metadata(photo, photo.resize((60, 80)))
+    assert photo.getexif().tobytes() == before
+    plain = decode_image(encoded(Image.new("RGB", (8, 6))), 1 << 20)
+    with Image.open(io.BytesIO(encode_image(carry_metadata(plain, plain.resize((16, 12)))))) as answer:
+        assert "icc_profile" not in answer.info and len(answer.getexif()) == 0
+
+
+def test_a_cmyk_profile_is_not_put_on_rgb_pixels_and_grey_keeps_its_own():
+    cmyk = decode_image(encoded(Image.new("CMYK", (8, 6)), "JPEG", icc_profile=b"cmyk profile bytes"), 1 << 20)
+    assert cmyk.mode == "RGB" and "icc_profile" not in cmyk.info
+    grey = decode_image(encoded(Image.new("I;16", (8, 6)), "PNG", icc_profile=SRGB), 1 << 20)
+    assert grey.mode == "L" and grey.info["icc_profile"] == SRGB
+
+
+def test_exif_too_long_for_a_jpeg_segment_is_left_out_of_a_jpeg_answer_only():
+    image = Image.new("RGB", (8, 6))
+    exif = Image.Exif()
+    exif[0x010E] = "x" * (JPEG_EXIF_LIMIT + 10)  # ImageDescription
+    image.info.update(exif=exif.tobytes(), icc_profile=SRGB)
+    with Image.open(io.BytesIO(encode_image(image, "image/jpeg"))) as jpeg:
+        assert jpeg.info["icc_profile"] == SRGB and "exif" not in jpeg.info
+    with Image.open(io.BytesIO(encode_image(image, "image/png"))) as png:
+        assert png.getexif()[0x010E] == "x" * (JPEG_EXIF_LIMIT + 10)

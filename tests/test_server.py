@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import LIMITS, predictions_url, worker_pids
+from conftest import LIMITS, assert_faithful, make_photo, predictions_url, worker_pids
 from serving.server import read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
@@ -33,6 +33,17 @@ def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
     assert result.stdout == "200 image/png", result.stderr
     answer = Image.open(tmp_path / "out.png")
     assert (answer.format, answer.mode, answer.size) == ("PNG", "RGB", (202, 134))
+
+
+@needs_curl
+@pytest.mark.parametrize("accept", ["image/png", "image/jpeg"])
+def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, tmp_path, accept):
+    (tmp_path / "photo.jpg").write_bytes(make_photo(64, 48))  # 48 wide, 64 high when upright
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo.jpg"), "-H", f"Accept: {accept}",
+                             predictions_url(server), "-o", str(tmp_path / "big"), "-w", "%{http_code}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout == "200", result.stderr
+    assert_faithful((tmp_path / "big").read_bytes(), (96, 128))
 
 
 @needs_curl
