@@ -10,6 +10,7 @@ resolution scaled with the pixels, so that the print size stays the same (docs/d
 """
 
 import io
+import warnings
 import zlib
 
 import numpy as np
@@ -26,6 +27,7 @@ ORIENTATION, IMAGE_WIDTH, IMAGE_LENGTH, X_RESOLUTION, Y_RESOLUTION = 0x0112, 0x0
 EXIF_IFD, PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0x8769, 0xA002, 0xA003
 JPEG_EXIF_LIMIT = 65_533  # bytes of EXIF one JPEG APP1 segment holds
 METADATA = ("icc_profile", "exif", "dpi")  # what of `image.info` travels from the upload to the answer
+MAX_DPI = 65_535  # JPEG's density field; a resolution past it, under 1 or not a number is nonsense and dropped
 
 
 class ImageError(ValueError):
@@ -148,26 +150,51 @@ def deep_to_uint8(values, mode):
 def carry_metadata(source, result):
     """Give `result`, an enlargement of the decoded `source`, the source's metadata: the ICC profile unchanged; the
     EXIF with orientation 1 and its pixel dimensions (and resolution) those of `result`; the DPI scaled with each
-    side, so that the print size stays the same. Returns `result`."""
+    side, so that the print size stays the same. Metadata that cannot be read or makes no sense (an upload's are
+    untrusted) is left out, never an error. Returns `result`."""
     factors = (result.width / source.width, result.height / source.height)
     if source.info.get("icc_profile"):
         result.info["icc_profile"] = source.info["icc_profile"]
-    if "dpi" in source.info:
-        result.info["dpi"] = tuple(float(dpi) * factor for dpi, factor in zip(source.info["dpi"], factors))
+    dpi = scaled_resolution(source.info.get("dpi"), factors)
+    if dpi:
+        result.info["dpi"] = dpi
     if source.info.get("exif"):
-        exif = Image.Exif()
-        exif.load(source.getexif().tobytes())  # a copy: the source's own stays as it was
-        exif[ORIENTATION] = 1
-        sizes = {IMAGE_WIDTH: result.width, IMAGE_LENGTH: result.height}
-        resolutions = {X_RESOLUTION: factors[0], Y_RESOLUTION: factors[1]}
-        exif.update({tag: value for tag, value in sizes.items() if tag in exif})
-        exif.update({tag: float(exif[tag]) * factor for tag, factor in resolutions.items() if exif.get(tag)})
-        details = exif.get_ifd(EXIF_IFD)
-        for tag, value in ((PIXEL_X_DIMENSION, result.width), (PIXEL_Y_DIMENSION, result.height)):
-            if tag in details:
-                details[tag] = value
-        result.info["exif"] = exif.tobytes()
+        try:
+            with warnings.catch_warnings():  # Pillow warns of damaged EXIF as it reads it: the answer goes without
+                warnings.simplefilter("ignore")
+                result.info["exif"] = updated_exif(source.getexif(), result.size, factors)
+        except Exception:  # Pillow's EXIF parser and writer raise many types on damaged data
+            pass
     return result
+
+
+def scaled_resolution(resolution, factors):
+    """(x, y) resolution times `factors`, or None where it is missing or makes no sense."""
+    try:
+        scaled = tuple(float(value) * factor for value, factor in zip(resolution, factors, strict=True))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return scaled if all(1 <= value <= MAX_DPI for value in scaled) else None
+
+
+def updated_exif(exif, size, factors):
+    """A copy of `exif` as bytes, for an image of `size` enlarged by `factors`: orientation 1 (applied), pixel
+    dimensions `size` where it records them, its resolution scaled (left out where it makes no sense)."""
+    copy = Image.Exif()
+    copy.load(exif.tobytes())  # the source's own stays as it was
+    copy[ORIENTATION] = 1
+    copy.update({tag: side for tag, side in zip((IMAGE_WIDTH, IMAGE_LENGTH), size) if tag in copy})
+    resolution = scaled_resolution([copy.get(X_RESOLUTION), copy.get(Y_RESOLUTION)], factors)
+    for tag, value in zip((X_RESOLUTION, Y_RESOLUTION), resolution or (None, None)):
+        if value is not None:
+            copy[tag] = value
+        elif tag in copy:
+            del copy[tag]
+    details = copy.get_ifd(EXIF_IFD)
+    for tag, side in zip((PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION), size):
+        if tag in details:
+            details[tag] = side
+    return copy.tobytes()
 
 
 def check_encodable(size, media_type):

@@ -43,9 +43,15 @@ def rgb_to_ycbcr(rgb):
     return _affine(rgb, _RGB_TO_YCBCR, 0.0, _OFFSET)
 
 
+def rgb_to_channel(rgb, channel):
+    """(..., 3) RGB 0..255 -> (...) float32 Y (channel 0), Cb (1) or Cr (2), 0..255 scale, unrounded: the same
+    numbers as that channel of `rgb_to_ycbcr`."""
+    return _affine(rgb, _RGB_TO_YCBCR[channel : channel + 1], 0.0, _OFFSET[channel : channel + 1])[..., 0]
+
+
 def rgb_to_y(rgb):
     """(..., 3) RGB 0..255 -> (...) float32 luma Y, 0..255 scale, unrounded."""
-    return _affine(rgb, _RGB_TO_YCBCR[:1], 0.0, _OFFSET[:1])[..., 0]
+    return rgb_to_channel(rgb, 0)
 
 
 def ycbcr_to_rgb8(y, cb, cr, out):

@@ -1,16 +1,25 @@
-"""Super-resolve a whole PIL image: the network on Y, bicubic on chroma and alpha."""
+"""Super-resolve a whole PIL image: the network on Y, bicubic on chroma and alpha, a band of rows at a time.
+
+Every plane of the work is a *row stream* (`Rows`): it computes its rows in bands, from the bands of the stream
+it reads, and keeps only the bands its reader may still ask for. So colour conversion, each bicubic resize, each
+network pass with its halo, and the merge to 8 bits run band by band, and beyond the 8-bit answer memory is
+bounded by the bands (a few hundred rows of the widest plane), not by the image. The result is the whole-plane
+computation's: each resize is given every input row its filter reaches, and each network pass runs the tiles
+the whole plane would (`super_resolve_plane`'s), so the two differ only by float rounding.
+"""
+
+import math
 
 import numpy as np
 from PIL import Image
 
-from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
-from srcnn.imaging import resize_plane
+from srcnn.color import rgb_to_channel, to_uint8, ycbcr_to_rgb8
 from srcnn.scaling import output_size, passes_between
 
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
-
-
 TILE_STEP = 16  # tile sides are multiples of this
+BAND = 64  # rows a resize or the merge computes at a time
+BICUBIC_SUPPORT = 2.0  # the bicubic filter's radius in input pixels when enlarging (Pillow widens it to shrink)
 
 
 def tile_shape(height, width, tile, multiple=(1, 1)):
@@ -26,49 +35,138 @@ def tile_shape(height, width, tile, multiple=(1, 1)):
     return side(height, multiple[0]), side(width, multiple[1])
 
 
-def super_resolve_plane(engine, plane, tile=None):
-    """Run `engine` (see srcnn.engine) over a float32 (H, W) Y plane (0..255, already bicubic-upscaled);
-    float32 (H, W), unrounded. `tile` defaults to the engine's measured best.
+class Rows:
+    """A float32 (height, width) plane computed `band` rows at a time by `compute(top, bottom)`. Its reader asks
+    for rows in order (each request starts no earlier than the one before), so bands above a request are dropped."""
 
-    The plane is replicate-padded once by the network's border and cut into tiles that overlap by that border,
-    so memory is bounded by the tile and the result equals one full-size pass (`SRCNN(..., full_size=True)`).
-    """
-    tile = tile or engine.tile
-    if tile % engine.multiple[0] or tile % engine.multiple[1]:
-        raise ValueError(f"tile {tile} is not a multiple of the engine's {engine.multiple}")
-    height, width = plane.shape
-    tile_rows, tile_columns = tile_shape(height, width, tile, engine.multiple)
-    border = engine.border
-    output = np.empty((height, width), np.float32)
-    for top in range(0, height, tile_rows):
-        # Indices clipped to the plane replicate its edges, without a padded copy of the whole plane.
-        rows = np.clip(np.arange(top - border, top + tile_rows + border), 0, height - 1)
-        for left in range(0, width, tile_columns):
-            columns = np.clip(np.arange(left - border, left + tile_columns + border), 0, width - 1)
-            window = np.asarray(plane[np.ix_(rows, columns)], dtype=np.float32) / 255.0  # (h + 2b, w + 2b)
-            result = engine(window)  # (tile_rows, tile_columns)
-            output[top : top + tile_rows, left : left + tile_columns] = result[: height - top, : width - left]
-    output *= 255.0
-    return output
+    def __init__(self, height, width, band):
+        self.height, self.width, self.band = height, width, band
+        self._bands = {}
+
+    def rows(self, top, bottom):
+        """Rows top..bottom-1, float32 (bottom - top, width)."""
+        first, last = top // self.band, (bottom - 1) // self.band
+        for index in [index for index in self._bands if index < first]:
+            del self._bands[index]
+        for index in range(first, last + 1):
+            if index not in self._bands:
+                self._bands[index] = self.compute(index * self.band, min(self.height, (index + 1) * self.band))
+        if first == last:
+            return self._bands[first][top - first * self.band : bottom - first * self.band]
+        joined = np.concatenate([self._bands[index] for index in range(first, last + 1)])
+        return joined[top - first * self.band : bottom - first * self.band]
+
+    def compute(self, top, bottom):
+        raise NotImplementedError
+
+    def plane(self):
+        """Every row at once: the whole plane."""
+        return self.rows(0, self.height)
+
+
+class PlaneRows(Rows):
+    """Rows of a float32 plane already in memory."""
+
+    def __init__(self, plane):
+        super().__init__(*plane.shape, band=max(1, plane.shape[0]))
+        self.array = np.asarray(plane, dtype=np.float32)
+
+    def rows(self, top, bottom):
+        return self.array[top:bottom]
+
+
+class ChannelRows(Rows):
+    """Y (channel 0), Cb (1) or Cr (2) of uint8 RGB pixels, or (channel None) their alpha, as float32 rows."""
+
+    def __init__(self, pixels, channel):
+        super().__init__(*pixels.shape[:2], band=BAND)
+        self.pixels, self.channel = pixels, channel
+
+    def compute(self, top, bottom):
+        if self.channel is None:
+            return self.pixels[top:bottom, :, 3].astype(np.float32)
+        return rgb_to_channel(self.pixels[top:bottom, :, :3], self.channel)
+
+
+class ResizedRows(Rows):
+    """`source` resized to (width, height) with Pillow's bicubic (resize_plane's), a band at a time: each band is
+    resized from the source rows its filter reaches, with the box of the whole plane's geometry."""
+
+    def __init__(self, source, width, height):
+        super().__init__(height, width, BAND)
+        self.source = source
+        self.scale = source.height / height
+        self.reach = BICUBIC_SUPPORT * max(self.scale, 1.0) + 1  # input rows either side of a row's centre
+
+    def compute(self, top, bottom):
+        low = max(0, math.floor((top + 0.5) * self.scale - self.reach))
+        high = min(self.source.height, math.ceil((bottom - 0.5) * self.scale + self.reach))
+        band = Image.fromarray(np.ascontiguousarray(self.source.rows(low, high)))
+        box = (0, top * self.scale - low, self.source.width, bottom * self.scale - low)
+        resized = band.resize((self.width, bottom - top), Image.Resampling.BICUBIC, box=box)
+        return np.asarray(resized, dtype=np.float32)
+
+
+class NetworkRows(Rows):
+    """`engine` (see srcnn.engine) over a float32 stream of Y (0..255, already bicubic-upscaled), in the tiles
+    `super_resolve_plane` uses: a band is one row of tiles. float32, unrounded."""
+
+    def __init__(self, source, engine, tile=None):
+        tile = tile or engine.tile
+        if tile % engine.multiple[0] or tile % engine.multiple[1]:
+            raise ValueError(f"tile {tile} is not a multiple of the engine's {engine.multiple}")
+        tile_rows, self.tile_columns = tile_shape(source.height, source.width, tile, engine.multiple)
+        super().__init__(source.height, source.width, tile_rows)
+        self.source, self.engine = source, engine
+
+    def compute(self, top, bottom):
+        border, height, width = self.engine.border, self.height, self.width
+        low, high = max(0, top - border), min(height, top + self.band + border)
+        # Indices clipped to the plane replicate its edges, without a padded copy; every tile has the full shape.
+        rows = np.clip(np.arange(top - border, top + self.band + border), 0, height - 1) - low
+        source = self.source.rows(low, high)[rows]
+        output = np.empty((bottom - top, width), np.float32)
+        for left in range(0, width, self.tile_columns):
+            columns = np.clip(np.arange(left - border, left + self.tile_columns + border), 0, width - 1)
+            result = self.engine(source[:, columns] / np.float32(255.0))  # (tile rows, tile columns)
+            output[:, left : left + self.tile_columns] = result[: bottom - top, : width - left]
+        output *= 255.0
+        return output
+
+
+def super_resolve_plane(engine, plane, tile=None):
+    """Run `engine` over a float32 (H, W) Y plane (0..255, already bicubic-upscaled); float32 (H, W), unrounded.
+    `tile` defaults to the engine's measured best. The plane is cut into tiles that overlap by the network's
+    border, so the engine's memory is bounded by the tile and the result equals one full-size pass
+    (`SRCNN(..., full_size=True)`)."""
+    return NetworkRows(PlaneRows(plane), engine, tile).plane()
+
+
+def passes_stream(source, engines, chain):
+    """`source` enlarged by each trained scale of `chain` in turn: a bicubic upscale refined by `engines[scale]`."""
+    for scale in chain:
+        source = NetworkRows(ResizedRows(source, source.width * scale, source.height * scale), engines[scale])
+    return source
+
+
+def enlarged_stream(source, engines, size):
+    """`source` enlarged to `size` = (width, height): bicubic when `engines` is None, else the passes
+    srcnn.scaling.passes_between chooses, then a bicubic resample to `size` where they do not end on it."""
+    if engines is not None:
+        source = passes_stream(source, engines, passes_between((source.width, source.height), size))
+    if (source.width, source.height) != size:
+        source = ResizedRows(source, *size)
+    return source
 
 
 def run_passes(plane, engines, chain):
-    """Enlarge a float32 (H, W) plane by each trained scale of `chain` in turn: a bicubic upscale refined by
-    `engines[scale]`. float32, unrounded."""
-    for scale in chain:
-        height, width = plane.shape
-        plane = super_resolve_plane(engines[scale], resize_plane(plane, (width * scale, height * scale)))
-    return plane
+    """A float32 (H, W) plane enlarged by `chain`'s passes (`passes_stream`). float32, unrounded."""
+    return passes_stream(PlaneRows(plane), engines, chain).plane()
 
 
 def enlarge_plane(plane, engines, size):
-    """A float32 (H, W) plane enlarged to `size` = (width, height): bicubic when `engines` is None, else the
-    passes srcnn.scaling.passes_between chooses (`run_passes`), then a bicubic resample to `size` where they do
-    not end exactly on it. float32, unrounded."""
-    if engines is None:
-        return resize_plane(plane, size)
-    plane = run_passes(plane, engines, passes_between(plane.shape[::-1], size))
-    return plane if plane.shape == (size[1], size[0]) else resize_plane(plane, size)
+    """A float32 (H, W) plane enlarged to `size` (`enlarged_stream`). float32, unrounded."""
+    return enlarged_stream(PlaneRows(plane), engines, size).plane()
 
 
 def upscale(image, engines, scale=None, size=None):
@@ -76,23 +174,24 @@ def upscale(image, engines, scale=None, size=None):
     scale to its engine (see srcnn.engine), or is None for plain bicubic.
 
     `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel). The result has the
-    same mode. Colour is split into YCbCr (MATLAB BT.601), the network's passes enlarge Y (`enlarge_plane`),
-    chroma and alpha are upscaled bicubically in float straight to the output size.
+    same mode. Colour is split into YCbCr (MATLAB BT.601), the network's passes enlarge Y (`enlarged_stream`),
+    chroma and alpha are upscaled bicubically in float straight to the output size; all a band of output rows at
+    a time, so that memory beyond the uint8 answer is bounded by the bands.
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
     size = output_size(image.size, scale, size)
     has_alpha = image.mode in ("LA", "RGBA")
     pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # uint8 (H, W, 3 or 4)
-
-    # Memory: three float32 planes of the output's size (Y's passes may go up to 4× larger), plus one band of rows
-    # at a time of the colour conversion.
-    ycbcr = rgb_to_ycbcr(pixels[..., :3])
-    luma = enlarge_plane(ycbcr[..., 0], engines, size)
-    chroma = [resize_plane(ycbcr[..., channel], size) for channel in (1, 2)]
-    merged = ycbcr_to_rgb8(luma, *chroma, np.empty((size[1], size[0], pixels.shape[-1]), np.uint8))
-    if has_alpha:
-        merged[..., 3] = to_uint8(resize_plane(pixels[..., 3], size))
+    luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
+    chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
+    alpha = ResizedRows(ChannelRows(pixels, None), *size) if has_alpha else None
+    merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)
+    for top in range(0, size[1], BAND):
+        bottom = min(size[1], top + BAND)
+        ycbcr_to_rgb8(luma.rows(top, bottom), *(plane.rows(top, bottom) for plane in chroma), merged[top:bottom])
+        if alpha is not None:
+            merged[top:bottom, :, 3] = to_uint8(alpha.rows(top, bottom))
     result = Image.fromarray(merged)
     if image.mode in ("L", "LA"):
         # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.

@@ -44,7 +44,8 @@ def test_the_archive_holds_the_srcnn_package_and_every_shipped_weight_file(archi
     package = {name: value for name, value in tracked("srcnn").items() if name.endswith(".py")}
     assert {name: value for name, value in archive.items() if name.startswith("srcnn/")} == package
     for scale in SCALES:
-        for path in (weight_file(REPOSITORY / "weights", scale), sidecar_path(weight_file(REPOSITORY / "weights", scale))):
+        weights = weight_file(REPOSITORY / "weights", scale)
+        for path in (weights, sidecar_path(weights)):
             assert archive[f"weights/{path.name}"] == digest(path.read_bytes())
     assert set(archive) - {"MAR-INF/MANIFEST.json"} <= {name for name in archive
                                                          if name.split("/")[0] in ("handler", "srcnn", "weights")

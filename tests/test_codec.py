@@ -69,7 +69,7 @@ def test_answers_respect_format_limits_and_jpeg_puts_alpha_on_white():
 def test_a_photos_profile_and_metadata_reach_the_answer_upright(media_type):
     photo = decode_image(make_photo(40, 30), 1 << 20)
     assert photo.size == (30, 40)  # orientation 6 applied
-    big = carry_metadata(photo, photo.resize((75, 100)))
+    big = carry_metadata(photo, Image.new("RGB", (75, 100)))  # a new image, as upscale() makes, no info
     info, exif = assert_faithful(encode_image(big, media_type), (75, 100))
     assert exif.get(0x011A) == exif.get(0x011B) == 180  # 72 dpi × 2.5: the print size stays the same
     if media_type != "image/webp":  # WebP has no resolution of its own, only EXIF's
@@ -79,10 +79,10 @@ def test_a_photos_profile_and_metadata_reach_the_answer_upright(media_type):
 def test_the_source_keeps_its_metadata_and_an_image_without_any_gains_none():
     photo = decode_image(make_photo(40, 30), 1 << 20)
     before = photo.getexif().tobytes()
-    carry_metadata(photo, photo.resize((60, 80)))
+    carry_metadata(photo, Image.new("RGB", (60, 80)))
     assert photo.getexif().tobytes() == before
     plain = decode_image(encoded(Image.new("RGB", (8, 6))), 1 << 20)
-    with Image.open(io.BytesIO(encode_image(carry_metadata(plain, plain.resize((16, 12)))))) as answer:
+    with Image.open(io.BytesIO(encode_image(carry_metadata(plain, Image.new("RGB", (16, 12)))))) as answer:
         assert "icc_profile" not in answer.info and len(answer.getexif()) == 0
 
 
@@ -102,3 +102,24 @@ def test_exif_too_long_for_a_jpeg_segment_is_left_out_of_a_jpeg_answer_only():
         assert jpeg.info["icc_profile"] == SRGB and "exif" not in jpeg.info
     with Image.open(io.BytesIO(encode_image(image, "image/png"))) as png:
         assert png.getexif()[0x010E] == "x" * (JPEG_EXIF_LIMIT + 10)
+
+
+def test_nonsense_resolution_or_damaged_exif_is_left_out_not_an_error():
+    # What the fuzzer found: a PNG whose pHYs claims ~1e8 dpi, which no answer's format can store.
+    image = Image.new("RGB", (8, 6))
+    huge = decode_image(encoded(image, "PNG", dpi=(1e8, 1e8)), 1 << 20)
+    exif = Image.Exif()
+    exif.update({0x011A: 0.0, 0x011B: 1e12, 0x010F: "Phonemaker"})
+    damaged = decode_image(encoded(image, "PNG", exif=exif.tobytes()), 1 << 20)
+    garbage = decode_image(encoded(image, "PNG"), 1 << 20)
+    garbage.info["exif"] = b"Exif\x00\x00MM\x00*\xff\xff\xff\xff"
+    for source in (huge, damaged, garbage):
+        for media_type in ("image/png", "image/jpeg", "image/webp"):
+            big = carry_metadata(source, Image.new("RGB", (16, 12)))
+            with Image.open(io.BytesIO(encode_image(big, media_type))) as answer:
+                assert answer.size == (16, 12)
+                # No resolution written (Pillow reads a JPEG without one as 72 dpi where it has EXIF).
+                assert answer.info.get("jfif_unit", 0) == 0 and ("dpi" not in answer.info or answer.format == "JPEG")
+                assert 0x011A not in answer.getexif() and 0x011B not in answer.getexif()
+    with Image.open(io.BytesIO(encode_image(carry_metadata(damaged, Image.new("RGB", (16, 12)))))) as answer:
+        assert answer.getexif()[0x010F] == "Phonemaker"

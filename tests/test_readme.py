@@ -191,7 +191,8 @@ def test_make_evaluate_prints_the_pages_table(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table == table_after("docs/training-and-evaluation.md", "evaluate")
-    written, shipped = (json.loads(path.read_text()) for path in (tmp_path / "e.json", ROOT / "weights" / "evaluation.json"))
+    written = json.loads((tmp_path / "e.json").read_text())
+    shipped = json.loads((ROOT / "weights" / "evaluation.json").read_text())
     assert len(written) == len(shipped)
     for record, known in zip(written, shipped):  # other CPUs round a few fp32 pixels otherwise: not to the letter
         assert record == pytest.approx(known, abs=1e-3)

@@ -109,7 +109,8 @@ def test_trained_scales_are_one_pass_of_their_network_as_before(scene, marked):
     for scale in (2, 3, 4):
         size = (37 * scale, 23 * scale)
         expected = super_resolve_plane(marked[scale], resize_plane(plane, size))
-        assert np.array_equal(enlarge_plane(plane, marked, size), expected)
+        # Banded, the resize's filter positions differ from the whole plane's in the last bits, no more.
+        np.testing.assert_allclose(enlarge_plane(plane, marked, size), expected, atol=1e-3)
 
 
 def test_other_factors_run_their_passes_then_resample(marked):
@@ -124,7 +125,7 @@ def test_other_factors_run_their_passes_then_resample(marked):
 
 def test_bicubic_goes_straight_to_the_size():
     plane = np.random.default_rng(0).uniform(0, 255, (30, 40)).astype(np.float32)
-    assert np.array_equal(enlarge_plane(plane, None, (100, 75)), resize_plane(plane, (100, 75)))
+    np.testing.assert_allclose(enlarge_plane(plane, None, (100, 75)), resize_plane(plane, (100, 75)), atol=1e-3)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "LA"])
