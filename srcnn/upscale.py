@@ -186,14 +186,14 @@ def upscale(image, engines, scale=None, size=None):
     luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
     chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
     alpha = ResizedRows(ChannelRows(pixels, None), *size) if has_alpha else None
-    merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)
+    result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
     for top in range(0, size[1], BAND):
         bottom = min(size[1], top + BAND)
-        ycbcr_to_rgb8(luma.rows(top, bottom), *(plane.rows(top, bottom) for plane in chroma), merged[top:bottom])
+        merged = np.empty((bottom - top, size[0], pixels.shape[-1]), np.uint8)
+        ycbcr_to_rgb8(luma.rows(top, bottom), *(plane.rows(top, bottom) for plane in chroma), merged)
         if alpha is not None:
-            merged[top:bottom, :, 3] = to_uint8(alpha.rows(top, bottom))
-    result = Image.fromarray(merged)
-    if image.mode in ("L", "LA"):
+            merged[..., 3] = to_uint8(alpha.rows(top, bottom))
+        band = Image.fromarray(merged)
         # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
-        result = result.convert(image.mode)
+        result.paste(band.convert(image.mode) if image.mode in ("L", "LA") else band, (0, top))
     return result
