@@ -16,10 +16,14 @@ def modcrop(array, scale):
     return array[: height - height % scale, : width - width % scale]
 
 
-def resize_plane(plane, size):
-    """Bicubic resize of a float32 (H, W) plane to `size` = (width, height), in float (Pillow mode 'F')."""
+BICUBIC_SUPPORT = 2.0  # the bicubic filter's radius in input pixels when enlarging; Pillow widens it to shrink
+
+
+def resize_plane(plane, size, box=None):
+    """Bicubic resize of a float32 (H, W) plane to `size` = (width, height), in float (Pillow mode 'F'); `box`
+    (left, top, right, bottom, fractional) is the region of `plane` that becomes the result, by default all of it."""
     image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
-    return np.asarray(image.resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
+    return np.asarray(image.resize(size, Image.Resampling.BICUBIC, box=box), dtype=np.float32)
 
 
 def bicubic_degrade(plane, scale):

@@ -14,12 +14,12 @@ import numpy as np
 from PIL import Image
 
 from srcnn.color import rgb_to_channel, to_uint8, ycbcr_to_rgb8
+from srcnn.imaging import BICUBIC_SUPPORT, resize_plane
 from srcnn.scaling import output_size, passes_between
 
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 TILE_STEP = 16  # tile sides are multiples of this
 BAND = 64  # rows a resize or the merge computes at a time
-BICUBIC_SUPPORT = 2.0  # the bicubic filter's radius in input pixels when enlarging (Pillow widens it to shrink)
 
 
 def tile_shape(height, width, tile, multiple=(1, 1)):
@@ -89,8 +89,8 @@ class ChannelRows(Rows):
 
 
 class ResizedRows(Rows):
-    """`source` resized to (width, height) with Pillow's bicubic (resize_plane's), a band at a time: each band is
-    resized from the source rows its filter reaches, with the box of the whole plane's geometry."""
+    """`source` resized to (width, height) by `resize_plane`, a band at a time: each band is resized from the
+    source rows its filter reaches, with the box of the whole plane's geometry."""
 
     def __init__(self, source, width, height):
         super().__init__(height, width, BAND)
@@ -101,10 +101,8 @@ class ResizedRows(Rows):
     def compute(self, top, bottom):
         low = max(0, math.floor((top + 0.5) * self.scale - self.reach))
         high = min(self.source.height, math.ceil((bottom - 0.5) * self.scale + self.reach))
-        band = Image.fromarray(np.ascontiguousarray(self.source.rows(low, high)))
         box = (0, top * self.scale - low, self.source.width, bottom * self.scale - low)
-        resized = band.resize((self.width, bottom - top), Image.Resampling.BICUBIC, box=box)
-        return np.asarray(resized, dtype=np.float32)
+        return resize_plane(self.source.rows(low, high), (self.width, bottom - top), box)
 
 
 class NetworkRows(Rows):

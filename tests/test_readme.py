@@ -40,7 +40,7 @@ def stop(environment):
                    capture_output=True, timeout=120, env=environment)
 
 
-def run_isolated(script, tmp_path, prefix, environment):
+def run_isolated(script, prefix, environment):
     result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=600, env=environment)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -59,8 +59,7 @@ def test_the_set_up_serves_and_the_curl_line_answers(tmp_path):
     answer = tmp_path / "big.png"
     prefix, environment = isolated(tmp_path)
     try:
-        run_isolated("\n".join([setup[0], curl.replace("big.png", str(answer)), "make stop"]), tmp_path, prefix,
-                     environment)
+        run_isolated("\n".join([setup[0], curl.replace("big.png", str(answer)), "make stop"]), prefix, environment)
         assert size_of(answer) == (576, 576)
     finally:
         stop(environment)
@@ -71,7 +70,7 @@ def test_the_without_make_sequence_serves_and_stops(tmp_path):
     prefix, environment = isolated(tmp_path)
     answer = ROOT / "big.png"
     try:
-        run_isolated(block, tmp_path, prefix, environment)
+        run_isolated(block, prefix, environment)
         with Image.open(ROOT / "data" / "Set5" / "butterfly.png") as image:
             assert size_of(answer) == (2 * image.width, 2 * image.height)
     finally:
@@ -90,7 +89,7 @@ def test_torchserves_own_commands_work_as_typed(tmp_path):
                         "done'", curl, lines[4]])
     prefix, environment = isolated(tmp_path)
     try:
-        run_isolated(script, tmp_path, [*prefix, "env", "-u", "TS_CONFIG_FILE"], environment)
+        run_isolated(script, [*prefix, "env", "-u", "TS_CONFIG_FILE"], environment)
         assert size_of(tmp_path / "big.png") == (576, 576)
     finally:
         stop(environment)
@@ -102,7 +101,7 @@ def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
     script = "\n".join(line.replace("big.png", str(answer)) for line in lines)  # kserve-store/ is git-ignored
     prefix, environment = isolated(tmp_path)
     try:
-        run_isolated(script, tmp_path, prefix, environment)
+        run_isolated(script, prefix, environment)
         assert size_of(answer) == (576, 576)
     finally:
         stop(environment)
