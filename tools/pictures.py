@@ -8,7 +8,7 @@ evaluation protocol (training.evaluate); labels write "x" for "×", which the de
 window with the most detail in the ground truth (the largest sum of squared gradients of Y), not the one where
 SRCNN gains most. And WHOLE: the whole low-resolution
 input, enlarged with nearest neighbour, beside SRCNN's answer; and COMPARE: `srcnn compare`'s before/after page of
-a low-resolution input (the protocol's bicubic downscale).
+a low-resolution input (the protocol's bicubic downscale), output that git ignores.
 """
 
 import argparse
