@@ -47,7 +47,7 @@ class Settings:
     max_input_pixels: int = 4_194_304
     max_output_pixels: int = 16_777_216
     max_response_bytes: int = 75_497_472  # keep at or below config.properties' max_response_size
-    threads: int = 0  # the engine's intra-op threads per worker; 0 keeps its default (one per core)
+    threads: int = 0  # the most cores one request computes on; 0: every core, shared among busy workers (srcnn.cores)
     precision: str = "auto"  # the network's engine: "auto", an arithmetic or an engine (srcnn.choice.settings)
 
     @classmethod

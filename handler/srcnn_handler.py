@@ -35,6 +35,7 @@ from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_ty
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import Upscaler
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
+from srcnn.cores import CORES
 from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
@@ -83,11 +84,18 @@ class SRCNNHandler(BaseHandler):
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         self.initialized = True
-        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %s", sorted(self.upscaler.engines), self.device,
-                    choice.engine, choice.reason, " (cached measurement)" if choice.cached else "", self.settings)
+        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %d lanes; %s", sorted(self.upscaler.lanes[0]), self.device,
+                    choice.engine, choice.reason, " (cached measurement)" if choice.cached else "",
+                    len(self.upscaler.lanes), self.settings)
         if choice.refused:
             logger.info("SRCNN engines not chosen: %s",
                         "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
+
+    def handle(self, data, context):
+        # Busy from the upload's decoding to the answer's encoding, so that another worker computing meanwhile
+        # leaves this one its core (srcnn.cores).
+        with CORES.busy():
+            return super().handle(data, context)
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""

@@ -7,8 +7,10 @@
     big = upscaler.upscale(Image.open("photo.png"), scale=2.5)
     wide = upscaler.upscale(Image.open("photo.png"), size=(1920, None))   # 1920 wide, aspect ratio kept
 
-The engines are loaded once, when the object is made; one object may be shared between threads (its calls take
-turns: an engine is not safe to run from two threads at once, and each already uses every core it was given).
+The engines are loaded once, when the object is made: on a CPU one single-threaded set of them for each core
+("lanes"), so that one image is computed in stripes on every core, and as many as this process's share of the
+cores allows when other processes are upscaling too (srcnn.cores). One object may be shared between threads (its
+calls take turns: each already uses every core it may).
 """
 
 import threading
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from srcnn.choice import load_chosen
 from srcnn.codec import carry_metadata, to_supported_mode
+from srcnn.cores import CORES, Gate, machine_cores
+from srcnn.engine import load_engines
 from srcnn.scaling import DEFAULT_SCALE
 from srcnn.upscale import upscale
 from srcnn.weights import SHIPPED
@@ -26,12 +30,18 @@ class Upscaler:
 
     `weights` is a folder of srcnn_x2/3/4.pth (default: the shipped weights); `precision` is the service's
     setting ("auto": the fastest engine measured on this machine within 0.02 dB of fp32; an arithmetic such as
-    "fp32"; or an engine's name, srcnn.engine.ENGINES); `threads` the engine's (default: every core); `device`
-    a torch device ("cuda" runs torch-fp32 under "auto").
+    "fp32"; or an engine's name, srcnn.engine.ENGINES); `threads` the most cores one image is computed on
+    (default: every core of the machine, `cores`' share of them when other processes upscale at the same time);
+    `device` a torch device ("cuda" runs torch-fp32 under "auto", on one thread of the host).
     """
 
-    def __init__(self, weights=SHIPPED, precision="auto", threads=None, device="cpu"):
-        self.engines, self.choice = load_chosen(Path(weights), precision, device, threads)
+    def __init__(self, weights=SHIPPED, precision="auto", threads=None, device="cpu", cores=CORES):
+        lanes = 1 if str(device).startswith("cuda") else threads or machine_cores()
+        engines, self.choice = load_chosen(Path(weights), precision, device, threads=1)
+        self.lanes = [engines] + [load_engines(Path(weights), device, 1, self.choice.engine, self.choice.tile)
+                                  for _ in range(lanes - 1)]
+        self.cores = cores
+        self._gate = Gate(lambda: min(lanes, cores.allowed()))
         self._turn = threading.Lock()
 
     @property
@@ -47,6 +57,6 @@ class Upscaler:
         if scale is None and size is None:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
-        with self._turn:
-            result = upscale(image, self.engines, scale, size)
+        with self._turn, self.cores.busy():
+            result = upscale(image, self.lanes, scale, size, self._gate)
         return carry_metadata(image, result)

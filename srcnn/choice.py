@@ -243,8 +243,4 @@ def load_chosen(folder, setting="auto", device="cpu", threads=None):
     """(`srcnn.engine.load_engines` of the chosen engine, its `Choice`): what the service and `srcnn upscale`
     serve with."""
     choice = choose(folder, setting, torch.device(device).type, threads)
-    engines = load_engines(folder, device, threads, choice.engine)
-    if choice.tile:
-        for engine in engines.values():
-            engine.tile = choice.tile
-    return engines, choice
+    return load_engines(folder, device, threads, choice.engine, choice.tile), choice

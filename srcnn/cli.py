@@ -99,7 +99,7 @@ def parse_args(argv):
         subcommand.add_argument("--weights", type=Path, default=SHIPPED,
                                 help="folder of srcnn_x{2,3,4}.pth, locally (default: the shipped weights)")
         subcommand.add_argument("--threads", type=int, default=0,
-                                help="engine threads, locally (default: one a core)")
+                                help="the most cores one image is computed on, locally (default: every core)")
         subcommand.add_argument("--precision", choices=settings("cpu"), default="auto",
                                 help="the network's engine or arithmetic, locally (default auto: the service's, "
                                      "the fastest measured on this machine within 0.02 dB of fp32; "

@@ -255,7 +255,10 @@ def load_engine(weights_path, device="cpu", threads=None, name=None):
     return make_engine(load_model(weights_path, device), threads, name, calibration)
 
 
-def load_engines(folder, device="cpu", threads=None, name=None):
+def load_engines(folder, device="cpu", threads=None, name=None, tile=None):
     """{trained scale: `load_engine`} for the weight files srcnn_x2/3/4.pth in `folder` (srcnn.scaling.passes
-    serves every factor from them)."""
-    return {scale: load_engine(weight_file(folder, scale), device, threads, name) for scale in SCALES}
+    serves every factor from them), in `tile`² tiles (default: the engine's)."""
+    engines = {scale: load_engine(weight_file(folder, scale), device, threads, name) for scale in SCALES}
+    for engine in engines.values():
+        engine.tile = tile or engine.tile
+    return engines

@@ -8,7 +8,10 @@ computation's: each resize is given every input row its filter reaches, and each
 the whole plane would (`super_resolve_plane`'s), so the two differ only by float rounding.
 """
 
+import contextlib
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -167,31 +170,79 @@ def enlarge_plane(plane, engines, size):
     return enlarged_stream(PlaneRows(plane), engines, size).plane()
 
 
-def upscale(image, engines, scale=None, size=None):
+def stripes(height, unit, lanes):
+    """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
+    bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane
+    so that threads finishing early take more."""
+    units = -(-height // unit)
+    count = min(units, 4 * lanes)
+    edges = [round(units * index / count) * unit for index in range(count + 1)]
+    return [(top, min(height, bottom)) for top, bottom in zip(edges, edges[1:])]
+
+
+def upscale(image, engines, scale=None, size=None, gate=None):
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
-    scale to its engine (see srcnn.engine), or is None for plain bicubic.
+    scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
+    thread that may compute at once ("lanes": an engine runs on one thread at a time).
 
     `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel). The result has the
     same mode. Colour is split into YCbCr (MATLAB BT.601), the network's passes enlarge Y (`enlarged_stream`),
     chroma and alpha are upscaled bicubically in float straight to the output size; all a band of output rows at
-    a time, so that memory beyond the uint8 answer is bounded by the bands.
+    a time, so that memory beyond the uint8 answer is bounded by the bands. With several lanes the answer's rows
+    are cut into `stripes`, each computed by one thread with streams of its own; `gate` (srcnn.cores.Gate, default
+    none) holds back a thread before each band while the process's share of the cores is used.
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
+    lanes = engines if isinstance(engines, list) else [engines]
     size = output_size(image.size, scale, size)
     has_alpha = image.mode in ("LA", "RGBA")
     pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # uint8 (H, W, 3 or 4)
-    luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
-    chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
-    alpha = ResizedRows(ChannelRows(pixels, None), *size) if has_alpha else None
+
+    def streams(engines):
+        luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
+        chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
+        return luma, chroma, ResizedRows(ChannelRows(pixels, None), *size) if has_alpha else None
+
     result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
-    for top in range(0, size[1], BAND):
-        bottom = min(size[1], top + BAND)
-        merged = np.empty((bottom - top, size[0], pixels.shape[-1]), np.uint8)
-        ycbcr_to_rgb8(luma.rows(top, bottom), *(plane.rows(top, bottom) for plane in chroma), merged)
-        if alpha is not None:
-            merged[..., 3] = to_uint8(alpha.rows(top, bottom))
-        band = Image.fromarray(merged)
-        # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
-        result.paste(band.convert(image.mode) if image.mode in ("L", "LA") else band, (0, top))
+    pasting = threading.Lock()
+    work = iter(stripes(size[1], math.lcm(BAND, streams(lanes[0])[0].band), len(lanes)))
+    taking = threading.Lock()
+
+    failed = threading.Event()  # a thread's failure stops the others at their next stripe
+
+    def compute(engines):
+        try:
+            compute_stripes(engines)
+        except BaseException:
+            failed.set()
+            raise
+
+    def compute_stripes(engines):
+        while not failed.is_set():
+            with taking:
+                top, bottom = next(work, (None, None))
+            if top is None:
+                return
+            luma, chroma, alpha = streams(engines)
+            for band_top in range(top, bottom, BAND):
+                band_bottom = min(bottom, band_top + BAND)
+                with gate.slot() if gate else contextlib.nullcontext():
+                    merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
+                    ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
+                                  *(plane.rows(band_top, band_bottom) for plane in chroma), merged)
+                    if alpha is not None:
+                        merged[..., 3] = to_uint8(alpha.rows(band_top, band_bottom))
+                    band = Image.fromarray(merged)
+                    # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
+                    band = band.convert(image.mode) if image.mode in ("L", "LA") else band
+                with pasting:
+                    result.paste(band, (0, band_top))
+
+    if len(lanes) == 1:
+        compute_stripes(lanes[0])
+    else:
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix="srcnn-lane") as pool:
+            for done in [pool.submit(compute, lane) for lane in lanes]:
+                done.result()  # a failure in any thread is the call's
     return result

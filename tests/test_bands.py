@@ -2,6 +2,9 @@
 grey level at every scale, fractional factors and sizes, odd sides, and sizes that cross band and tile
 boundaries; and its streams keep a bounded number of bands whatever the image's height."""
 
+import contextlib
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +13,8 @@ from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
 from srcnn.engine import load_engines
 from srcnn.imaging import resize_plane
 from srcnn.scaling import output_size, passes_between
-from srcnn.upscale import BAND, NetworkRows, PlaneRows, ResizedRows, super_resolve_plane, upscale
+from srcnn.cores import Gate
+from srcnn.upscale import BAND, NetworkRows, PlaneRows, ResizedRows, stripes, super_resolve_plane, upscale
 from srcnn.weights import SHIPPED
 
 
@@ -82,3 +86,60 @@ def test_streams_read_in_order_and_keep_a_bounded_number_of_bands(engines):
     assert all(a <= b for a, b in zip([max(counts) for counts in zip(*held)], [1, 2, row_of_tiles]))
     starts = [top for top, _ in source.requests]
     assert starts == sorted(starts) and source.requests[-1][1] == 700
+
+
+@pytest.fixture(scope="module")
+def lanes():
+    """Three single-threaded sets of engines in 64² tiles, so that a small answer has many stripes."""
+    return [load_engines(SHIPPED, threads=1, name="onnxruntime-fp32", tile=64) for _ in range(3)]
+
+
+@pytest.mark.parametrize("scale, size", [(2, None), (3, None), (2.5, None), (8, None), (None, (90, 400))])
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_stripes_on_several_threads_equal_one_thread_exactly(lanes, scale, size, mode):
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (150, 31, len(mode)), dtype=np.uint8).squeeze(), mode)
+    one = np.asarray(upscale(image, lanes[0], scale, size))
+    assert len(stripes(one.shape[0], 64, len(lanes))) > len(lanes)  # threads take turns at stripes
+    assert np.array_equal(np.asarray(upscale(image, lanes, scale, size)), one)
+
+
+def test_stripes_cover_the_rows_once_in_whole_units():
+    for height, unit, count in [(1000, 64, 2), (64, 64, 4), (65, 64, 2), (6048, 256, 2), (7, 256, 3)]:
+        bounds = stripes(height, unit, count)
+        assert [top for top, _ in bounds] == [0] + [bottom for _, bottom in bounds[:-1]]
+        assert bounds[-1][1] == height and all(top % unit == 0 and bottom > top for top, bottom in bounds)
+        assert len(bounds) == min(-(-height // unit), 4 * count)
+
+
+def test_the_gate_holds_threads_to_the_share_and_the_answer_stays(lanes):
+    running, most = [0], [0]
+
+    class Counting(Gate):
+        @contextlib.contextmanager
+        def slot(self):
+            with super().slot():
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                time.sleep(0.01)  # long enough for the other threads to try
+                running[0] -= 1
+                yield
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (150, 50, 3), dtype=np.uint8))
+    answer = upscale(image, lanes, 2, gate=Counting(lambda: 1))
+    assert most[0] == 1
+    assert np.array_equal(np.asarray(answer), np.asarray(upscale(image, lanes[0], 2)))
+    upscale(image, lanes, 2, gate=Counting(lambda: 3))
+    assert most[0] > 1  # with room for three, they did compute side by side
+
+
+def test_a_failing_thread_fails_the_call():
+    class Broken:
+        border, multiple, tile = 6, (1, 1), 64
+
+        def __call__(self, window):
+            raise RuntimeError("engine fault")
+
+    image = Image.fromarray(np.zeros((60, 50, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="engine fault"):
+        upscale(image, [{2: Broken()}, {2: Broken()}], 2)  # whichever thread takes a stripe

@@ -429,11 +429,12 @@ def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(
             shutil.copy2(path, tmp_path / "weights" / path.name)
     assert MODEL_CONFIG["handler"]["precision"] == "auto"
     handler = make_handler(tmp_path, precision="auto", threads=1)
-    chosen = choose(SHIPPED, "auto", threads=1).engine  # the handler's measurement, read back from the cache
-    assert {engine.name for engine in handler.upscaler.engines.values()} == {chosen}
+    choice = choose(SHIPPED, "auto", threads=1)  # the handler's measurement, read back from the cache
+    chosen = choice.engine
+    assert {engine.name for lane in handler.upscaler.lanes for engine in lane.values()} == {chosen}
     assert worst_costs(SHIPPED)[chosen] <= MAX_COST_DB
     image = scene(37, 23)
-    expected = upscale(image, load_engines(SHIPPED, name=chosen), 2.5)
+    expected = upscale(image, load_engines(SHIPPED, name=chosen, tile=choice.tile), 2.5)
     answer = decoded(one(handler, {"body": encode(image)}, X_Scale="2.5")[2])
     assert np.array_equal(np.asarray(answer), np.asarray(expected))
 
