@@ -8,10 +8,12 @@ It lives apart from srcnn_handler.py because TorchServe wants exactly one class 
 import json
 from dataclasses import dataclass, field, fields
 
-from srcnn.codec import ENCODE_FORMATS, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, UnsupportedFormat
-from srcnn.scaling import ScaleError, parse_scale, parse_size
+from srcnn.codec import (ENCODE_FORMATS, AnswerTooLarge, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage,
+                         UnsupportedFormat)
+from srcnn.scaling import ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size
 
-STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413}
+STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413,
+          AnswerTooLarge: 413}
 SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
              "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
              '{"image": "<base64>"}')
@@ -44,9 +46,9 @@ class Settings:
     """The `handler:` section of model-config.yaml."""
 
     default_scale: int | float = 2
-    max_input_pixels: int = 4_194_304
-    max_output_pixels: int = 16_777_216
-    max_response_bytes: int = 75_497_472  # keep at or below config.properties' max_response_size
+    max_input_pixels: int = 50_331_648
+    max_output_pixels: int = 150_994_944
+    max_response_bytes: int = 134_217_728  # keep at or below config.properties' max_response_size
     threads: int = 0  # the most cores one request computes on; 0: every core, shared among busy workers (srcnn.cores)
     precision: str = "auto"  # the network's engine: "auto", an arithmetic or an engine (srcnn.choice.settings)
 
@@ -108,6 +110,19 @@ def factor_label(scale, input_size, output_size):
         return f"{scale:g}"
     factors = [f"{output / given:.4g}" for given, output in zip(input_size, output_size)]
     return factors[0] if factors[0] == factors[1] else "x".join(factors)
+
+
+def what_fits(input_size, scale, output, limits):
+    """What a user can send instead of a request whose answer is over max_output_pixels: at its scale, the
+    largest input of its shape, and the largest scale for this image; for a size, the largest of its shape."""
+    if scale is None:
+        return "ask for at most {}×{} (the same shape)".format(*largest_size(output, limits.max_output_pixels))
+    fitting = largest_size(input_size, limits.max_output_pixels / parse_scale(scale) ** 2)
+    while output_size(fitting, scale)[0] * output_size(fitting, scale)[1] > limits.max_output_pixels:
+        fitting = largest_size(fitting, fitting[0] * fitting[1] - 1)  # rounding up of the sides at this scale
+    largest = largest_scale(input_size, limits.max_output_pixels)
+    return (f"at ×{scale} send at most {fitting[0]}×{fitting[1]} (this image's shape)"
+            + (f", or ask this image for at most ×{largest}" if largest else ""))
 
 
 def choose_media_type(accept):

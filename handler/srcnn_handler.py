@@ -31,7 +31,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_type, factor_label, header,
-                              requested_sizing)
+                              requested_sizing, what_fits)
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import Upscaler
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
@@ -189,11 +189,9 @@ class SRCNNHandler(BaseHandler):
         trace.weights = ",".join(self.weights[trained] for trained in passes_between(image.size, output)) or "none"
         output_pixels = output[0] * output[1]
         if output_pixels > limits.max_output_pixels:
-            largest = (f"send at most {int(limits.max_output_pixels / scale**2):,} pixels at ×{trace.scale}"
-                       if scale is not None else "ask for a smaller size")
-            raise ClientError(413, "output_too_large",
-                              f"×{trace.scale} of a {image.width}×{image.height} image gives "
-                              f"{output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is {limits.max_output_pixels:,}: {largest}")
+            raise ClientError(413, "output_too_large", f"×{trace.scale} of a {image.width}×{image.height} image "
+                              f"gives {output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is "
+                              f"{limits.max_output_pixels:,}: {what_fits(image.size, scale, output, limits)}")
         check_encodable(output, media_type)
         return Job(image, output, media_type, upload)
 
@@ -202,8 +200,8 @@ class SRCNNHandler(BaseHandler):
 
     def _encode(self, index, result):
         image, job = result
-        body, content_type = answer(encode_image(image, job.media_type), job.media_type, job.upload, self.model_name,
-                                    self.traces[index].request_id)
+        encoded = encode_image(image, job.media_type, self.settings.max_response_bytes)
+        body, content_type = answer(encoded, job.media_type, job.upload, self.model_name, self.traces[index].request_id)
         if len(body) > self.settings.max_response_bytes:
             wrapped = " in base64 JSON" if content_type == "application/json" else ""
             raise ClientError(413, "response_too_large",

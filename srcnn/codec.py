@@ -16,10 +16,12 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from srcnn.scaling import largest_size
 from srcnn.upscale import SUPPORTED_MODES
 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+ENCODE_MEDIA = {name: media for media, name in ENCODE_FORMATS.items()}
 MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
 FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF or GIF"
 FOREIGN_PROFILE_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile no longer describes the pixels
@@ -66,6 +68,27 @@ class ImageTooLarge(ImageError):
     kind = "image_too_large"
 
 
+class AnswerTooLarge(ImageError):
+    """An answer whose encoding passed its byte limit (encoding stops there, so memory stays bounded)."""
+
+    kind = "response_too_large"
+
+
+class CappedBuffer(io.BytesIO):
+    """An in-memory file that refuses to grow past `limit` bytes (AnswerTooLarge)."""
+
+    def __init__(self, limit, format):
+        super().__init__()
+        self.limit, self.format = limit, format
+
+    def write(self, data):
+        if self.tell() + len(data) > self.limit:
+            others = [media for media in ENCODE_FORMATS if media != ENCODE_MEDIA[self.format]]
+            raise AnswerTooLarge(f"the answer as {self.format} passed the limit of {self.limit:,} bytes; ask for "
+                                 f"{' or '.join(others)} (Accept), or send a smaller image")
+        return super().write(data)
+
+
 def sniff_format(data):
     """The name of the image format Pillow sees in `data`'s header, or None (reads the header only)."""
     try:
@@ -86,7 +109,8 @@ def decode_image(data, max_pixels):
     try:
         image = Image.open(io.BytesIO(bytes(data)), formats=DECODE_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageTooLarge(f"the image is far over the limit of {max_pixels:,} pixels ({error})") from None
+        raise ImageTooLarge(f"the image is far over the limit of {max_pixels:,} pixels ({error}); send one of at "
+                            f"most {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
         name = sniff_format(data)
         if name:
@@ -98,7 +122,9 @@ def decode_image(data, max_pixels):
     if width < 1 or height < 1:
         raise CorruptImage(f"the image header claims a size of {width}×{height}")
     if width * height > max_pixels:
-        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
+        most = largest_size((width, height), max_pixels)
+        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
+                            f"send it resized to at most {most[0]}×{most[1]} (its shape)")
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -202,14 +228,16 @@ def check_encodable(size, media_type):
     WebP 16,383 pixels); `media_type` is a key of ENCODE_FORMATS."""
     name = ENCODE_FORMATS[media_type]
     if max(size) > MAX_SIDE[name]:
+        holding = [other for other, format in ENCODE_FORMATS.items() if max(size) <= MAX_SIDE[format]]
         raise ImageTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
-                            f"be {size[0]}×{size[1]}: ask for image/png")
+                            f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
 
 
-def encode_image(image, media_type="image/png"):
+def encode_image(image, media_type="image/png", max_bytes=None):
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white.
 
-    Raises ImageTooLarge where `check_encodable` does.
+    Raises ImageTooLarge where `check_encodable` does, and AnswerTooLarge as soon as the encoding passes
+    `max_bytes` (default: no limit).
     """
     check_encodable(image.size, media_type)
     name = ENCODE_FORMATS[media_type]
@@ -218,7 +246,7 @@ def encode_image(image, media_type="image/png"):
         background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))
         background.info = image.info
         image = background
-    buffer = io.BytesIO()
+    buffer = CappedBuffer(max_bytes or float("inf"), name)
     # PNG: deflate with run-length matches only (zlib's Z_RLE) after PNG's row filters. On a 1024² photograph it
     # encoded in 67 ms to 1.46 MB where level 1 took 74 ms for 1.63 MB, and a flat one shrank 3× more (measured
     # on the 2-core machine with Pillow 13's zlib 1.2.13; Z_HUFFMAN_ONLY was 9 ms faster on the photo, 25× larger

@@ -86,6 +86,32 @@ def output_size(input_size, scale=None, size=None):
     return target_width, target_height
 
 
+def largest_size(size, max_pixels):
+    """The largest (width, height) of `size`'s shape (sides in the same ratio, to the pixel) with at most
+    `max_pixels` pixels: what a refusal tells a user to resize to."""
+    width, height = size
+    factor = math.sqrt(max_pixels / (width * height))
+    width, height = max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
+    while width * height > max_pixels:  # float rounding at the limit, or a side held at 1
+        width, height = (width - 1, height) if width >= height else (width, height - 1)
+    return width, height
+
+
+def largest_scale(size, max_pixels):
+    """The largest scale, in hundredths, whose answer to an image of `size` has at most `max_pixels` pixels,
+    or None when even ×1 has more."""
+    width, height = size
+    # Each side rounds up by at most half a pixel, so the answer may be over sqrt(max / pixels) by 1/side.
+    hundredths = min(100 * MAX_SCALE, math.floor(100 * (math.sqrt(max_pixels / (width * height)) +
+                                                        1 / min(width, height))) + 1)
+    while hundredths >= 100 * MIN_SCALE:
+        scale = Fraction(hundredths, 100)
+        if scaled_side(width, scale) * scaled_side(height, scale) <= max_pixels:
+            return int(scale) if scale.denominator == 1 else float(scale)
+        hundredths -= 1
+    return None
+
+
 def passes(factor):
     """The trained scales whose networks run in turn to enlarge by `factor` (the larger side's, for a size that
     changes the aspect ratio); a bicubic resample then meets the exact output size.

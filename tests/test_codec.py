@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import SRGB, assert_faithful, make_photo
-from srcnn.codec import (JPEG_EXIF_LIMIT, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, carry_metadata,
-                         check_encodable, decode_image, encode_image)
+from srcnn.codec import (JPEG_EXIF_LIMIT, AnswerTooLarge, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage,
+                         carry_metadata, check_encodable, decode_image, encode_image)
 
 
 def encoded(image, format="PNG", **options):
@@ -56,8 +56,12 @@ def test_exif_orientation_is_applied():
 
 def test_answers_respect_format_limits_and_jpeg_puts_alpha_on_white():
     check_encodable((16_383, 10), "image/webp")
-    with pytest.raises(ImageTooLarge, match="ask for image/png"):
+    with pytest.raises(ImageTooLarge, match=r"at most 16,383 pixels on a side; the answer would be 16384×10: ask for "
+                       r"image/png or image/jpeg \(Accept\)"):
         check_encodable((16_384, 10), "image/webp")
+    check_encodable((65_535, 10), "image/jpeg")
+    with pytest.raises(ImageTooLarge, match="JPEG images can be at most 65,535 .* ask for image/png \\(Accept\\)"):
+        check_encodable((10, 65_536), "image/jpeg")
     clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     with Image.open(io.BytesIO(encode_image(clear, "image/jpeg"))) as jpeg:
         assert jpeg.format == "JPEG" and np.asarray(jpeg.convert("L")).min() >= 250
@@ -123,3 +127,14 @@ def test_nonsense_resolution_or_damaged_exif_is_left_out_not_an_error():
                 assert 0x011A not in answer.getexif() and 0x011B not in answer.getexif()
     with Image.open(io.BytesIO(encode_image(carry_metadata(damaged, Image.new("RGB", (16, 12)))))) as answer:
         assert answer.getexif()[0x010F] == "Phonemaker"
+
+
+def test_an_encoding_stops_at_its_byte_limit_and_names_the_other_formats():
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    size = len(encode_image(noise))
+    assert encode_image(noise, max_bytes=size) == encode_image(noise)
+    with pytest.raises(AnswerTooLarge, match=f"as PNG passed the limit of {size - 1:,} bytes; ask for image/jpeg or "
+                                             "image/webp"):
+        encode_image(noise, max_bytes=size - 1)
+    with pytest.raises(AnswerTooLarge, match="as JPEG .* ask for image/png or image/webp"):
+        encode_image(noise, "image/jpeg", max_bytes=100)

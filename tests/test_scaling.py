@@ -9,7 +9,8 @@ from srcnn import SRCNN, upscale
 from srcnn.engine import load_engines, make_engine
 from srcnn.imaging import modcrop, resize_plane
 from bench.scales import mean_psnr
-from srcnn.scaling import ScaleError, output_size, parse_scale, parse_size, passes, remainder_scale
+from srcnn.scaling import (MAX_SCALE, ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size,
+                           passes, remainder_scale)
 from srcnn.upscale import enlarge_plane, super_resolve_plane
 from srcnn.weights import SCALES, SHIPPED
 from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_validation
@@ -159,3 +160,24 @@ def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
         assert gain(scale) >= min(trained[below], trained[above])
     for scale in (6, 8):
         assert gain(scale) > 0.5
+
+
+@pytest.mark.parametrize("size, limit", [((11, 10), 100), ((4032, 3024), 50_331_648), ((1, 5000), 4096),
+                                         ((6000, 4000), 16_777_216), ((7, 7), 49), ((3, 1000), 2999)])
+def test_the_largest_size_of_a_shape_fits_and_one_more_pixel_a_side_would_not(size, limit):
+    width, height = largest_size(size, limit)
+    assert width * height <= limit
+    assert (width + 1) * (height + 1) > limit
+    assert abs(width / height - size[0] / size[1]) <= max(1 / height, size[0] / size[1] / width) + 1e-9
+
+
+@pytest.mark.parametrize("size, limit", [((10, 11), 400), ((4032, 3024), 150_994_944), ((1920, 1080), 33_177_600),
+                                         ((100, 100), 640_000), ((100, 100), 9_999)])
+def test_the_largest_scale_fits_and_a_hundredth_more_would_not(size, limit):
+    scale = largest_scale(size, limit)
+    if scale is None:
+        assert size[0] * size[1] > limit
+        return
+    steps = (scale,) if scale == MAX_SCALE else (scale, round(scale + 0.01, 2))
+    pixels = [output_size(size, step)[0] * output_size(size, step)[1] for step in steps]
+    assert pixels[0] <= limit and (len(pixels) == 1 or pixels[1] > limit)
