@@ -9,8 +9,10 @@ worker has, and with every core), the forward pass of every engine on photograph
 the choice on this CPU with oneDNN limited to older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO
 honours and ONNX Runtime does not), the handler's work in process (decode PNG → upscale → encode PNG),
 TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml, the same on the fp32
-reference engine, and 1 worker × 2 threads) and the worker's peak resident memory answering 2048² → ×2. Writes
-the JSON and a Markdown table beside it (results.md), and prints the table.
+reference engine, and 1 worker × 2 threads) and the worker's peak resident memory answering 2048² → ×2, and
+photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
+×2). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only` measures
+and prints the photographs alone, writing nothing.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from bench import ROOT
+from bench import photos
 from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
 from bench.served import served
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
@@ -107,7 +110,7 @@ def run(config):
                                    "tiles": c.tiles, "agreement_db": c.agreement_db, "refused": c.refused}
                          for threads, c in choices.items()}
     results["costs_db"] = worst_costs(weights)
-    default = choices[os.cpu_count()].engine
+    default = choices[1].engine  # what serves: every lane of a worker is one single-threaded engine
     print("forward pass per engine, on photographs ...", file=sys.stderr)
     planes = photographs(config.data_dir)
     results["forward_planes"] = {"images": {k: list(v) for k, v in PHOTOGRAPHS.items()}, "scale": SCALE,
@@ -125,7 +128,7 @@ def run(config):
 
     body = photo_png(config.data_dir, SERVED_SIDE)
     print("in-process decode → upscale → encode ...", file=sys.stderr)
-    seconds = end_to_end(weights, body, SCALE, default, choices[os.cpu_count()].tile)
+    seconds = end_to_end(weights, body, SCALE, default, choices[1].tile)
     pixels = served_output_side**2
     results["in_process"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "engine": default, "seconds": seconds,
                              "output_mpx_per_s": pixels / seconds / 1e6,
@@ -143,6 +146,9 @@ def run(config):
                         of_forward=rate / forward_pixels)
     results["served"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "big_input": f"{BIG_SIDE}² PNG",
                          "runs": runs}
+    print("photographs: 4032×3024 → ×2 alone, against its forward pass; 6000×4000 → ×2, peak memory ...",
+          file=sys.stderr)
+    results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
     results["seconds"] = time.perf_counter() - started
     return results
 
@@ -175,7 +181,7 @@ def markdown(results):
     lines += ["", f"| forward on photographs ({', '.join(f'{k} ' + ' '.join(v) for k, v in planes['images'].items())}; "
                   f"bicubic ×{planes['scale']}, {planes['megapixels']:.1f} Mpx), {cores} threads | GFLOP/s | × limit "
                   "| worst PSNR-Y cost against fp32 (dB) |", "| --- | --- | --- | --- |"]
-    chosen = results["choice"][str(cores)]["engine"]
+    chosen = results["choice"]["1"]["engine"]
     for name, rate in results["forward_gflops"].items():
         engine = name.split(",")[0]
         cost = results["costs_db"].get(engine)
@@ -205,14 +211,14 @@ def markdown(results):
                   f"load above, peak {memory['peak_rss_bytes'] / 2**20:.0f} MiB answering {served['big_input']} → "
                   f"×{served['scale']} (a {memory['response_bytes'] / 2**20:.1f} MiB PNG, answered in "
                   f"{memory['seconds']:.1f} s)."]
+    lines += [""] + photos.markdown(results["photos"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
 
 
 def bar(results):
     """The speed bar for this machine's kind of CPU, item by item, read off these results."""
     limit, rates, isa = results["limit_gflops"], results["forward_gflops"], results["machine"]["isa"]
-    cores = str(results["machine"]["cores"])
-    default = results["choice"][cores]["engine"]
+    default = results["choice"]["1"]["engine"]
     served_rate = results["served"]["runs"]["shipped"]["load"]["2"]["of_limit"]
     forward = rates[row(results, default)] / limit
     checks = [(f"chosen default ({default}) costs ≤ {MAX_COST_DB} dB against fp32 on Set5 and Set14 at ×2, ×3, ×4",
@@ -241,6 +247,7 @@ def bar(results):
                        all(recomputed <= 0.02 * tiles for recomputed, tiles in counts.values())))
     memory = results["served"]["runs"]["shipped"]["memory"]
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
+    checks += photos.checks(results["photos"])
     return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
 
 
@@ -250,7 +257,15 @@ def main(argv=None):
                         help="holds Set5, Set14 and T91: the photographs timed and the request image")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")
+    parser.add_argument("--photos-only", action="store_true", help="measure and print the photographs alone")
     config = parser.parse_args(argv)
+    if config.photos_only:
+        choice = choose(ROOT / "weights", "auto", threads=1)  # the served lanes' engine (cached per machine)
+        found = photos.photos(config.data_dir, ROOT / "weights", choice.engine, choice.tile)
+        print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}"]
+                        + photos.markdown(found) + [f"- {'met' if passed else 'MISSED'}: {text}"
+                                                    for text, passed in photos.checks(found)]))
+        return
     results = json.loads(json.dumps(run(config)))  # keys as the JSON file has them
     table = markdown(results)
     config.out.parent.mkdir(parents=True, exist_ok=True)

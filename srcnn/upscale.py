@@ -180,6 +180,32 @@ def stripes(height, unit, lanes):
     return [(top, min(height, bottom)) for top, bottom in zip(edges, edges[1:])]
 
 
+def in_stripes(height, unit, lanes, compute):
+    """Call `compute(lane, top, bottom)` for each of `stripes(height, unit, len(lanes))`, one thread a lane (each
+    lane, such as a map of engines, used by one thread at a time); a failure in any thread stops the others at
+    their next stripe and is raised here."""
+    work, taking, failed = iter(stripes(height, unit, len(lanes))), threading.Lock(), threading.Event()
+
+    def run(lane):
+        try:
+            while not failed.is_set():
+                with taking:
+                    top, bottom = next(work, (None, None))
+                if top is None:
+                    return
+                compute(lane, top, bottom)
+        except BaseException:
+            failed.set()
+            raise
+
+    if len(lanes) == 1:
+        run(lanes[0])
+        return
+    with ThreadPoolExecutor(len(lanes), thread_name_prefix="srcnn-lane") as pool:
+        for done in [pool.submit(run, lane) for lane in lanes]:
+            done.result()
+
+
 def upscale(image, engines, scale=None, size=None, gate=None):
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
@@ -206,43 +232,22 @@ def upscale(image, engines, scale=None, size=None, gate=None):
 
     result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
     pasting = threading.Lock()
-    work = iter(stripes(size[1], math.lcm(BAND, streams(lanes[0])[0].band), len(lanes)))
-    taking = threading.Lock()
 
-    failed = threading.Event()  # a thread's failure stops the others at their next stripe
+    def compute(engines, top, bottom):
+        luma, chroma, alpha = streams(engines)
+        for band_top in range(top, bottom, BAND):
+            band_bottom = min(bottom, band_top + BAND)
+            with gate.slot() if gate else contextlib.nullcontext():
+                merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
+                ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
+                              *(plane.rows(band_top, band_bottom) for plane in chroma), merged)
+                if alpha is not None:
+                    merged[..., 3] = to_uint8(alpha.rows(band_top, band_bottom))
+                band = Image.fromarray(merged)
+                # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
+                band = band.convert(image.mode) if image.mode in ("L", "LA") else band
+            with pasting:
+                result.paste(band, (0, band_top))
 
-    def compute(engines):
-        try:
-            compute_stripes(engines)
-        except BaseException:
-            failed.set()
-            raise
-
-    def compute_stripes(engines):
-        while not failed.is_set():
-            with taking:
-                top, bottom = next(work, (None, None))
-            if top is None:
-                return
-            luma, chroma, alpha = streams(engines)
-            for band_top in range(top, bottom, BAND):
-                band_bottom = min(bottom, band_top + BAND)
-                with gate.slot() if gate else contextlib.nullcontext():
-                    merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
-                    ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
-                                  *(plane.rows(band_top, band_bottom) for plane in chroma), merged)
-                    if alpha is not None:
-                        merged[..., 3] = to_uint8(alpha.rows(band_top, band_bottom))
-                    band = Image.fromarray(merged)
-                    # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
-                    band = band.convert(image.mode) if image.mode in ("L", "LA") else band
-                with pasting:
-                    result.paste(band, (0, band_top))
-
-    if len(lanes) == 1:
-        compute_stripes(lanes[0])
-    else:
-        with ThreadPoolExecutor(len(lanes), thread_name_prefix="srcnn-lane") as pool:
-            for done in [pool.submit(compute, lane) for lane in lanes]:
-                done.result()  # a failure in any thread is the call's
+    in_stripes(size[1], math.lcm(BAND, streams(lanes[0])[0].band), lanes, compute)
     return result

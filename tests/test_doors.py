@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import worker_pids
+from conftest import LIMITS, worker_pids
 from tools.grpc_client import load_stubs, main as grpc_client
 from tools.hostile import encode
 
@@ -54,7 +54,8 @@ def test_grpc_answers_the_upscaled_png(grpc_api, scene, sizing, size):
 def test_grpc_refusals_are_grpc_errors_with_the_json_error(server, grpc_api, scene, inputs, code, status, kind):
     pids = worker_pids(server)
     png = encode(scene(40, 40))
-    payloads = {"PNG": png, "TRUNCATED": png[: len(png) // 2], "HUGE": encode(Image.new("L", (4097, 1024)))}
+    huge = encode(Image.new("L", (LIMITS["max_input_pixels"] + 1, 1)))
+    payloads = {"PNG": png, "TRUNCATED": png[: len(png) // 2], "HUGE": huge}
     inputs = {key: payloads.get(value, value) for key, value in inputs.items()}
     with pytest.raises(grpc.RpcError) as raised:
         predict(grpc_api, **inputs)
