@@ -200,7 +200,7 @@ class SRCNNHandler(BaseHandler):
 
     def _encode(self, index, result):
         image, job = result
-        encoded = encode_image(image, job.media_type, self.settings.max_response_bytes)
+        encoded = encode_image(image, job.media_type, self.settings.max_response_bytes, self.upscaler.threads_now())
         body, content_type = answer(encoded, job.media_type, job.upload, self.model_name, self.traces[index].request_id)
         if len(body) > self.settings.max_response_bytes:
             wrapped = " in base64 JSON" if content_type == "application/json" else ""

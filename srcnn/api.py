@@ -44,6 +44,11 @@ class Upscaler:
         self._gate = Gate(lambda: min(lanes, cores.allowed()))
         self._turn = threading.Lock()
 
+    def threads_now(self):
+        """The threads this object may compute on at this moment: its lanes, or this process's share of the
+        cores when other processes upscale too (for encoding the answer alike, srcnn.codec.encode_image)."""
+        return self._gate.allowed()
+
     @property
     def engine(self):
         """The name of the engine that runs the network (srcnn.engine.ENGINES), and `choice.reason` says why."""

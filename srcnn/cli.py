@@ -181,7 +181,9 @@ class Local:
 
     def __call__(self, data):
         image = decode_image(data, LOCAL_MAX_PIXELS)
-        return encode_image(self.upscaler.upscale(image, self.scale, self.size), self.media_type)
+        with self.upscaler.cores.busy():  # counted as busy while encoding too (srcnn.cores)
+            answer = self.upscaler.upscale(image, self.scale, self.size)
+            return encode_image(answer, self.media_type, threads=self.upscaler.threads_now())
 
 
 class Remote:

@@ -16,8 +16,9 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from srcnn.png import COLOUR_TYPES, TooLarge, encode_png
 from srcnn.scaling import largest_size
-from srcnn.upscale import SUPPORTED_MODES
+from srcnn.upscale import SUPPORTED_MODES, in_stripes
 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
@@ -83,10 +84,14 @@ class CappedBuffer(io.BytesIO):
 
     def write(self, data):
         if self.tell() + len(data) > self.limit:
-            others = [media for media in ENCODE_FORMATS if media != ENCODE_MEDIA[self.format]]
-            raise AnswerTooLarge(f"the answer as {self.format} passed the limit of {self.limit:,} bytes; ask for "
-                                 f"{' or '.join(others)} (Accept), or send a smaller image")
+            raise answer_too_large(self.format, self.limit)
         return super().write(data)
+
+
+def answer_too_large(format, limit):
+    others = [media for media in ENCODE_FORMATS if media != ENCODE_MEDIA[format]]
+    return AnswerTooLarge(f"the answer as {format} passed the limit of {limit:,} bytes; ask for "
+                          f"{' or '.join(others)} (Accept), or send a smaller image")
 
 
 def sniff_format(data):
@@ -233,8 +238,9 @@ def check_encodable(size, media_type):
                             f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
 
 
-def encode_image(image, media_type="image/png", max_bytes=None):
-    """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white.
+def encode_image(image, media_type="image/png", max_bytes=None, threads=1):
+    """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white. PNG is
+    encoded on `threads` threads (srcnn.png).
 
     Raises ImageTooLarge where `check_encodable` does, and AnswerTooLarge as soon as the encoding passes
     `max_bytes` (default: no limit).
@@ -246,15 +252,17 @@ def encode_image(image, media_type="image/png", max_bytes=None):
         background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))
         background.info = image.info
         image = background
-    buffer = CappedBuffer(max_bytes or float("inf"), name)
-    # PNG: deflate with run-length matches only (zlib's Z_RLE) after PNG's row filters. On a 1024² photograph it
-    # encoded in 67 ms to 1.46 MB where level 1 took 74 ms for 1.63 MB, and a flat one shrank 3× more (measured
-    # on the 2-core machine with Pillow 13's zlib 1.2.13; Z_HUFFMAN_ONLY was 9 ms faster on the photo, 25× larger
-    # on the flat image).
-    options = {"PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE}, "JPEG": {"quality": 95},
-               "WEBP": {"quality": 95}}[name]
     metadata = {key: image.info[key] for key in METADATA if image.info.get(key)}
+    if name == "PNG" and image.mode in COLOUR_TYPES:
+        try:
+            return encode_png(image, threads, max_bytes, run=in_stripes, **metadata)
+        except TooLarge:
+            raise answer_too_large(name, max_bytes) from None
     if name == "JPEG" and len(metadata.get("exif", b"")) > JPEG_EXIF_LIMIT:
         del metadata["exif"]  # from a PNG or WebP whose EXIF no JPEG segment can hold; the profile still goes
+    buffer = CappedBuffer(max_bytes or float("inf"), name)
+    # PNG of other modes as srcnn.png does: Z_RLE deflate at level 1 after the row filters (docs/decisions.md, D11).
+    options = {"PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE}, "JPEG": {"quality": 95},
+               "WEBP": {"quality": 95}}[name]
     image.save(buffer, format=name, **options, **metadata)
     return buffer.getvalue()
