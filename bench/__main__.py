@@ -9,8 +9,8 @@ worker has, and with every core), the forward pass of every engine on photograph
 the choice on this CPU with oneDNN limited to older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO
 honours and ONNX Runtime does not), the handler's work in process (decode PNG → upscale → encode PNG),
 TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml, the same on the fp32
-reference engine, and 1 worker × 2 threads) and the worker's peak resident memory answering 2048² → ×2, and
-photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
+reference engine, and 2 workers × 1 thread, the layout before the cores were shared) and the worker's peak
+resident memory answering 2048² → ×2, and photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
 ×2). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only` measures
 and prints the photographs alone, writing nothing.
 """
@@ -134,11 +134,11 @@ def run(config):
                              "output_mpx_per_s": pixels / seconds / 1e6,
                              "of_limit": pixels / seconds * flop / 1e9 / limit,
                              "of_forward": pixels / seconds / forward_pixels}
-    print("TorchServe over HTTP: the shipped settings, the fp32 reference, 1 worker × 2 threads ...",
+    print("TorchServe over HTTP: the shipped settings, the fp32 reference, 2 workers × 1 thread ...",
           file=sys.stderr)
     runs = {"shipped": served(body, (1, 2), config.requests, photo_png(config.data_dir, BIG_SIDE)),
             "reference": served(body, (1, 2), config.requests, precision=REFERENCE["cpu"]),
-            "alternative": served(body, (1, 2), config.requests, workers=1, threads=2)}
+            "alternative": served(body, (1, 2), config.requests, threads=1)}  # D11's alternative: no sharing
     for run in runs.values():
         for load in run["load"].values():
             rate = load["requests_per_s"] * pixels
@@ -195,12 +195,13 @@ def markdown(results):
     lines += ["", f"| {served['input']} → ×{served['scale']} | requests/s | output Mpx/s | p50 (s) | p99 (s) "
                   "| × limit | × forward |",
               "| --- | --- | --- | --- | --- | --- | --- |",
-              f"| in process ({process['engine']}, {cores} threads): decode → upscale → encode | "
+              f"| in process ({process['engine']}, {cores} lanes): decode → upscale → encode | "
               f"{1 / process['seconds']:.2f} | {process['output_mpx_per_s']:.2f} | {process['seconds']:.2f} | | "
               f"{process['of_limit']:.2f} | {process['of_forward']:.2f} |"]
     for setting, run in served["runs"].items():
-        name = f"{run['workers']} worker{'s' if run['workers'] > 1 else ''} × {run['threads']} thread" + \
-            ("s" if run["threads"] > 1 else "") + f", {run['precision']}" + \
+        threads = "every core, shared" if not run["threads"] else \
+            f"{run['threads']} thread" + ("s" if run["threads"] > 1 else "")
+        name = f"{run['workers']} worker{'s' if run['workers'] > 1 else ''} × {threads}, {run['precision']}" + \
             (" (shipped)" if setting == "shipped" else "")
         for clients, load in run["load"].items():
             lines.append(f"| TorchServe, {name}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} "

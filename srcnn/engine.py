@@ -122,7 +122,7 @@ class OpenVinoEngine(GraphEngine):
         import openvino  # a dependency of this engine alone
 
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
-                  # Two single-threaded workers must not both be pinned to the first core.
+                  # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
                   "ENABLE_CPU_PINNING": False}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
