@@ -10,9 +10,9 @@ the choice on this CPU with oneDNN limited to older instruction sets (ONEDNN_MAX
 honours and ONNX Runtime does not), the handler's work in process (decode PNG → upscale → encode PNG),
 TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml, the same on the fp32
 reference engine, and 2 workers × 1 thread, the layout before the cores were shared) and the worker's peak
-resident memory answering 2048² → ×2, and photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
-×2). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only` measures
-and prints the photographs alone, writing nothing.
+resident memory answering 2048² → ×2, and photographs (bench/photos.py: a 12-megapixel photo alone against its
+forward pass, the peak answering 6000×4000 → ×2). Writes the JSON and a Markdown table beside it (results.md),
+and prints the table; `--photos-only` measures and prints the photographs alone, writing nothing.
 """
 
 import argparse
