@@ -198,12 +198,27 @@ def in_stripes(height, unit, lanes, compute):
             failed.set()
             raise
 
-    if len(lanes) == 1:
-        run(lanes[0])
-        return
-    with ThreadPoolExecutor(len(lanes), thread_name_prefix="srcnn-lane") as pool:
-        for done in [pool.submit(run, lane) for lane in lanes]:
+    others = [thread_pool(len(lanes) - 1).submit(run, lane) for lane in lanes[1:]]
+    try:
+        run(lanes[0])  # on the calling thread
+    finally:
+        for done in others:
             done.result()
+
+
+_pool = (0, None)  # (threads, executor): one for the process, grown as needed
+_pool_lock = threading.Lock()
+
+
+def thread_pool(threads):
+    """The process's pool of at least `threads` threads. The same threads serve every call, so the allocator's
+    per-thread arenas stay as few as the threads (new threads a request grew a worker's memory for hundreds of
+    requests; docs/decisions.md, D11)."""
+    global _pool
+    with _pool_lock:
+        if _pool[0] < threads:
+            _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="srcnn-lane"))
+        return _pool[1]
 
 
 def upscale(image, engines, scale=None, size=None, gate=None):

@@ -235,3 +235,22 @@ def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path
     assert result.stderr.count("\n") == 1 and "is taken by another program" in result.stderr, result.stderr
     assert f"(inference_address in {server.config})" in result.stderr
     assert archive.stat().st_mtime_ns == before
+
+
+@needs_curl
+@pytest.mark.slow  # three photographs, about a minute of computing on 2 cores
+@pytest.mark.parametrize("size, scale, source, accept, expected", [
+    ((4032, 3024), 2, "JPEG", None, (8064, 6048)),  # a 12-megapixel phone photo
+    ((1920, 1080), 4, "PNG", None, (7680, 4320)),  # a full-HD frame
+    ((6000, 4000), 2, "JPEG", "image/jpeg", (12000, 8000)),  # a 24-megapixel camera photo
+])
+def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, scale, source, accept, expected):
+    with Image.open(ROOT / "data" / "Set14" / "baboon.png") as baboon:
+        baboon.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(tmp_path / "photo", format=source)
+    headers = ["-H", f"X-Scale: {scale}"] + (["-H", f"Accept: {accept}"] if accept else [])
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo"), *headers, predictions_url(server),
+                             "-o", str(tmp_path / "big"), "-w", "%{http_code}"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
+    with Image.open(tmp_path / "big") as answer:
+        assert (answer.format, answer.size) == ({"image/jpeg": "JPEG"}.get(accept, "PNG"), expected)
