@@ -80,6 +80,7 @@ class SRCNNHandler(BaseHandler):
         # A precision the device cannot run, or int8 without its calibration, stops the worker the same way.
         # "auto" measures the candidates once per machine (srcnn.choice) and logs the choice and its reason.
         self.upscaler = Upscaler(weights, self.settings.precision, self.settings.threads, self.device)
+        self.upscaler.prepare()
         choice = self.upscaler.choice
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}

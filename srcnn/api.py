@@ -20,9 +20,11 @@ from srcnn.choice import load_chosen
 from srcnn.codec import carry_metadata, to_supported_mode
 from srcnn.cores import CORES, Gate, machine_cores
 from srcnn.engine import load_engines
-from srcnn.scaling import DEFAULT_SCALE
+from srcnn.scaling import DEFAULT_SCALE, output_size
 from srcnn.upscale import upscale
 from srcnn.weights import SHIPPED
+
+ONE_STRIPE = 256  # answers up to this many rows are one stripe (a tile row): one lane computes them
 
 
 class Upscaler:
@@ -36,13 +38,18 @@ class Upscaler:
     """
 
     def __init__(self, weights=SHIPPED, precision="auto", threads=None, device="cpu", cores=CORES):
-        lanes = 1 if str(device).startswith("cuda") else threads or machine_cores()
+        self.threads = 1 if str(device).startswith("cuda") else threads or machine_cores()
         engines, self.choice = load_chosen(Path(weights), precision, device, threads=1)
-        self.lanes = [engines] + [load_engines(Path(weights), device, 1, self.choice.engine, self.choice.tile)
-                                  for _ in range(lanes - 1)]
+        self.lanes = [engines]  # the others are loaded by `prepare`, or when an image first needs them
+        self._load_lane = lambda: load_engines(Path(weights), device, 1, self.choice.engine, self.choice.tile)
         self.cores = cores
-        self._gate = Gate(lambda: min(lanes, cores.allowed()))
+        self._gate = Gate(lambda: min(self.threads, cores.allowed()))
         self._turn = threading.Lock()
+
+    def prepare(self):
+        """Load every lane's engines now (a server does, so that its memory is steady from the first request)."""
+        while len(self.lanes) < self.threads:
+            self.lanes.append(self._load_lane())
 
     def threads_now(self):
         """The threads this object may compute on at this moment: its lanes, or this process's share of the
@@ -63,5 +70,7 @@ class Upscaler:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
         with self._turn, self.cores.busy():
+            if output_size(image.size, scale, size)[1] > ONE_STRIPE:
+                self.prepare()
             result = upscale(image, self.lanes, scale, size, self._gate)
         return carry_metadata(image, result)

@@ -37,6 +37,15 @@ def engine_measurements(tmp_path_factory):
     the suite measures this machine once and leaves the user's cache alone."""
     os.environ["SRCNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("engine-cache"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """torch's thread count is process-wide and a lane of torch engines sets it to 1 (srcnn.engine): give the
+    next test the count it had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 LIMITS = MODEL_CONFIG["handler"]  # the shipped handler settings, limits and all
 
 

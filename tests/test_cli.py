@@ -18,6 +18,10 @@ from srcnn.choice import choose
 from srcnn.engine import load_engines
 from srcnn.weights import SHIPPED
 
+# The command, on ONNX Runtime's fp32 unless a test names another precision (argparse keeps the last): "auto"
+# would measure this machine's engines, which the tests marked slow do (test_choice forces its candidates).
+UPSCALE = ("upscale", "--precision", "onnxruntime-fp32")
+
 
 @pytest.fixture
 def picture(tmp_path, scene):
@@ -37,14 +41,15 @@ def size_of(path):
 ])
 def test_output_sizes_of_a_40_by_30_png(picture, arguments, size):
     out = picture.parent / "out.png"
-    assert main(["upscale", str(picture), "-o", str(out), *arguments]) == 0
+    assert main([*UPSCALE, str(picture), "-o", str(out), *arguments]) == 0
     assert size_of(out) == size
 
 
-@pytest.mark.parametrize("setting", ["auto", "onnxruntime-fp32", "torch-bf16", "int8"])
+@pytest.mark.parametrize("setting", [pytest.param("auto", marks=pytest.mark.slow), "onnxruntime-fp32", "torch-bf16",
+                                     pytest.param("int8", marks=pytest.mark.slow)])  # slow: they measure engines
 def test_output_is_upscale_of_the_decoded_input(picture, setting):
     out = picture.parent / "out.png"
-    assert main(["upscale", str(picture), "-o", str(out), "--scale", "2.5", "--precision", setting]) == 0
+    assert main([*UPSCALE, str(picture), "-o", str(out), "--scale", "2.5", "--precision", setting]) == 0
     choice = choose(SHIPPED, setting, threads=1)  # as every lane of the command's engines: the measurement is cached
     engines = load_engines(SHIPPED, name=choice.engine, tile=choice.tile)
     with Image.open(picture) as image:
@@ -55,15 +60,15 @@ def test_output_is_upscale_of_the_decoded_input(picture, setting):
 @pytest.mark.parametrize("name", ["big.png", "big.jpg", "big.webp"])
 def test_a_phone_photo_keeps_its_profile_and_metadata_and_stands_upright(tmp_path, name):
     (tmp_path / "photo.jpg").write_bytes(make_photo(40, 30))
-    assert main(["upscale", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / name), "--scale", "3",
-                 "--precision", "fp32"]) == 0
+    assert main([*UPSCALE, str(tmp_path / "photo.jpg"), "-o", str(tmp_path / name), "--scale", "3",
+                 "--precision", "onnxruntime-fp32"]) == 0
     assert_faithful((tmp_path / name).read_bytes(), (90, 120))
 
 
 def test_default_names_beside_the_input(picture):
-    assert main(["upscale", str(picture)]) == 0
-    assert main(["upscale", str(picture), "--size", "64x"]) == 0
-    assert main(["upscale", str(picture), "--scale", "1.5", "--format", "jpeg"]) == 0
+    assert main([*UPSCALE, str(picture)]) == 0
+    assert main([*UPSCALE, str(picture), "--size", "64x"]) == 0
+    assert main([*UPSCALE, str(picture), "--scale", "1.5", "--format", "jpeg"]) == 0
     assert sorted(path.name for path in picture.parent.iterdir()) == ["in.png", "in_64x.png", "in_x1.5.jpg",
                                                                        "in_x2.png"]
     with Image.open(picture.parent / "in_x1.5.jpg") as image:
@@ -72,7 +77,7 @@ def test_default_names_beside_the_input(picture):
 
 def test_format_from_the_output_name(picture):
     out = picture.parent / "big.webp"
-    assert main(["upscale", str(picture), "-o", str(out)]) == 0
+    assert main([*UPSCALE, str(picture), "-o", str(out)]) == 0
     with Image.open(out) as image:
         assert image.format == "WEBP"
 
@@ -83,7 +88,7 @@ def test_a_folder_with_a_text_file_writes_the_images_and_exits_1(tmp_path, scene
     for index in range(3):
         scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
     (folder / "notes.txt").write_text("not a picture")
-    assert main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--scale", "3"]) == 1
+    assert main([*UPSCALE, str(folder), "-o", str(tmp_path / "out"), "--scale", "3"]) == 1
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
     assert size_of(tmp_path / "out" / "p2_x3.png") == (66, 48)
     errors = capsys.readouterr().err.splitlines()
@@ -93,7 +98,7 @@ def test_a_folder_with_a_text_file_writes_the_images_and_exits_1(tmp_path, scene
 
 def test_an_input_is_never_overwritten(picture, capsys):
     before = picture.read_bytes()
-    assert main(["upscale", str(picture), "-o", str(picture), "--force"]) == 1
+    assert main([*UPSCALE, str(picture), "-o", str(picture), "--force"]) == 1
     assert picture.read_bytes() == before
     assert "would overwrite an input" in capsys.readouterr().err
 
@@ -101,9 +106,9 @@ def test_an_input_is_never_overwritten(picture, capsys):
 def test_an_existing_file_that_is_not_an_image_needs_force(picture, capsys):
     out = picture.parent / "out.png"
     out.write_bytes(b"keep me")
-    assert main(["upscale", str(picture), "-o", str(out)]) == 1
+    assert main([*UPSCALE, str(picture), "-o", str(out)]) == 1
     assert out.read_bytes() == b"keep me" and "is not an image; pass --force" in capsys.readouterr().err
-    assert main(["upscale", str(picture), "-o", str(out), "--force"]) == 0
+    assert main([*UPSCALE, str(picture), "-o", str(out), "--force"]) == 0
     assert size_of(out) == (80, 60)
 
 
@@ -112,27 +117,27 @@ def test_a_batch_run_again_skips_what_is_done_and_never_takes_its_outputs_as_inp
     folder.mkdir()
     for index in range(3):
         scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
-    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == "srcnn: 3 of 3 written"
     written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
     assert sorted(written) == ["p0.png", "p0_x2.png", "p1.png", "p1_x2.png", "p2.png", "p2_x2.png"]
-    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (
         "srcnn: 0 of 3 written, 3 skipped: their outputs exist (--force redoes them)")
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
     (folder / "p1_x2.png").unlink()  # as if that one had not been done
-    assert main(["upscale", str(folder), "--scale", "2"]) == 0
+    assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
     assert capsys.readouterr().err.splitlines()[-1].startswith("srcnn: 1 of 3 written, 2 skipped")
-    assert main(["upscale", str(folder), "--scale", "2", "--force"]) == 0
+    assert main([*UPSCALE, str(folder), "--scale", "2", "--force"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == "srcnn: 3 of 3 written"
     assert len(list(folder.iterdir())) == 6
-    assert main(["upscale", str(folder), "--scale", "3"]) == 0  # another scale: the ×2 outputs are not inputs
+    assert main([*UPSCALE, str(folder), "--scale", "3"]) == 0  # another scale: the ×2 outputs are not inputs
     assert sorted(path.name for path in folder.glob("*_x3.png")) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
 
 
 def test_o_with_a_slash_names_a_folder_for_one_input(picture):
     out = picture.parent / "new"
-    assert main(["upscale", str(picture), "-o", f"{out}/"]) == 0
+    assert main([*UPSCALE, str(picture), "-o", f"{out}/"]) == 0
     assert [path.name for path in out.iterdir()] == ["in_x2.png"]
 
 
@@ -143,7 +148,7 @@ def test_o_with_a_slash_names_a_folder_for_one_input(picture):
 ])
 def test_a_missing_input_or_an_empty_folder_is_a_usage_error(tmp_path, capsys, make, message):
     with pytest.raises(SystemExit) as stop:
-        main(["upscale", *make(tmp_path)])
+        main([*UPSCALE, *make(tmp_path)])
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
 
@@ -158,7 +163,7 @@ def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         scene(10, 10).save(tmp_path / folder / "same.png")
-    assert main(["upscale", str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"),
+    assert main([*UPSCALE, str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"),
                  "-o", str(tmp_path / "out")]) == 1
     assert "also another input's" in capsys.readouterr().err
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["same_x2.png"]
@@ -167,7 +172,7 @@ def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
 def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, capsys):
     scene(10, 10).save(tmp_path / "small.png")
     scene(100, 100).save(tmp_path / "large.png")
-    assert main(["upscale", str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--size", "120x"]) == 1
+    assert main([*UPSCALE, str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--size", "120x"]) == 1
     assert "1 to 8 times" in capsys.readouterr().err
     assert (tmp_path / "large_120x.png").exists() and not (tmp_path / "small_120x.png").exists()
 
@@ -178,7 +183,7 @@ def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, cap
 ])
 def test_usage_errors_exit_2(picture, arguments, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["upscale", *([str(picture)] if arguments else []), *arguments])
+        main([*UPSCALE, *([str(picture)] if arguments else []), *arguments])
     assert exit_info.value.code == 2
     assert "usage: srcnn" in capsys.readouterr().err
 
@@ -233,8 +238,8 @@ def test_server_output_matches_local(server, tmp_path, scene, capsys):
     (folder / "c.txt").write_text("text")
     for arguments in (["--scale", "2.5"], ["--size", "64x"]):
         local, remote = tmp_path / "local", tmp_path / "remote"
-        assert main(["upscale", str(folder), "-o", str(local), "--force", *arguments]) == 1
-        assert main(["upscale", str(folder), "-o", str(remote), "--force", "--server", server.inference_url,
+        assert main([*UPSCALE, str(folder), "-o", str(local), "--force", "--precision", "auto", *arguments]) == 1
+        assert main([*UPSCALE, str(folder), "-o", str(remote), "--force", "--server", server.inference_url,
                      *arguments]) == 1
         for name in ("a", "b"):
             label = "x2.5" if arguments[0] == "--scale" else "64x"
@@ -245,7 +250,7 @@ def test_server_output_matches_local(server, tmp_path, scene, capsys):
 
 def test_server_refusal_prints_its_message(server, tmp_path, capsys):
     (tmp_path / "c.txt").write_text("text")
-    assert main(["upscale", str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server",
+    assert main([*UPSCALE, str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server",
                  server.inference_url]) == 1
     assert "the server answered 415: the body is not an image" in capsys.readouterr().err
 
@@ -254,8 +259,8 @@ def test_weights_without_the_precisions_calibration_are_a_usage_error(picture, t
     for scale in (2, 3, 4):
         save_state_dict(identity_model, tmp_path / "weights" / f"srcnn_x{scale}.pth")
     out = tmp_path / "out.png"
-    assert main(["upscale", str(picture), "-o", str(out), "--weights", str(tmp_path / "weights"),
+    assert main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights"),
                  "--precision", "int8"]) == 2
     assert "make calibrate" in capsys.readouterr().err and not out.exists()
     # auto serves what it can: without calibration or measured costs, an fp32 engine
-    assert main(["upscale", str(picture), "-o", str(out), "--weights", str(tmp_path / "weights")]) == 0
+    assert main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights")]) == 0
