@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from bench import ROOT
 from bench import photos
@@ -45,17 +44,10 @@ PEER = "openvino-bf16"  # OpenVINO's bf16 hint, every layer: the peer the bar na
 
 
 def photo_png(data_dir, side):
-    """PNG bytes of a side × side photograph: Set14's largest image, bicubic-resized (a natural image, so the
-    PNG sizes and encode times are those of real uploads, not of noise or flat colour)."""
-    def pixels(path):
-        with Image.open(path) as image:
-            return image.width * image.height
-
-    largest = max(list_images(Path(data_dir) / "Set14"), key=pixels)
-    with Image.open(largest) as image:
-        square = image.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
+    """PNG bytes of a side × side photograph (bench.photos.photograph): a natural image, so the PNG sizes and
+    encode times are those of real uploads, not of noise or flat colour."""
     buffer = io.BytesIO()
-    square.save(buffer, format="PNG")
+    photos.photograph(data_dir, (side, side)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

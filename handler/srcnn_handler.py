@@ -35,7 +35,6 @@ from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_ty
 from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
 from srcnn import Upscaler
 from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
-from srcnn.cores import CORES
 from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
 from srcnn.weights import SCALES, file_sha256, weight_file
 
@@ -95,7 +94,7 @@ class SRCNNHandler(BaseHandler):
     def handle(self, data, context):
         # Busy from the upload's decoding to the answer's encoding, so that another worker computing meanwhile
         # leaves this one its core (srcnn.cores).
-        with CORES.busy():
+        with self.upscaler.cores.busy():
             return super().handle(data, context)
 
     def preprocess(self, data):

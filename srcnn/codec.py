@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srcnn.png import COLOUR_TYPES, TooLarge, encode_png
 from srcnn.scaling import largest_size
-from srcnn.upscale import SUPPORTED_MODES, in_stripes
+from srcnn.upscale import SUPPORTED_MODES
 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
@@ -255,7 +255,7 @@ def encode_image(image, media_type="image/png", max_bytes=None, threads=1):
     metadata = {key: image.info[key] for key in METADATA if image.info.get(key)}
     if name == "PNG" and image.mode in COLOUR_TYPES:
         try:
-            return encode_png(image, threads, max_bytes, run=in_stripes, **metadata)
+            return encode_png(image, threads, max_bytes, **metadata)
         except TooLarge:
             raise answer_too_large(name, max_bytes) from None
     if name == "JPEG" and len(metadata.get("exif", b"")) > JPEG_EXIF_LIMIT:

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from srcnn.upscale import in_stripes
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}  # mode: (PNG colour type, channels)
 BAND = 64  # rows filtered and deflated at a time
@@ -57,10 +59,10 @@ def paeth_filtered(rows, above, channels):
     return filtered.tobytes()
 
 
-def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=None, run=None):
-    """PNG bytes of a PIL image in mode L, LA, RGB or RGBA, with its ICC profile, EXIF and DPI where given. Raises
-    TooLarge once the encoding passes `limit` bytes. `run(height, unit, lanes, compute)` spreads stripes over
-    threads (srcnn.upscale.in_stripes; default one thread)."""
+def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=None):
+    """PNG bytes of a PIL image in mode L, LA, RGB or RGBA, with its ICC profile, EXIF and DPI where given, its
+    stripes on `threads` threads (srcnn.upscale.in_stripes). Raises TooLarge once the encoding passes `limit`
+    bytes."""
     colour_type, channels = COLOUR_TYPES[image.mode]
     width, height = image.size
     limit = float("inf") if limit is None else limit
@@ -93,10 +95,7 @@ def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=No
         parts.append(deflate.flush(zlib.Z_SYNC_FLUSH))
         stripes[top] = (b"".join(parts), adler, length)
 
-    if run is None or threads <= 1:
-        compute(None, 0, height)
-    else:
-        run(height, BAND, [None] * threads, compute)
+    in_stripes(height, BAND, [None] * max(1, threads), compute)
     adler, data = 1, []
     for top in sorted(stripes):
         stripe, stripe_adler, length = stripes.pop(top)

@@ -217,6 +217,8 @@ def thread_pool(threads):
     global _pool
     with _pool_lock:
         if _pool[0] < threads:
+            if _pool[1] is not None:
+                _pool[1].shutdown(wait=False)  # its threads end once idle
             _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="srcnn-lane"))
         return _pool[1]
 

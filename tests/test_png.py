@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from srcnn.png import BAND, TooLarge, adler32_combine, encode_png
-from srcnn.upscale import in_stripes
 
 
 def test_combined_adler32_is_the_checksum_of_the_whole():
@@ -27,7 +26,7 @@ def test_pillow_decodes_every_pixel_back(mode, threads, size):
     pixels = rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8)
     pixels[size[1] // 2 :] //= 16  # a smoother half, where filters and run lengths matter
     image = Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode)
-    with Image.open(io.BytesIO(encode_png(image, threads, run=in_stripes))) as decoded:
+    with Image.open(io.BytesIO(encode_png(image, threads))) as decoded:
         decoded.load()
         assert decoded.mode == mode and np.array_equal(np.asarray(decoded), np.asarray(image))
 
@@ -46,7 +45,7 @@ def test_metadata_chunks_are_read_back_by_pillow():
 def test_the_encoding_stops_at_its_limit_on_every_thread_count():
     noise = Image.fromarray(np.random.default_rng(2).integers(0, 256, (300, 300, 3), dtype=np.uint8))
     for threads in (1, 3):  # stripes end in sync flushes: their sizes differ by a few bytes a stripe
-        size = len(encode_png(noise, threads, run=in_stripes))
-        assert len(encode_png(noise, threads, limit=size, run=in_stripes)) == size
+        size = len(encode_png(noise, threads))
+        assert len(encode_png(noise, threads, limit=size)) == size
         with pytest.raises(TooLarge):
-            encode_png(noise, threads, limit=size // 2, run=in_stripes)
+            encode_png(noise, threads, limit=size // 2)
