@@ -138,19 +138,20 @@ train-pause:
 		kill -TERM $$running; while ps -o stat= -p "$$(echo $$running | tr ' ' ,)" | grep -qv '^Z'; do sleep 1; done; \
 		echo "stopped $$running (each wrote its checkpoint)"; fi; rm -f $(PIDS)
 
-# On a machine with a GPU, the same long run in one command (docs/training-and-evaluation.md): ×2 (resuming the CPU's checkpoint
-# in weights/next/ if there is one), then ×3 and ×4 from it side by side, ×4 followed by its tail. No `setup`
-# prerequisite: a GPU machine lent for minutes has its own Python with torch and no package index
-# (make train-gpu PY=python3).
+# On a machine with a GPU, the long runs of the shipped weights in one command (docs/training-and-evaluation.md):
+# ×2 (resuming the CPU's checkpoint in weights/next/ if there is one), ×3 from it, then side by side the ×3 tail and
+# the ×4 from the ×3 followed by its tail; it fails when either side does. No `setup` prerequisite: a GPU machine
+# lent for minutes has its own Python with torch and no package index (make train-gpu PY=python3).
 GPU_ARGS ?= --amp --device cuda --threads 4
+NEXT := $(PY) -m training.train --resume $(GPU_ARGS)
+TAIL := --steps 20000 --lr 1e-4 --last-lr 1e-5 --seed 1
 train-gpu:
-	$(PY) -m training.train --scale 2 --out weights/next/srcnn_x2.pth --resume $(GPU_ARGS)
-	$(PY) -m training.train --scale 3 --out weights/next/srcnn_x3.pth --resume --steps 80000 \
-		--init weights/next/srcnn_x2.pth $(GPU_ARGS) & \
-	$(PY) -m training.train --scale 4 --out weights/next/srcnn_x4.pth --resume --steps 80000 \
-		--init weights/next/srcnn_x2.pth $(GPU_ARGS) && \
-	$(PY) -m training.train --scale 4 --out weights/next/srcnn_x4_tail.pth --resume --steps 20000 --lr 1e-4 \
-		--last-lr 1e-5 --seed 1 --init weights/next/srcnn_x4.pth $(GPU_ARGS) & wait
+	$(NEXT) --scale 2 --out weights/next/srcnn_x2.pth
+	$(NEXT) --scale 3 --out weights/next/srcnn_x3.pth --steps 80000 --init weights/next/srcnn_x2.pth
+	$(NEXT) --scale 3 --out weights/next/srcnn_x3_tail.pth $(TAIL) --init weights/next/srcnn_x3.pth & x3_tail=$$!; \
+	$(NEXT) --scale 4 --out weights/next/srcnn_x4_from_x3.pth --steps 80000 --init weights/next/srcnn_x3.pth && \
+	$(NEXT) --scale 4 --out weights/next/srcnn_x4_from_x3_tail.pth $(TAIL) --init weights/next/srcnn_x4_from_x3.pth; \
+	x4=$$?; wait $$x3_tail && exit $$x4
 
 # `make -j3 train-all TRAIN_ARGS="--threads 1"` trains the three scales side by side.
 train-all: train-x2 train-x3 train-x4
