@@ -21,10 +21,8 @@ from srcnn.codec import carry_metadata, to_supported_mode
 from srcnn.cores import CORES, Gate, machine_cores
 from srcnn.engine import load_engines
 from srcnn.scaling import DEFAULT_SCALE, output_size
-from srcnn.upscale import upscale
+from srcnn.upscale import stripe_unit, upscale
 from srcnn.weights import SHIPPED
-
-ONE_STRIPE = 256  # answers up to this many rows are one stripe (a tile row): one lane computes them
 
 
 class Upscaler:
@@ -70,7 +68,8 @@ class Upscaler:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
         with self._turn, self.cores.busy():
-            if output_size(image.size, scale, size)[1] > ONE_STRIPE:
-                self.prepare()
+            answer = output_size(image.size, scale, size)
+            if answer[1] > stripe_unit(image.size, self.lanes[0], answer):
+                self.prepare()  # more than one stripe: the other lanes have work
             result = upscale(image, self.lanes, scale, size, self._gate)
         return carry_metadata(image, result)

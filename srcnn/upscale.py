@@ -170,6 +170,14 @@ def enlarge_plane(plane, engines, size):
     return enlarged_stream(PlaneRows(plane), engines, size).plane()
 
 
+def stripe_unit(image_size, engines, size):
+    """The rows of a unit of `stripes` when an image of `image_size` = (width, height) is enlarged to `size` by
+    `engines` (one lane's, see `upscale`): a multiple of the merge's band and of the last plane's, whose band
+    depends on the engine's tile and the plane's height, so that no two stripes compute the same band."""
+    width, height = image_size
+    return math.lcm(BAND, enlarged_stream(Rows(height, width, BAND), engines, size).band)
+
+
 def stripes(height, unit, lanes):
     """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
     bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane
@@ -266,5 +274,5 @@ def upscale(image, engines, scale=None, size=None, gate=None):
             with pasting:
                 result.paste(band, (0, band_top))
 
-    in_stripes(size[1], math.lcm(BAND, streams(lanes[0])[0].band), lanes, compute)
+    in_stripes(size[1], stripe_unit(image.size, lanes[0], size), lanes, compute)
     return result

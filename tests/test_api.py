@@ -77,9 +77,9 @@ def test_one_image_is_computed_on_its_share_of_the_cores(tmp_path, scene):
 
     share = CoreShare(cores=2, folder=tmp_path / "busy")
     upscaler = Upscaler(precision="onnxruntime-fp32", threads=3, cores=share)
-    upscaler.upscale(scene(20, 10), scale=2)  # one stripe: one lane is enough
+    upscaler.upscale(scene(20, 10), scale=2)  # 20 rows, under one 64-row band: one stripe, one lane
     assert len(upscaler.lanes) == 1
-    upscaler.prepare()
+    upscaler.upscale(scene(40, 40), scale=2.5)  # 100 rows resampled in 64-row bands: two stripes, every lane
     assert len(upscaler.lanes) == 3 and all(sorted(lane) == [2, 3, 4] for lane in upscaler.lanes)
     image = scene(90, 200)
     assert upscaler._gate.allowed() == 2  # min(3 lanes, 2 cores)

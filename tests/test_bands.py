@@ -14,7 +14,8 @@ from srcnn.engine import load_engines
 from srcnn.imaging import resize_plane
 from srcnn.scaling import output_size, passes_between
 from srcnn.cores import Gate
-from srcnn.upscale import BAND, NetworkRows, PlaneRows, ResizedRows, stripes, super_resolve_plane, upscale
+from srcnn.upscale import (BAND, NetworkRows, PlaneRows, ResizedRows, stripe_unit, stripes, super_resolve_plane,
+                           upscale)
 from srcnn.weights import SHIPPED
 
 
@@ -110,6 +111,16 @@ def test_stripes_cover_the_rows_once_in_whole_units():
         assert [top for top, _ in bounds] == [0] + [bottom for _, bottom in bounds[:-1]]
         assert bounds[-1][1] == height and all(top % unit == 0 and bottom > top for top, bottom in bounds)
         assert len(bounds) == min(-(-height // unit), 4 * count)
+
+
+def test_the_stripe_unit_follows_the_tile_and_the_last_plane(lanes):
+    """×2 of 100×100: the answer ends on the network's plane, whose band is a row of tiles: 64 rows in 64² tiles;
+    in 256² tiles the plane's 200 rows rounded up to 208 (multiples of 16), so lcm(64, 208) = 832 rows. ×2.5 ends
+    on a bicubic resample of 64-row bands, whatever the tile."""
+    wide = load_engines(SHIPPED, threads=1, name="onnxruntime-fp32", tile=256)
+    assert stripe_unit((100, 100), lanes[0], (200, 200)) == 64
+    assert stripe_unit((100, 100), wide, (200, 200)) == 832
+    assert stripe_unit((100, 100), wide, (250, 250)) == stripe_unit((100, 100), lanes[0], (250, 250)) == BAND
 
 
 def test_the_gate_holds_threads_to_the_share_and_the_answer_stays(lanes):
