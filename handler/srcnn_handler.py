@@ -19,8 +19,10 @@ service's Prometheus metrics (declared in serving/metrics.yaml): requests by wir
 output megapixels, milliseconds per stage.
 """
 
+import faulthandler
 import logging
 import os
+import signal
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -63,6 +65,9 @@ class SRCNNHandler(BaseHandler):
         # malformed JSON body becomes our 400 with its position instead of a logged traceback and a raw payload.
         os.environ["TS_DECODE_INPUT_REQUEST"] = "false"
         logging.getLogger("ts.service").addFilter(not_a_refusal)
+        # `kill -USR1 <worker pid>` writes the stack of each of the worker's threads to its stderr, which TorchServe
+        # copies into the model log; the worker goes on (a request that seems stuck shows where it is).
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.model_name = context.model_name
         self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))

@@ -3,6 +3,8 @@ grey level at every scale, fractional factors and sizes, odd sides, and sizes th
 boundaries; and its streams keep a bounded number of bands whatever the image's height."""
 
 import contextlib
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
 from srcnn.engine import load_engines
+from srcnn.files import REPOSITORY as ROOT
 from srcnn.imaging import resize_plane
 from srcnn.scaling import output_size, passes_between
 from srcnn.cores import Gate
@@ -154,3 +157,41 @@ def test_a_failing_thread_fails_the_call():
     image = Image.fromarray(np.zeros((60, 50, 3), np.uint8))
     with pytest.raises(RuntimeError, match="engine fault"):
         upscale(image, [{2: Broken()}, {2: Broken()}], 2)  # whichever thread takes a stripe
+
+
+# A fresh process (the hazard is a process's first numpy view of a tensor) builds two lanes, then runs their first
+# windows at the same instant with the GIL changing hands every microsecond, as two stripes of a first request do.
+FIRST_WINDOWS = """
+import sys, threading
+import numpy as np
+from srcnn.engine import load_engine
+from srcnn.weights import SHIPPED, weight_file
+lanes = [load_engine(weight_file(SHIPPED, 2), threads=1, name=sys.argv[1]) for _ in range(2)]
+window = np.random.default_rng(0).random((64 + 2 * lanes[0].border,) * 2, dtype=np.float32)
+start = threading.Barrier(2)
+def first(engine):
+    start.wait()
+    engine(window)
+sys.setswitchinterval(1e-6)
+threads = [threading.Thread(target=first, args=(engine,)) for engine in lanes]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+@pytest.mark.slow
+def test_the_first_windows_of_two_lanes_side_by_side_finish():
+    """OpenVINO 2026.4.1's binding deadlocked here in about half of the fresh processes run one after another (both
+    threads stuck in `tensor.data` for good, as a worker's first request was) until each engine ran a window when
+    built. Eight processes in turn, as processes side by side rarely interleave the two threads finely enough."""
+    outcomes = []
+    for _ in range(8):
+        try:
+            run = subprocess.run([sys.executable, "-c", FIRST_WINDOWS, "openvino-int8"], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=60)  # seconds when it works
+            outcomes.append("finished" if run.returncode == 0 else run.stderr[-1000:])
+        except subprocess.TimeoutExpired:
+            outcomes.append("deadlocked")
+    assert outcomes == ["finished"] * 8

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -204,6 +205,15 @@ def test_an_answer_says_what_was_done(server, scene):
         ["decode", "upscale", "encode"]
 
 
+def written_since(log, seen, expected, seconds=10):
+    """What `log` gained past byte `seen`, once that holds `expected` or after `seconds` (the frontend copies the
+    worker's output into the log as it comes)."""
+    deadline = time.monotonic() + seconds
+    while expected not in log.read_bytes()[seen:].decode() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log.read_bytes()[seen:].decode()
+
+
 @pytest.mark.parametrize("body, expected", [
     (b'{"image": ', "not JSON: Expecting value at line 1, column 11 (byte 10)"),
     (b'[{"image": "iVBORw0KGgo="}]', "the JSON body is list, not an object"),
@@ -216,12 +226,22 @@ def test_malformed_json_is_a_400_without_a_traceback(server, body, expected):
                              timeout=120)
     assert (response.status_code, response.json()["type"]) == (400, "invalid_json")
     assert expected in response.json()["message"]
-    deadline = time.monotonic() + 10  # the frontend copies the worker's output into the log as it comes
-    while " status=400 error=invalid_json " not in log.read_bytes()[seen:].decode() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    written = log.read_bytes()[seen:].decode()
+    written = written_since(log, seen, " status=400 error=invalid_json ")
     assert " status=400 error=invalid_json " in written
     assert "Traceback" not in written and "Failed json decoding" not in written and "WARNING" not in written
+
+
+def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(server, scene):
+    log = server.log_dir / "model_log.log"
+    seen = log.stat().st_size
+    pids = worker_pids(server)
+    os.kill(pids[0], signal.SIGUSR1)
+    written = written_since(log, seen, "model_service_worker.py")
+    assert "most recent call first" in written and "model_service_worker.py" in written  # its main thread's stack
+    assert worker_pids(server) == pids
+    buffer = io.BytesIO()
+    scene(40, 30).save(buffer, "PNG")
+    assert requests.put(predictions_url(server), data=buffer.getvalue(), timeout=120).status_code == 200
 
 
 def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path):
