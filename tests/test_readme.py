@@ -6,8 +6,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 
+import psutil
 import pytest
 from PIL import Image
 
@@ -19,10 +22,12 @@ BIRD = ROOT / "data" / "Set5" / "bird.png"  # 288²
 
 
 def isolated(tmp_path):
-    """(command prefix, environment) for a sequence that serves on config.properties' own ports: a TMPDIR of its
-    own (where TorchServe keeps its pid file) and, where `unshare` can make one, a network namespace of its own
-    with a fresh loopback, so that a server the user started with `make serve` neither blocks nor answers it."""
-    environment = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    """(command prefix, environment) for a sequence that serves on config.properties' own ports: a temporary
+    folder of its own as TMPDIR (where the launcher keeps TorchServe's pid file) and TEMP (the Java frontend's
+    java.io.tmpdir: its workers' sockets, .ts.sock.9000 and up, and the unpacked archive), and, where `unshare`
+    can make one, a network namespace of its own with a fresh loopback, so that a server the user started with
+    `make serve`, or the sequence before, neither blocks nor answers it: sockets in a folder are not a network's."""
+    environment = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "TEMP": str(tmp_path / "tmp")}
     (tmp_path / "tmp").mkdir(exist_ok=True)
     try:
         separate = subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=30).returncode == 0
@@ -40,10 +45,25 @@ def stop(environment):
                    capture_output=True, timeout=120, env=environment)
 
 
-def run_isolated(script, prefix, environment):
-    result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, env=environment)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+def run_isolated(script, prefix, environment, workdir=ROOT, timeout=600):
+    """Run `script` under bash -euo pipefail; a failure or a hang (`timeout` seconds) fails the test with the
+    script's output and the end of the logs that the sequence's TorchServe writes in `workdir`/logs, where a hang
+    also has the stacks of its workers' threads."""
+    try:
+        result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True,
+                                text=True, timeout=timeout, env=environment)
+    except subprocess.TimeoutExpired as hung:
+        output = [text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+                  for text in (hung.stdout, hung.stderr)]
+        for worker in psutil.process_iter(["cmdline"]):  # the sequence's workers: their sockets are in its TEMP
+            command = " ".join(worker.info["cmdline"] or ())
+            if "model_service_worker.py" in command and environment["TEMP"] in command:
+                worker.send_signal(signal.SIGUSR1)  # the handler writes its threads' stacks to the model log
+        time.sleep(2)
+        pytest.fail(f"the sequence did not end in {hung.timeout} s\n{output[0][-2000:]}{output[1][-2000:]}\n"
+                    f"{Server(workdir=workdir).log_tail(lines=120)}")
+    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-2000:] + "\n"
+                                    + Server(workdir=workdir).log_tail())
     return result
 
 
@@ -101,7 +121,7 @@ def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
     script = "\n".join(line.replace("big.png", str(answer)) for line in lines)  # kserve-store/ is git-ignored
     prefix, environment = isolated(tmp_path)
     try:
-        run_isolated(script, prefix, environment)
+        run_isolated(script, prefix, environment, ROOT / "kserve-store")
         assert size_of(answer) == (576, 576)
     finally:
         stop(environment)
