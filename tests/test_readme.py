@@ -2,6 +2,7 @@
 ones that serve on config.properties' ports apart from any TorchServe the user is running, the others against
 the tests' own server with only its address put in."""
 
+import contextlib
 import json
 import os
 import re
@@ -58,7 +59,8 @@ def run_isolated(script, prefix, environment, workdir=ROOT, timeout=600):
         for worker in psutil.process_iter(["cmdline"]):  # the sequence's workers: their sockets are in its TEMP
             command = " ".join(worker.info["cmdline"] or ())
             if "model_service_worker.py" in command and environment["TEMP"] in command:
-                worker.send_signal(signal.SIGUSR1)  # the handler writes its threads' stacks to the model log
+                with contextlib.suppress(psutil.Error):  # it may have ended meanwhile
+                    worker.send_signal(signal.SIGUSR1)  # the handler writes its threads' stacks to the model log
         time.sleep(2)
         pytest.fail(f"the sequence did not end in {hung.timeout} s\n{output[0][-2000:]}{output[1][-2000:]}\n"
                     f"{Server(workdir=workdir).log_tail(lines=120)}")
