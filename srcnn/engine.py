@@ -133,7 +133,7 @@ class OpenVinoEngine(GraphEngine):
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
         # `tensor.data` for good). One smallest window now, on the thread that builds the engine, takes that step
-        # before any lanes run side by side (tests/test_tiling.py, the lanes' first windows).
+        # before any lanes run side by side (tests/test_bands.py, the first windows of two lanes).
         rows, columns = self.multiple
         self.run(np.zeros((1, 1, rows + 2 * self.border, columns + 2 * self.border), np.float32))
 

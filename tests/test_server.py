@@ -239,9 +239,7 @@ def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(server, scene
     written = written_since(log, seen, "model_service_worker.py")
     assert "most recent call first" in written and "model_service_worker.py" in written  # its main thread's stack
     assert worker_pids(server) == pids
-    buffer = io.BytesIO()
-    scene(40, 30).save(buffer, "PNG")
-    assert requests.put(predictions_url(server), data=buffer.getvalue(), timeout=120).status_code == 200
+    assert requests.put(predictions_url(server), data=encode(scene(40, 30)), timeout=120).status_code == 200
 
 
 def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path):
