@@ -8,7 +8,7 @@ TRAIN_ARGS ?=
 # Where make evaluate writes its results.
 EVALUATION ?= weights/evaluation.json
 
-.PHONY: setup test test-fast serve stop archive kserve-store serve-kserve soak fuzz bench bench-train bench-recipes bench-scales \
+.PHONY: setup test test-fast serve stop archive kserve-store serve-kserve serve-kserve-torchserve soak fuzz bench bench-train bench-recipes bench-scales \
 	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu \
 	ship
 
@@ -44,13 +44,18 @@ archive: setup
 serve: setup
 	$(PY) -m serving start
 
+# The KServe predictor (predictor/, on KServe's ModelServer) in the background: REST on 8085, gRPC on 8086; it waits
+# until the model is ready and prints a curl line. make stop stops it too.
+serve-kserve: setup
+	$(PY) -m serving serve-kserve
+
 # KServe's TorchServe runtime: its storage layout (kserve-store/), and that layout served on 127.0.0.1:8085 as the
 # runtime would serve it (docs/deployment.md); make stop stops it too.
 kserve-store: setup
 	$(PY) -m serving kserve-store
 
-serve-kserve: setup
-	$(PY) -m serving serve-kserve
+serve-kserve-torchserve: setup
+	$(PY) -m serving serve-kserve-torchserve
 
 stop: setup
 	$(PY) -m serving stop

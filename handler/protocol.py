@@ -37,7 +37,9 @@ class ClientError(Exception):
         return cls(STATUS.get(type(error), 400), error.kind, message)
 
     def body(self):
-        return json.dumps({"code": self.status, "type": self.kind, "message": self.message},
+        """{"code", "type", "message"}, and the message again as "error": what a KServe client reads (the
+        handler cannot tell a body that is not JSON sent to the v2 route from one sent elsewhere)."""
+        return json.dumps({"code": self.status, "type": self.kind, "message": self.message, "error": self.message},
                           ensure_ascii=False).encode()
 
 
@@ -166,15 +168,27 @@ class Trace:
     status: int = 200
     error: str | None = None
 
+    def done(self):
+        """What a 200 did, by which weights: {"scale", "output_size", "weights"} (a v2 answer's parameters)."""
+        return {"scale": self.scale, "output_size": "{}x{}".format(*self.output_size), "weights": self.weights}
+
     def headers(self):
         """Response headers of a 200: what was done, by which weights, and how long each stage took."""
-        width, height = self.output_size
+        done = self.done()
         return {
-            "X-Scale": self.scale,
-            "X-Output-Size": f"{width}x{height}",
-            "X-Weights": self.weights,
+            "X-Scale": done["scale"],
+            "X-Output-Size": done["output_size"],
+            "X-Weights": done["weights"],
             "Server-Timing": ", ".join(f"{stage};dur={ms:.1f}" for stage, ms in self.stages.items()),
         }
+
+    def labels(self, trained_scales):
+        """(scale, outcome) as the service's metrics count a request: the scale when it is one of
+        `trained_scales`, "other" for any other factor or size, "-" when none was read; "2xx", "5xx" or the error
+        type."""
+        scale = self.scale if self.scale in {str(scale) for scale in trained_scales} else "other" if self.scale else "-"
+        outcome = "2xx" if self.status < 300 else "5xx" if self.status >= 500 else self.error
+        return scale, outcome
 
     def log_line(self):
         """One line of key=value pairs (values without spaces), for grep and log shippers alike."""

@@ -1,8 +1,8 @@
 """TorchServe handler for SRCNN: request -> decode -> `upscale()` -> encode.
 
 Each request of a batch is handled on its own (sizes differ) and fails on its own: a client mistake answers
-that request alone with a 4xx and a JSON body {"code", "type", "message"} ({"error"} for KServe v2); the batch
-and the worker live on. TorchServe's gRPC frontend reads only a batch-wide status, so a refused gRPC request
+that request alone with a 4xx and a JSON body {"code", "type", "message", "error"} ({"error"} for KServe v2);
+the batch and the worker live on. TorchServe's gRPC frontend reads only a batch-wide status, so a refused gRPC request
 (alone in its batch, as with the shipped batchSize 1) is raised as a PredictionException with that status.
 
 Where the image comes from: the raw body (`curl -T img.png`, or `--data-binary @img.png` with an image
@@ -20,6 +20,7 @@ output megapixels, milliseconds per stage.
 """
 
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -29,15 +30,17 @@ from pathlib import Path
 
 import torch
 from ts.metrics.metric_type_enum import MetricTypes
+from ts.service import Service
 from ts.torch_handler.base_handler import BaseHandler
+from ts.torch_handler.request_envelope.base import BaseEnvelope
 from ts.utils.util import PredictionException
 
-from handler.protocol import (ClientError, Job, Settings, Trace, choose_media_type, factor_label, header,
-                              requested_sizing, what_fits)
-from handler.wire import GRPC, answer, error_body, is_grpc, read_upload
+from handler.pipeline import plan, respond
+from handler.protocol import ClientError, Settings, Trace
+from handler.wire import GRPC, error_body, is_grpc, read_upload
 from srcnn import Upscaler
-from srcnn.codec import ImageError, check_encodable, decode_image, encode_image
-from srcnn.scaling import ScaleError, output_size, parse_scale, passes_between
+from srcnn.codec import ImageError
+from srcnn.scaling import parse_scale
 from srcnn.weights import SCALES, file_sha256, weight_file
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,24 @@ def grpc_refusal(message, status):
 def not_a_refusal(record):
     """Log filter for TorchServe's "Prediction error" traceback: a refused gRPC request is not a server fault."""
     return not (record.exc_info and getattr(record.exc_info[1], "client_mistake", False))
+
+
+def without_envelope(context):
+    """Take TorchServe's KServe service envelope off this worker, if it has one; whether it had.
+
+    With TS_SERVICE_ENVELOPE=kserve or kservev2 (KServe's TorchServe runtime sets it from an InferenceService's
+    `serviceEnvelope` label) the worker parses requests in ts/torch_handler/request_envelope/ before the handler
+    sees them, and fails with a 503 and a traceback on what it does not expect (binary tensors, an error answer,
+    an empty tensor, two inputs, a v1 body). The handler reads KServe v1 and v2 itself (handler/wire.py), so the
+    ts.service.Service holding `context` is pointed back at the handler. TorchServe 0.12.0 is its last release:
+    where the Service keeps its entry point (`_entry_point`) and an envelope the handler (`_handle_fn`) is fixed.
+    """
+    for service in gc.get_referrers(context):
+        envelope = getattr(getattr(service, "_entry_point", None), "__self__", None)
+        if isinstance(service, Service) and isinstance(envelope, BaseEnvelope):
+            service._entry_point = envelope._handle_fn
+            return True
+    return False
 
 
 class SRCNNHandler(BaseHandler):
@@ -89,6 +110,9 @@ class SRCNNHandler(BaseHandler):
         # The weights' identity in answers and logs: file name and the start of its sha256 (also in the sidecar).
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         self.initialized = True
+        if without_envelope(context):
+            logger.info("TorchServe's KServe envelope (TS_SERVICE_ENVELOPE) taken off: the handler reads KServe v1 "
+                        "and v2 itself")
         logger.info("SRCNN scales %s on %s, engine %s: %s%s; %d lanes; %s", sorted(self.upscaler.lanes[0]), self.device,
                     choice.engine, choice.reason, " (cached measurement)" if choice.cached else "",
                     len(self.upscaler.lanes), self.settings)
@@ -138,8 +162,7 @@ class SRCNNHandler(BaseHandler):
         if not self.counting:
             return
         model = [self.model_name, "Model"]
-        scale = trace.scale if trace.scale in {str(scale) for scale in SCALES} else "other" if trace.scale else "-"
-        outcome = "2xx" if trace.status < 300 else "5xx" if trace.status >= 500 else trace.error
+        scale, outcome = trace.labels(SCALES)
         try:
             counter = self.context.metrics.get_metric
             counter("SRCNNRequests", MetricTypes.COUNTER).add_or_update(1, [*model, trace.wire, scale, outcome],
@@ -179,38 +202,17 @@ class SRCNNHandler(BaseHandler):
         if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
             self.traces[index].wire = GRPC
         upload = read_upload(row, headers)
-        trace = self.traces[index]
-        trace.wire = upload.wire
-        scale, size = requested_sizing(headers, upload, self.settings.default_scale)
-        media_type = choose_media_type(header(headers, "Accept"))
-        limits = self.settings
-        image = decode_image(upload.data, limits.max_input_pixels)
-        try:
-            output = output_size(image.size, scale, size)
-        except ScaleError as error:
-            raise ClientError(422, "invalid_size", str(error)) from None
-        trace.scale = factor_label(scale, image.size, output)
-        trace.media_type, trace.input_size, trace.output_size = media_type, image.size, output
-        trace.weights = ",".join(self.weights[trained] for trained in passes_between(image.size, output)) or "none"
-        output_pixels = output[0] * output[1]
-        if output_pixels > limits.max_output_pixels:
-            raise ClientError(413, "output_too_large", f"×{trace.scale} of a {image.width}×{image.height} image "
-                              f"gives {output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is "
-                              f"{limits.max_output_pixels:,}: {what_fits(image.size, scale, output, limits)}")
-        check_encodable(output, media_type)
-        return Job(image, output, media_type, upload)
+        self.traces[index].wire = upload.wire
+        return plan(upload, headers, self.settings, self.traces[index], self.weights)
 
     def _upscale(self, index, job):
         return self.upscaler.upscale(job.image, size=job.size), job
 
     def _encode(self, index, result):
         image, job = result
-        encoded = encode_image(image, job.media_type, self.settings.max_response_bytes, self.upscaler.threads_now())
-        body, content_type = answer(encoded, job.media_type, job.upload, self.model_name, self.traces[index].request_id)
-        if len(body) > self.settings.max_response_bytes:
-            wrapped = " in base64 JSON" if content_type == "application/json" else ""
-            raise ClientError(413, "response_too_large",
-                              f"the answer is {len(body):,} bytes ({job.media_type}{wrapped}), over the limit of "
-                              f"{self.settings.max_response_bytes:,}; ask for image/jpeg or send a smaller image")
+        body, content_type, headers = respond(image, job, self.settings, self.upscaler.threads_now(),
+                                              self.model_name, self.traces[index])
         self.context.set_response_content_type(index, content_type)
+        for name, value in headers.items():
+            self.context.set_response_header(index, name, value)
         return body

@@ -4,25 +4,21 @@
   the answer is the image itself (`/predictions/srcnn`).
 - `kserve-v1`: {"instances": [{"data": "<base64>", "scale": 3}]} -> {"predictions": ["<base64>"]}
   (`POST /v1/models/srcnn:predict`).
-- `kserve-v2`, the Open Inference Protocol: {"id": …, "inputs": [{"name": …, "shape": [-1], "datatype": "BYTES",
-  "data": ["<base64>"]}], "parameters": {"scale": 3}} -> {"model_name", "id", "outputs": [{"name", "shape",
-  "datatype": "BYTES", "parameters": {"content_type"}, "data": ["<base64>"]}]}, errors as {"error": "<message>"}
-  (`POST /v2/models/srcnn/infer`).
+- `kserve-v2`, the Open Inference Protocol (`POST /v2/models/srcnn/infer`), JSON or with the binary tensor
+  extension, whatever the Content-Type (handler/oip.py has its tensors) -> {"model_name", "id", "outputs"}, errors
+  as {"error": "<message>"}.
 - `grpc`: TorchServe's `InferenceAPIsService/Predictions`, input map {"data": <image>, "scale": b"3"}; the answer
   is the image. TorchServe's gRPC frontend passes no HTTP headers (the worker lists only each input's content
   type, as a dict under its name), which is how such a request is told apart (`is_grpc`).
 
-- `kserve-v1-envelope`, `kserve-v2-envelope`: the same KServe requests when TorchServe runs with a service
-  envelope (TS_SERVICE_ENVELOPE=kserve or kservev2, as KServe's TorchServe runtime sets from an InferenceService's
-  `serviceEnvelope` label): the envelope parses the JSON and hands over each instance (v1) or input with its
-  `data` reduced to the first element (v2), and wraps what the handler returns, so the answer is the image as
-  base64 text and an error its JSON as text.
+A body that starts with `{` is read as JSON whatever its Content-Type (no image format starts so), as is one whose
+request carries the Inference-Header-Content-Length header: tritonclient sends no Content-Type at all, and the
+kserve SDK labels binary tensors application/octet-stream.
 
 Wherever a request can carry a "scale", it can carry a "size" ("1920x1080", "1920x" or "x1080") instead.
 
 Bodies arrive as the bytes sent (the handler turns TorchServe's own decoding off), so JSON is parsed here, where a
-parse error becomes a 400 that gives its position. Only an envelope hands over parsed JSON: text values (str) in a
-request's data are what tell it apart. KServe clients send one image a request: parallel requests
+parse error becomes a 400 that gives its position. KServe clients send one image a request: parallel requests
 spread over the workers, where several images in one request would run one after another.
 """
 
@@ -31,10 +27,10 @@ import binascii
 import json
 from dataclasses import dataclass, replace
 
+from handler import oip
 from handler.protocol import SEND_HINT, ClientError
 
 REST, KSERVE_V1, KSERVE_V2, GRPC = "rest", "kserve-v1", "kserve-v2", "grpc"
-V1_ENVELOPE, V2_ENVELOPE = "kserve-v1-envelope", "kserve-v2-envelope"
 JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
               '{"instances": [{"data": "<base64>"}]} (v1) or {"inputs": [{"name": "image", "shape": [-1], '
               '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)')
@@ -45,16 +41,16 @@ SIZING = ("scale", "size")  # the keys and form fields that say how large the an
 
 @dataclass(frozen=True)
 class Upload:
-    """What one request carries before decoding: the image file's bytes, the wire format of the answer, the
-    scale and size as sent (None where the body names none), and for KServe v2 the output's name and the
-    inference id."""
+    """What one request carries before decoding: the image file's bytes (or, from a v2 UINT8 input, its decoded
+    pixels as an (H, W[, C]) uint8 array), the wire format of the answer, the scale and size as sent (None where
+    the body names none), and for KServe v2 the inference id and the outputs to answer as (name, binary) pairs."""
 
-    data: bytes
+    data: object
     wire: str = REST
     scale: object = None
     size: object = None
-    output_name: str = "output-0"
     inference_id: str | None = None
+    outputs: tuple = ()
 
 
 def sizing(fields):
@@ -68,11 +64,19 @@ def is_grpc(headers):
 
 
 def read_upload(row, headers):
-    """The Upload of one request's data (a dict, or what an envelope made of it) and headers."""
-    if isinstance(row, str) or (isinstance(row, dict) and isinstance(row.get("data", row.get("b64")), str)):
-        return envelope_upload(row)
-    content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), "") or ""
-    media_type = content_type.split(";")[0].strip().lower()
+    """The Upload of one request's data (TorchServe's dict of its body or form fields) and headers."""
+    json_length = header_value(headers, oip.HEADER)
+    if json_length is not None:
+        try:
+            header, binary = oip.split_body(row.get("body") or b"", json_length)
+            return kserve_v2_upload(parse_json(header), binary)
+        except ClientError as error:
+            error.wire = KSERVE_V2
+            raise
+    media_type = (header_value(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and isinstance(row.get("body"), (bytes, bytearray)) \
+            and bytes(row["body"][:64]).lstrip().startswith(b"{"):
+        media_type = "application/json"
     if media_type == "application/x-www-form-urlencoded":
         raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without a "
                                             f"Content-Type); {SEND_HINT}")
@@ -95,20 +99,35 @@ def read_upload(row, headers):
     return Upload(bytes(value), wire, **fields)
 
 
-def json_upload(raw):
-    """The Upload of a JSON body given as the bytes sent: ours, KServe v1 or KServe v2, told apart by their keys."""
+def header_value(headers, name):
+    """A request header's value (case-insensitive), None when absent."""
+    return next((value for key, value in headers.items() if key.lower() == name.lower() and isinstance(value, str)),
+                None)
+
+
+def parse_json(raw):
+    """The object a JSON body holds, else a 400 that says where it stopped being JSON."""
+    not_json = "the body is read as JSON (labelled so, or starting with {) but is not JSON"
     try:
         body = json.loads(bytes(raw))
     except json.JSONDecodeError as error:
-        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
-                                               f"{error.msg} at line {error.lineno}, column {error.colno} (byte "
-                                               f"{error.pos}); {JSON_SHAPE}") from None
+        raise ClientError(400, "invalid_json", f"{not_json}: {error.msg} at line {error.lineno}, column "
+                                               f"{error.colno} (byte {error.pos}); {JSON_SHAPE}") from None
     except ValueError as error:  # not UTF-8/16/32, or an integer of more than 4,300 digits
-        raise ClientError(400, "invalid_json", f"the body is labelled application/json but is not JSON: "
-                                               f"{str(error)[:80]}; {JSON_SHAPE}") from None
+        raise ClientError(400, "invalid_json", f"{not_json}: {str(error)[:80]}; {JSON_SHAPE}") from None
     if not isinstance(body, dict):
         raise ClientError(400, "invalid_json", f"the JSON body is {type(body).__name__ if body is not None else 'null'}"
                                                f", not an object; {JSON_SHAPE}")
+    return body
+
+
+def json_upload(raw):
+    """The Upload of a JSON body given as the bytes sent: ours, KServe v1 or KServe v2, told apart by their keys."""
+    return upload_of_json(parse_json(raw))
+
+
+def upload_of_json(body):
+    """The Upload of a parsed JSON object: ours, KServe v1 or KServe v2, told apart by their keys."""
     for key, wire, read in (("instances", KSERVE_V1, kserve_v1_upload), ("inputs", KSERVE_V2, kserve_v2_upload)):
         if key in body:
             try:
@@ -142,39 +161,18 @@ def kserve_v1_upload(body):
     return Upload(base64_image(instance[key], f'the instance\'s "{key}"'), KSERVE_V1, **sizing(instance))
 
 
-def kserve_v2_upload(body):
-    shape = '{"inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": ["<base64>"]}]}'
-    tensor = one_item(body["inputs"], "input", shape)
-    if not isinstance(tensor, dict) or tensor.get("datatype") != "BYTES" or "data" not in tensor:
-        raise ClientError(400, "invalid_kserve", f'a KServe v2 input holds the image as BYTES, as in {shape}')
-    data = tensor["data"]
-    encoded = data if isinstance(data, str) else one_item(data, "image in the input's data", shape)
-    parameters = {}
-    for source in (body.get("parameters"), tensor.get("parameters")):  # the input's own win
-        if isinstance(source, dict):
-            parameters.update(source)
-    name, inference_id = tensor.get("name"), body.get("id")
-    return Upload(base64_image(encoded, "the input's data"), KSERVE_V2, **sizing(parameters),
-                  output_name=name if isinstance(name, str) and name else "output-0",
-                  inference_id=inference_id if isinstance(inference_id, str) else None)
+def kserve_v2_upload(body, binary=b""):
+    """The Upload of a v2 inference request: its parsed JSON and the binary tensors after it."""
+    return request_upload(oip.read_request(body, binary))
 
 
-def envelope_upload(row):
-    """The Upload of one instance (v1) or input (v2) as a KServe service envelope hands it over, parsed."""
-    if isinstance(row, str):
-        return Upload(base64_image(row, "the instance"), V1_ENVELOPE)
-    if "datatype" not in row:
-        key = "data" if "data" in row else "b64"
-        return Upload(base64_image(row[key], f'the instance\'s "{key}"'), V1_ENVELOPE, **sizing(row))
-    if row["datatype"] != "BYTES":
-        error = ClientError(400, "invalid_kserve", "a KServe v2 input holds the image as BYTES: "
-                                                   '{"name": "image", "shape": [-1], "datatype": "BYTES", "data": '
-                                                   '["<base64>"]}')
-        error.wire = V2_ENVELOPE
-        raise error
-    parameters = row.get("parameters") if isinstance(row.get("parameters"), dict) else {}
-    return Upload(base64_image(row["data"], "the input's data"), V2_ENVELOPE, **sizing(parameters),
-                  output_name=str(row.get("name") or "output-0"))
+def request_upload(request):
+    """The Upload of an oip.Request: the image of its one input, the scale or size from its parameters (the
+    input's own win over the request's), the outputs it wants."""
+    image = oip.image_of(request.inputs)
+    parameters = {**request.parameters, **request.inputs[0].parameters}
+    outputs = oip.wanted_outputs(request.outputs, request.binary_outputs, not isinstance(image, bytes))
+    return Upload(image, KSERVE_V2, **sizing(parameters), inference_id=request.id, outputs=outputs)
 
 
 def base64_image(text, where):
@@ -188,25 +186,26 @@ def base64_image(text, where):
         raise ClientError(400, "invalid_base64", f"{where} is not valid base64") from None
 
 
-def answer(image_bytes, media_type, upload, model_name, request_id):
-    """(body, content type) of a successful answer in the upload's wire format."""
-    if upload.wire in (V1_ENVELOPE, V2_ENVELOPE):  # the envelope puts it into its own JSON
-        return base64.b64encode(image_bytes).decode(), "application/json"
-    if upload.wire == KSERVE_V1:
-        return json.dumps({"predictions": [base64.b64encode(image_bytes).decode()]}).encode(), "application/json"
+def answer(image, encode, media_type, upload, model_name, request_id, done=None):
+    """(body, content type, extra headers) of a successful answer in the upload's wire format; `encode()` gives
+    the image's file (called only where the answer holds it); `done` (handler.protocol.Trace.done) goes into a v2
+    answer's parameters."""
     if upload.wire == KSERVE_V2:
-        output = {"name": upload.output_name, "shape": [1], "datatype": "BYTES",
-                  "parameters": {"content_type": media_type}, "data": [base64.b64encode(image_bytes).decode()]}
-        body = {"model_name": model_name, "id": upload.inference_id or request_id, "outputs": [output]}
-        return json.dumps(body).encode(), "application/json"
-    return image_bytes, media_type
+        outputs = [(name, binary, *oip.output_values(name, image, encode() if name == oip.IMAGE else None))
+                   for name, binary in upload.outputs]
+        body, json_length = oip.response(model_name, upload.inference_id or request_id, outputs, media_type, done)
+        if json_length is None:
+            return body, "application/json", {}
+        return body, "application/octet-stream", {oip.HEADER: str(json_length)}
+    if upload.wire == KSERVE_V1:
+        body = json.dumps({"predictions": [base64.b64encode(encode()).decode()]}).encode()
+        return body, "application/json", {}
+    return encode(), media_type, {}
 
 
 def error_body(error, wire):
     """The JSON body of a ClientError in a wire format: the Open Inference Protocol's {"error"} for KServe v2,
-    {"code", "type", "message"} otherwise; as text for an envelope to wrap."""
-    if wire in (KSERVE_V2, V2_ENVELOPE):
-        body = json.dumps({"error": error.message}, ensure_ascii=False).encode()
-    else:
-        body = error.body()
-    return body.decode() if wire in (V1_ENVELOPE, V2_ENVELOPE) else body
+    {"code", "type", "message", "error"} otherwise."""
+    if wire == KSERVE_V2:
+        return json.dumps({"error": error.message}, ensure_ascii=False).encode()
+    return error.body()

@@ -2,9 +2,10 @@
 
     python -m serving archive [--model-store model_store] [--weights weights]
     python -m serving start [--config config.properties] [--timeout 180]
-    python -m serving kserve-store [--out kserve-store]    # the storage layout KServe's runtime reads
-    python -m serving serve-kserve [--store kserve-store]  # that layout served as the runtime would
-    python -m serving stop
+    python -m serving kserve-store [--out kserve-store]    # the storage layout KServe's TorchServe runtime reads
+    python -m serving serve-kserve-torchserve [--store kserve-store]  # that layout served as the runtime would
+    python -m serving serve-kserve   # the KServe predictor (predictor/) on 8085 (REST) and 8086 (gRPC)
+    python -m serving stop           # TorchServe, and the KServe predictor if one runs
     python -m serving has-java       # exit status 0 when a Java 17+ is installed
     python -m serving prepare-venv   # make setup: the activated .venv finds Java and config.properties
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from serving import MODEL_NAME, ServingError
 from serving.archive import build_archive, kserve_store
 from serving.java import has_java, prepare_venv
+from serving.predictor import Predictor
 from serving.server import Server, kserve_server
 from srcnn.files import REPOSITORY
 
@@ -43,6 +45,24 @@ def serve(server, timeout, build):
     return 0
 
 
+def serve_predictor(predictor, timeout):
+    """Start the KServe predictor for a person at a terminal, as `serve` starts TorchServe. Exit status."""
+    problem = predictor.start_problem()
+    if problem:
+        print(f"not started: {problem}", file=sys.stderr)
+        return 1
+    try:
+        predictor.start(timeout)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    url = f"{predictor.inference_url}/v2/models/{MODEL_NAME}"
+    print(f"SRCNN is serving on KServe's ModelServer (REST :{predictor.http_port}, gRPC :{predictor.grpc_port}; "
+          f"log {predictor.log}). Try:\n  curl -s {url}/ready\n  curl -T img.png {url}/infer -o big.png   "
+          f"# Open Inference Protocol clients: docs/usage.md")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,9 +74,12 @@ def main(argv=None):
     start.add_argument("--timeout", type=float, default=180)
     store = commands.add_parser("kserve-store", help="write the storage layout of KServe's TorchServe runtime")
     store.add_argument("--out", type=Path, default=REPOSITORY / "kserve-store")
-    rehearsal = commands.add_parser("serve-kserve", help="serve that layout on 127.0.0.1:8085 as the runtime would")
+    rehearsal = commands.add_parser("serve-kserve-torchserve",
+                                    help="serve that layout on 127.0.0.1:8085 as the runtime would")
     rehearsal.add_argument("--store", type=Path, default=REPOSITORY / "kserve-store")
     rehearsal.add_argument("--timeout", type=float, default=300)
+    predictor = commands.add_parser("serve-kserve", help="start the KServe predictor and wait until it is ready")
+    predictor.add_argument("--timeout", type=float, default=300)
     commands.add_parser("stop", help="stop TorchServe")
     commands.add_parser("has-java", help="exit 0 if Java 17+ is installed, 1 if not")
     commands.add_parser("prepare-venv", help="let the activated .venv's torchserve find Java and config.properties")
@@ -76,8 +99,10 @@ def run(args):
         prepare_venv()
     elif args.command == "kserve-store":
         print(f"wrote {kserve_store(args.out)}: config/config.properties, config/metrics.yaml, model-store/srcnn.mar")
-    elif args.command == "serve-kserve":
+    elif args.command == "serve-kserve-torchserve":
         return serve(kserve_server(args.store), args.timeout, lambda: kserve_store(args.store))
+    elif args.command == "serve-kserve":
+        return serve_predictor(Predictor(), args.timeout)
     elif args.command == "archive":
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":
@@ -85,6 +110,8 @@ def run(args):
         return serve(server, args.timeout, lambda: build_archive(REPOSITORY / server.properties.get("model_store",
                                                                                                "model_store")))
     else:
+        if Predictor().stop():
+            print("KServe predictor stopped.")
         result = Server().stop()
         print(result.stdout.strip() or "TorchServe stopped.")
         return result.returncode

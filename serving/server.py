@@ -15,18 +15,7 @@ import requests
 from serving import BIN, MODEL_CONFIG, MODEL_NAME
 from serving.archive import build_archive
 from serving.java import java_environment
-from srcnn.files import REPOSITORY
-
-
-def read_properties(path):
-    """key=value lines of a Java .properties file (no continuation lines), comments skipped."""
-    properties = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")) and "=" in line:
-            key, value = line.split("=", 1)
-            properties[key.strip()] = value.strip()
-    return properties
+from srcnn.files import REPOSITORY, read_properties
 
 
 @dataclass

@@ -126,10 +126,7 @@ def decode_image(data, max_pixels):
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptImage(f"the image header claims a size of {width}×{height}")
-    if width * height > max_pixels:
-        most = largest_size((width, height), max_pixels)
-        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
-                            f"send it resized to at most {most[0]}×{most[1]} (its shape)")
+    check_input_pixels(width, height, max_pixels)
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -138,6 +135,25 @@ def decode_image(data, max_pixels):
         raise
     except Exception as error:  # Pillow's decoders raise many types on damaged data
         raise CorruptImage(f"the {image.format} data could not be decoded ({type(error).__name__}: {error})") from None
+
+
+def check_input_pixels(width, height, max_pixels):
+    """Raise ImageTooLarge, saying what fits, for an input of more than `max_pixels` pixels."""
+    if width * height > max_pixels:
+        most = largest_size((width, height), max_pixels)
+        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
+                            f"send it resized to at most {most[0]}×{most[1]} (its shape)")
+
+
+def decode_pixels(pixels, max_pixels):
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 array (grey, RGB, RGBA) -> PIL image in one of
+    SUPPORTED_MODES. Raises EmptyImage for a side of 0 and ImageTooLarge over `max_pixels`, as `decode_image`."""
+    height, width = pixels.shape[:2]
+    if width < 1 or height < 1:
+        raise EmptyImage(f"the pixels are {width}×{height}: no image")
+    check_input_pixels(width, height, max_pixels)
+    grey = pixels.ndim == 2 or pixels.shape[2] == 1
+    return Image.fromarray(np.ascontiguousarray(pixels.reshape(height, width) if grey else pixels))
 
 
 def to_supported_mode(image):

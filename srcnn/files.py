@@ -1,4 +1,5 @@
-"""Where the project's files are, and writing files so that a reader never sees half of one."""
+"""Where the project's files are, reading its Java .properties files, and writing files so that a reader never
+sees half of one."""
 
 from pathlib import Path
 
@@ -20,3 +21,14 @@ def write_atomically(path, content):
     else:
         content(temporary)
     temporary.replace(path)
+
+
+def read_properties(path):
+    """key=value lines of a Java .properties file (no continuation lines), comments skipped."""
+    properties = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip()
+    return properties

@@ -10,14 +10,16 @@ import yaml
 from PIL import Image, ImageCms, ImageDraw
 
 from serving import MODEL_CONFIG as MODEL_CONFIG_FILE
-from serving.server import private_server
+from serving.predictor import Predictor
+from serving.server import free_ports, private_server
 from srcnn import SRCNN
 
 MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())
 
 
 # The tiers (registered in pyproject.toml): `make test` runs them all; `make test-fast` leaves out these two.
-SERVER_FIXTURES = {"server", "own_server", "kserve"}  # a real TorchServe, started for the test
+# A real server, started for the test: TorchServe, or the KServe predictor.
+SERVER_FIXTURES = {"server", "own_server", "kserve", "enveloped_server", "predictor", "target"}
 SERVER_MODULES = {"test_readme", "test_faults", "test_hostile"}  # sequences and servers of their own
 SLOW_MODULES = {"test_train", "test_fuzz", "test_scaling", "test_evaluate", "test_pictures", "test_compare"}
 
@@ -130,6 +132,27 @@ def identity_model():
 def server(tmp_path_factory):
     """One running TorchServe shared by the real-server tests; always stopped at the end."""
     instance = private_server(tmp_path_factory.mktemp("torchserve"))
+    instance.start(timeout=240)
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def enveloped_server(tmp_path_factory):
+    """TorchServe as KServe's TorchServe runtime runs it for a v2 InferenceService: TS_SERVICE_ENVELOPE=kservev2."""
+    instance = private_server(tmp_path_factory.mktemp("enveloped"), service_envelope="kservev2")
+    instance.start(timeout=240)
+    assert "KServe envelope (TS_SERVICE_ENVELOPE) taken off" in (instance.log_dir / "model_log.log").read_text()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def predictor(tmp_path_factory):
+    """The KServe predictor on free ports, as `make serve-kserve` starts it."""
+    http_port, grpc_port = free_ports(2)
+    folder = tmp_path_factory.mktemp("predictor")
+    instance = Predictor(http_port, grpc_port, folder, folder)
     instance.start(timeout=240)
     yield instance
     instance.stop()

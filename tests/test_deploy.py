@@ -7,6 +7,8 @@ import base64
 import copy
 import io
 import json
+import subprocess
+import sys
 
 import jsonschema
 import kubernetes_validate
@@ -16,8 +18,9 @@ import yaml
 from PIL import Image
 
 from serving.archive import KSERVE, kserve_store
-from serving.server import free_ports, kserve_server, read_properties
+from serving.server import free_ports, kserve_server
 from srcnn.files import REPOSITORY as ROOT
+from srcnn.files import read_properties
 from tools.hostile import encode
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
@@ -63,8 +66,8 @@ def validate(document):
 
 def test_there_are_inferenceservices_and_plain_kubernetes_objects():
     kinds = sorted(document["kind"] for _, _, document in DOCUMENTS)
-    assert kinds == ["ClusterServingRuntime", "Deployment", "HorizontalPodAutoscaler", "InferenceService",
-                     "InferenceService", "InferenceService", "Service", "ServingRuntime"]
+    assert kinds == ["ClusterServingRuntime", "ClusterServingRuntime", "Deployment", "HorizontalPodAutoscaler",
+                     *["InferenceService"] * 6, "Service", "ServingRuntime", "ServingRuntime"]
 
 
 @pytest.mark.parametrize("path, index, document", DOCUMENTS,
@@ -92,7 +95,8 @@ def test_a_misspelt_field_fails(kind, where):
 
 
 def test_the_inferenceservices_name_what_kserve_needs():
-    services = {path.name: document for path, _, document in DOCUMENTS if document["kind"] == "InferenceService"}
+    services = {path.name: document for path, _, document in DOCUMENTS
+                if document["kind"] == "InferenceService" and path.parent.name == "kserve"}
     assert set(services) == {"inferenceservice-v1.yaml", "inferenceservice-v2.yaml", "inferenceservice-v2-gpu.yaml"}
     for name, service in services.items():
         predictor = service["spec"]["predictor"]
@@ -169,10 +173,12 @@ def test_the_rehearsal_answers_v2_v1_health_and_metrics(kserve, scene):
 
 
 def test_the_runtimes_run_torchserve_as_kserves_runtime_did_and_nothing_names_the_bundled_one():
-    runtimes = {document["kind"]: document for _, _, document in DOCUMENTS if document["kind"].endswith("Runtime")}
+    runtimes = {document["kind"]: document for path, _, document in DOCUMENTS
+                if document["kind"].endswith("Runtime") and path.parent.name == "kserve"}
     assert runtimes["ServingRuntime"]["spec"] == runtimes["ClusterServingRuntime"]["spec"]  # one runtime, two scopes
     spec = runtimes["ServingRuntime"]["spec"]
     assert {runtime["metadata"]["name"] for runtime in runtimes.values()} == {"srcnn-torchserve"}
+    assert "env" not in spec["containers"][0]  # no TS_SERVICE_ENVELOPE: the handler reads KServe v1 and v2 itself
     container, = spec["containers"]
     assert container["args"] == ["torchserve", "--start", "--model-store=/mnt/models/model-store",
                                  "--ts-config=/mnt/models/config/config.properties"]
@@ -194,3 +200,47 @@ def test_the_runtime_image_bakes_in_the_pinned_extra_packages():
     assert {"onnxruntime", "onnx", "openvino"} <= {line.split("==")[0] for line in extra}
     assert all("==" in line and line in pinned for line in extra)  # the versions the project tests
     assert read_properties(KSERVE / "config.properties")["install_py_dep_per_model"] == "false"
+
+
+PREDICTOR = ROOT / "deploy" / "predictor"
+
+
+def test_the_predictors_runtime_serves_every_protocol_from_its_image():
+    runtimes = {document["kind"]: document for path, _, document in DOCUMENTS
+                if document["kind"].endswith("Runtime") and path.parent == PREDICTOR}
+    assert runtimes["ServingRuntime"]["spec"] == runtimes["ClusterServingRuntime"]["spec"]
+    assert {runtime["metadata"]["name"] for runtime in runtimes.values()} == {"srcnn-kserve"}
+    spec = runtimes["ServingRuntime"]["spec"]
+    assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+    container, = spec["containers"]
+    assert container["args"] == ["--model_name={{.Name}}", "--http_port=8080", "--grpc_port=8081"]
+    assert spec["annotations"]["prometheus.kserve.io/port"] == "8080" and container["securityContext"]["runAsNonRoot"]
+    services = {path.name: document["spec"]["predictor"]["model"] for path, _, document in DOCUMENTS
+                if document["kind"] == "InferenceService" and path.parent == PREDICTOR}
+    assert {name: model["protocolVersion"] for name, model in services.items()} == {
+        "inferenceservice-v1.yaml": "v1", "inferenceservice-v2.yaml": "v2", "inferenceservice-grpc-v2.yaml": "grpc-v2"}
+    for model in services.values():
+        assert (model["modelFormat"]["name"], model["runtime"]) == ("srcnn", "srcnn-kserve")
+        assert "storageUri" not in model  # the weights are in the image
+    assert services["inferenceservice-grpc-v2.yaml"]["ports"] == [{"name": "h2c", "containerPort": 8081,
+                                                                    "protocol": "TCP"}]
+
+
+def test_the_predictors_image_holds_what_it_imports_pinned():
+    dockerfile = (PREDICTOR / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "\nFROM python:3.11" in dockerfile
+    copied = {word.rstrip("/") for line in dockerfile.replace("\\\n", " ").splitlines() if line.startswith("COPY ")
+              for word in line.split()[1:-1]}
+    assert {"srcnn", "handler", "predictor", "config.properties"} <= copied
+    assert {f"weights/srcnn_x{scale}.{suffix}" for scale in (2, 3, 4) for suffix in ("pth", "json")} <= copied
+    pinned = (ROOT / "requirements.txt").read_text().splitlines()
+    assert "torch==2.13.0" in dockerfile and "torch==2.13.0" in pinned
+    installed = [line for line in (PREDICTOR / "requirements.txt").read_text().splitlines() if line[:1] not in "#"]
+    assert {"kserve", "onnxruntime", "openvino", "numpy", "pillow"} <= {line.split("==")[0] for line in installed}
+    assert all(line in pinned for line in installed)  # the versions the tests ran
+
+
+def test_the_predictor_imports_nothing_of_torchserve():
+    code = "import sys; sys.modules['ts'] = None; import predictor.__main__, predictor.model, predictor.server"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr

@@ -5,8 +5,8 @@ import pytest
 import requests
 
 from conftest import LIMITS, predictions_url, worker_pids
-from serving.server import read_properties
 from srcnn.files import REPOSITORY as ROOT
+from srcnn.files import read_properties
 from tools.hostile import corpus, encode, sample_image
 
 CASES = corpus(LIMITS["max_input_pixels"], LIMITS["max_output_pixels"],

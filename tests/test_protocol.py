@@ -7,8 +7,7 @@ import json
 import pytest
 
 from handler.protocol import ClientError, Settings, Trace, choose_media_type, factor_label, requested_sizing
-from handler.wire import (GRPC, KSERVE_V1, KSERVE_V2, REST, V1_ENVELOPE, Upload, answer, error_body, json_upload,
-                          read_upload)
+from handler.wire import GRPC, KSERVE_V1, KSERVE_V2, REST, Upload, answer, error_body, json_upload, read_upload
 
 PNG = b"\x89PNG\r\n\x1a\n fake"
 B64 = base64.b64encode(PNG).decode()
@@ -81,7 +80,9 @@ def test_the_trace_gives_headers_and_one_spaceless_log_line():
     ({"data": PNG, "scale": b"4"}, {}, Upload(PNG, GRPC, scale=b"4")),  # no HTTP header: gRPC
     ({"body": json.dumps({"image": B64, "size": "64x"}).encode()}, {"Content-Type": "application/json"},
      Upload(PNG, REST, size="64x")),
-    ({"data": B64, "scale": 3}, {}, Upload(PNG, V1_ENVELOPE, scale=3)),  # what KServe's v1 envelope hands over
+    # tritonclient labels nothing: a body that starts with { is JSON
+    ({"body": json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [B64]}]}).encode()},
+     {"Accept": "*/*"}, Upload(PNG, KSERVE_V2, outputs=(("image", False),))),
 ])
 def test_the_upload_is_found_in_every_shape_a_request_arrives_in(row, headers, expected):
     assert read_upload(row, headers) == expected
@@ -108,9 +109,13 @@ def test_kserve_bodies_are_told_apart_by_their_keys():
 
 
 def test_answers_and_errors_take_the_shape_of_their_wire():
-    assert answer(PNG, "image/png", Upload(PNG, REST), "srcnn", "r") == (PNG, "image/png")
-    body, media_type = answer(PNG, "image/png", Upload(PNG, KSERVE_V1), "srcnn", "r")
-    assert media_type == "application/json" and json.loads(body) == {"predictions": [B64]}
+    def encode():
+        return PNG
+
+    assert answer(None, encode, "image/png", Upload(PNG, REST), "srcnn", "r") == (PNG, "image/png", {})
+    body, media_type, headers = answer(None, encode, "image/png", Upload(PNG, KSERVE_V1), "srcnn", "r")
+    assert media_type == "application/json" and json.loads(body) == {"predictions": [B64]} and headers == {}
     error = ClientError(413, "too_large", "smaller, please")
-    assert json.loads(error_body(error, REST)) == {"code": 413, "type": "too_large", "message": "smaller, please"}
+    assert json.loads(error_body(error, REST)) == {"code": 413, "type": "too_large", "message": "smaller, please",
+                                                  "error": "smaller, please"}
     assert json.loads(error_body(error, KSERVE_V2)) == {"error": "smaller, please"}

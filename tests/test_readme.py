@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from pages import command_block, table_after
+from serving.predictor import Predictor
 from serving.server import Server
 from srcnn.files import REPOSITORY as ROOT
 
@@ -127,6 +128,27 @@ def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
         assert size_of(answer) == (576, 576)
     finally:
         stop(environment)
+
+
+def test_the_kserve_predictor_block_serves_and_stops(tmp_path):
+    lines = command_block("docs/deployment.md", "kserve-predictor").strip().splitlines()
+    answer = tmp_path / "big.png"
+    script = "\n".join(line.replace("big.png", str(answer)) for line in lines)
+    prefix, environment = isolated(tmp_path)
+    try:
+        result = run_isolated(script, prefix, environment)
+        assert '{"name":"srcnn","ready":true}' in result.stdout and "KServe predictor stopped." in result.stdout
+        assert size_of(answer) == (576, 576)
+    finally:
+        Predictor(tmpdir=tmp_path / "tmp").stop()
+
+
+def test_the_open_inference_protocol_example_answers(predictor, tmp_path):
+    block = command_block("docs/usage.md", "oip-client").replace("localhost:8085",
+                                                                 predictor.inference_url.removeprefix("http://"))
+    output = run_in(tmp_path, block)
+    assert output.startswith("ready: True\n") and "'output_size': '864x864'" in output
+    assert size_of(tmp_path / "big.png") == (864, 864)
 
 
 def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):

@@ -16,10 +16,10 @@ import requests
 from PIL import Image
 
 from conftest import LIMITS, assert_faithful, make_photo, predictions_url, worker_pids
-from serving.server import read_properties
 from srcnn import upscale
 from srcnn.color import rgb_to_y
 from srcnn.files import REPOSITORY as ROOT
+from srcnn.files import read_properties
 from srcnn.metrics import psnr, shave
 from tools.hostile import encode
 

@@ -4,7 +4,9 @@ Used by the real-server tests and by the soak run. `limits` are the handler's se
 the server's `max_request_size`.
 """
 
+import base64
 import io
+import json
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -194,5 +196,162 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
              headers={**image, "X-Scale": "4"}, size=(4 * side, 4 * side), heavy=True),
         Case("answer one input row over max_output_pixels", encode(sample_image(side, side + 1, "L")),
              headers={**image, "X-Scale": "4"}, statuses=(413,), kinds=("output_too_large",)),
+    ]
+    return cases
+
+
+V2_PATH = "/v2/models/srcnn/infer"
+BINARY_HEADER = "Inference-Header-Content-Length"
+
+
+@dataclass(frozen=True)
+class V2Case:
+    """One Open Inference Protocol request to V2_PATH and what it must get: a status in `statuses`; an error as
+    the protocol's {"error": "<message>"}; an answer whose output `output` is an image of `size` (BYTES) or pixels
+    of `shape` (UINT8), or, for a KServe v1 body sent there, a v1 answer."""
+
+    name: str
+    body: bytes
+    headers: dict = field(default_factory=dict)
+    statuses: tuple = (400,)
+    output: str = "image"
+    size: tuple | None = None
+    shape: tuple | None = None
+
+    def send(self, session, base_url, timeout=120):
+        return session.post(base_url + V2_PATH, data=self.body, headers=self.headers, timeout=timeout)
+
+    def problem(self, response):
+        """None if `response` is the answer this case must get, else what is wrong with it."""
+        if response.status_code not in self.statuses:
+            return f"{self.name}: status {response.status_code} not in {self.statuses}: {response.text[:200]}"
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                return f"{self.name}: {response.status_code} without the protocol's error body: {response.text[:200]}"
+            return None if isinstance(message, str) and len(message) >= 20 else f"{self.name}: {message!r} says little"
+        outputs = v2_outputs(response)
+        if "predictions" in outputs:  # a KServe v1 body is answered in v1
+            return None if image_size(base64.b64decode(outputs["predictions"][0])) == self.size else \
+                f"{self.name}: v1 answer of the wrong size"
+        if self.output not in outputs:
+            return f"{self.name}: no output {self.output!r} in {sorted(outputs)}"
+        datatype, shape, values = outputs[self.output]
+        if datatype == "BYTES":
+            return None if image_size(values[0]) == self.size else f"{self.name}: answer is not {self.size}"
+        return None if tuple(shape) == self.shape and len(values) == np.prod(shape) else \
+            f"{self.name}: pixels of shape {shape}, not {self.shape}"
+
+
+def v2_outputs(response):
+    """{name: (datatype, shape, elements)} of a v2 answer, JSON or binary (BYTES elements as bytes), written from
+    the protocol's text; a v1 answer as it is."""
+    length = int(response.headers.get(BINARY_HEADER, len(response.content)))
+    answer = json.loads(response.content[:length])
+    if "predictions" in answer:
+        return answer
+    outputs, offset = {}, length
+    for output in answer["outputs"]:
+        size = (output.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            data = output["data"]
+            values = [base64.b64decode(item) for item in data] if output["datatype"] == "BYTES" else data
+        else:
+            raw, offset = response.content[offset:offset + size], offset + size
+            if output["datatype"] == "BYTES":
+                values, at = [], 0
+                while at < len(raw):
+                    (count,) = struct.unpack_from("<I", raw, at)
+                    values.append(raw[at + 4:at + 4 + count])
+                    at += 4 + count
+            else:
+                values = list(raw)
+        outputs[output["name"]] = (output["datatype"], output["shape"], values)
+    return outputs
+
+
+def image_size(data):
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def v2_corpus():
+    """Open Inference Protocol requests of every shape its clients send, well and badly formed, with their
+    answers: JSON and binary tensors, BYTES files and UINT8 pixels, and what the binary extension can get wrong."""
+    card = sample_image(24, 16)
+    png, pixels = encode(card), np.asarray(card)
+    as_json = {"Content-Type": "application/json"}
+
+    def request(*inputs, **extra):
+        return json.dumps({"inputs": list(inputs), **extra}).encode()
+
+    def file_input(data=None, shape=(1,), **extra):
+        return {"name": "image", "datatype": "BYTES", "shape": list(shape),
+                "data": [base64.b64encode(png).decode()] if data is None else data, **extra}
+
+    def binary(inputs, tail, header_length=None, **extra):
+        """A binary-extension body: the JSON of `inputs`, then `tail`; the header names the JSON's length."""
+        header = request(*inputs, **extra)
+        return header + tail, {BINARY_HEADER: str(len(header) if header_length is None else header_length)}
+
+    element = struct.pack("<I", len(png)) + png
+    good_binary, good_headers = binary([{"name": "image", "datatype": "BYTES", "shape": [1],
+                                         "parameters": {"binary_data_size": len(element)}}], element)
+    cases = [
+        V2Case("v2 JSON", request(file_input()), as_json, (200,), size=(48, 32)),
+        V2Case("v2 JSON without a Content-Type (tritonclient)", request(file_input()), {}, (200,), size=(48, 32)),
+        V2Case("v2 binary BYTES (tritonclient's default)", good_binary, good_headers, (200,), size=(48, 32)),
+        V2Case("v2 binary BYTES as octet-stream (kserve SDK)", good_binary,
+               {**good_headers, "Content-Type": "application/octet-stream"}, (200,), size=(48, 32)),
+        V2Case("v2 binary output asked for", request(file_input(), outputs=[{"name": "image", "parameters":
+                                                                             {"binary_data": True}}]),
+               {}, (200,), size=(48, 32)),
+        V2Case("v2 scale 3 in parameters", request(file_input(parameters={"scale": 3})), {}, (200,), size=(72, 48)),
+        V2Case("v2 UINT8 pixels in JSON", request({"name": "pixels", "datatype": "UINT8", "shape": [16, 24, 3],
+                                                   "data": pixels.reshape(-1).tolist()}), {}, (200,),
+               output="pixels", shape=(32, 48, 3)),
+        V2Case("v2 UINT8 grey pixels in binary", *binary([{"name": "pixels", "datatype": "UINT8", "shape": [16, 24],
+                                                            "parameters": {"binary_data_size": 384}}],
+                                                          pixels[..., 0].tobytes()), (200,), output="pixels",
+               shape=(32, 48)),
+        V2Case("v2 KServe v1 body on the v2 route", json.dumps({"instances": [base64.b64encode(png).decode()]})
+               .encode(), {}, (200,), size=(48, 32)),
+        V2Case("v2 not an image", request(file_input([base64.b64encode(b"hello, world").decode()])), {}, (415,)),
+        V2Case("v2 invalid base64", request(file_input(["%%%"])), {}, (400,)),
+        V2Case("v2 not JSON", b"{inputs: nope", as_json),
+        V2Case("v2 not UTF-8", b"{\xff\xfe\xfd", as_json),
+        V2Case("v2 JSON array", b"[1, 2]", as_json),
+        V2Case("v2 inputs not a list", json.dumps({"inputs": {"name": "image"}}).encode(), as_json),
+        V2Case("v2 no inputs", request(), as_json),
+        V2Case("v2 two inputs", request(file_input(), file_input()), as_json),
+        V2Case("v2 FP32 input", request({"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}), as_json),
+        V2Case("v2 empty tensor", request(file_input([], shape=(0,))), as_json),
+        V2Case("v2 shape larger than the data", request(file_input(shape=(3,))), as_json),
+        V2Case("v2 two images in one tensor", request(file_input([base64.b64encode(png).decode()] * 2, (2,))),
+               as_json),
+        V2Case("v2 no data", request({"name": "image", "datatype": "BYTES", "shape": [1]}), as_json),
+        V2Case("v2 number as BYTES data", request(file_input([7])), as_json),
+        V2Case("v2 UINT8 value 300", request({"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 3],
+                                              "data": [300, 0, 0]}), as_json),
+        V2Case("v2 UINT8 of rank 1", request({"name": "pixels", "datatype": "UINT8", "shape": [6],
+                                              "data": [0] * 6}), as_json),
+        V2Case("v2 UINT8 of two channels", request({"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 2],
+                                                    "data": [0, 0]}), as_json),
+        V2Case("v2 unknown output", request(file_input(), outputs=[{"name": "logits"}]), as_json),
+        V2Case("v2 scale 9", request(file_input(parameters={"scale": 9})), as_json, (422,)),
+        V2Case("v2 binary header past the body", good_binary, {BINARY_HEADER: str(len(good_binary) + 1)}),
+        V2Case("v2 binary header not a number", good_binary, {BINARY_HEADER: "twelve"}),
+        V2Case("v2 binary size past the body", *binary([{"name": "image", "datatype": "BYTES", "shape": [1],
+                                                          "parameters": {"binary_data_size": len(element) + 9}}],
+                                                        element)),
+        V2Case("v2 bytes after the tensors", *binary([{"name": "image", "datatype": "BYTES", "shape": [1],
+                                                       "parameters": {"binary_data_size": len(element)}}],
+                                                     element + b"extra")),
+        V2Case("v2 BYTES element longer than its tensor", *binary([{"name": "image", "datatype": "BYTES",
+                                                                     "shape": [1], "parameters":
+                                                                         {"binary_data_size": 8}}],
+                                                                   struct.pack("<I", 1000) + b"abcd")),
+        V2Case("v2 binary JSON header not JSON", b"\x89PNG\r\n" + png, {BINARY_HEADER: "6"}),
     ]
     return cases

@@ -1,0 +1,58 @@
+"""One request from its upload to its answer, free of TorchServe: what the TorchServe handler and the KServe
+predictor (predictor/) both run, so that the two servers take the same requests, keep the same limits and refuse
+with the same error kinds and messages.
+
+    job = plan(upload, headers, settings, trace, weights)    # sizing, decoding, limits: ClientError or ImageError
+    image = upscaler.upscale(job.image, size=job.size)
+    body, content_type, headers = respond(image, job, settings, threads, model_name, trace)
+"""
+
+from handler.protocol import ClientError, Job, choose_media_type, factor_label, header, requested_sizing, what_fits
+from handler.wire import answer
+from srcnn.codec import check_encodable, decode_image, decode_pixels, encode_image
+from srcnn.scaling import ScaleError, output_size, passes_between
+
+
+def plan(upload, headers, settings, trace, weights):
+    """The Job of one handler.wire.Upload: its scale or size (headers or body), the answer's format (Accept), the
+    decoded image and the answer's size, refused while nothing is computed if any limit of `settings`
+    (handler.protocol.Settings) would be passed. Fills `trace` (handler.protocol.Trace) as it learns; `weights`
+    maps each trained scale to the identity of its weight file."""
+    scale, size = requested_sizing(headers, upload, settings.default_scale)
+    media_type = choose_media_type(header(headers, "Accept"))
+    if isinstance(upload.data, bytes):
+        image = decode_image(upload.data, settings.max_input_pixels)
+    else:
+        image = decode_pixels(upload.data, settings.max_input_pixels)
+    try:
+        output = output_size(image.size, scale, size)
+    except ScaleError as error:
+        raise ClientError(422, "invalid_size", str(error)) from None
+    trace.scale = factor_label(scale, image.size, output)
+    trace.media_type, trace.input_size, trace.output_size = media_type, image.size, output
+    trace.weights = ",".join(weights[trained] for trained in passes_between(image.size, output)) or "none"
+    output_pixels = output[0] * output[1]
+    if output_pixels > settings.max_output_pixels:
+        raise ClientError(413, "output_too_large", f"×{trace.scale} of a {image.width}×{image.height} image "
+                          f"gives {output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is "
+                          f"{settings.max_output_pixels:,}: {what_fits(image.size, scale, output, settings)}")
+    check_encodable(output, media_type)
+    return Job(image, output, media_type, upload)
+
+
+def respond(image, job, settings, threads, model_name, trace):
+    """(body, content type, extra headers) answering `job` with its upscaled `image`, in the upload's wire
+    format; the image is encoded on `threads` threads, and refused once its body passes max_response_bytes."""
+    limit = settings.max_response_bytes
+    body, content_type, headers = answer(image, lambda: encode_image(image, job.media_type, limit, threads),
+                                         job.media_type, job.upload, model_name, trace.request_id, trace.done())
+    check_answer_bytes(len(body), job.media_type, content_type == "application/json", limit)
+    return body, content_type, headers
+
+
+def check_answer_bytes(length, media_type, in_json, limit):
+    """Refuse an answer body of `length` bytes over `limit` (max_response_bytes) with a 413 that says what to do."""
+    if length > limit:
+        wrapped = " in base64 JSON" if in_json else ""
+        raise ClientError(413, "response_too_large", f"the answer is {length:,} bytes ({media_type}{wrapped}), over "
+                          f"the limit of {limit:,}; ask for image/jpeg or send a smaller image")

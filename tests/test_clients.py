@@ -1,0 +1,218 @@
+"""The Open Inference Protocol as its real clients speak it, against the three servers that answer it: TorchServe
+(`make serve`), TorchServe under KServe's kservev2 service envelope, and the KServe predictor (`make serve-kserve`).
+The clients are tritonclient (HTTP, and gRPC in a process of its own: its stubs and the kserve SDK's declare the
+same protobuf package, which one process cannot hold twice) and the kserve SDK, with their defaults."""
+
+import asyncio
+import base64
+import io
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+import requests
+import tritonclient.http as triton
+from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from conftest import worker_pids
+from tools.hostile import encode, sample_image, v2_corpus
+
+CARD = sample_image(24, 16)
+PNG = encode(CARD)
+
+
+@pytest.fixture(params=["torchserve", "enveloped", "predictor"])
+def target(request):
+    """(base URL, a function that says whether the server is unchanged since, the server's log files)."""
+    if request.param == "predictor":
+        server = request.getfixturevalue("predictor")
+        pid = server.pid()
+        return server.inference_url, lambda: server.pid() == pid and server.ready(), [server.log]
+    server = request.getfixturevalue("server" if request.param == "torchserve" else "enveloped_server")
+    pids = worker_pids(server)
+    return (server.inference_url, lambda: worker_pids(server) == pids,
+            [server.log_dir / "model_log.log", server.log_dir / "ts_log.log"])
+
+
+def logs_since(files):
+    """A function giving what `files` gained since this call."""
+    sizes = {path: path.stat().st_size if path.exists() else 0 for path in files}
+    return lambda: "".join(path.read_bytes()[size:].decode(errors="replace") for path, size in sizes.items())
+
+
+def host(url):
+    return url.split("://", 1)[1]
+
+
+@pytest.mark.parametrize("case", v2_corpus(), ids=lambda case: case.name)
+def test_the_v2_corpus(target, case):
+    url, unchanged, logs = target
+    written = logs_since(logs)
+    problem = case.problem(case.send(requests.Session(), url))
+    assert problem is None, problem
+    assert unchanged(), "a worker was restarted"
+    assert "Traceback" not in written() and "Prediction failed" not in written()
+
+
+def triton_input(binary):
+    """tritonclient's BYTES input holding the card: its file, or in JSON (where elements must be text) base64."""
+    tensor = triton.InferInput("image", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([PNG if binary else base64.b64encode(PNG)], dtype=object), binary_data=binary)
+    return tensor
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_infers_with_its_defaults(target, binary):
+    url, unchanged, _ = target
+    client = triton.InferenceServerClient(host(url))
+    result = client.infer("srcnn", [triton_input(binary)], parameters={"scale": 3})
+    answer = result.as_numpy("image")[0]  # the output is binary: tritonclient asks so when it names no outputs
+    assert Image.open(io.BytesIO(answer)).size == (72, 48)
+    assert result.get_response()["parameters"]["output_size"] == "72x48"
+    asked = triton.InferRequestedOutput("image", binary_data=False)
+    text = client.infer("srcnn", [triton_input(binary)], outputs=[asked]).as_numpy("image")[0]
+    assert Image.open(io.BytesIO(base64.b64decode(text))).size == (48, 32)
+    assert unchanged()
+
+
+def test_tritonclient_sends_pixels_and_gets_pixels(target):
+    url, _, _ = target
+    client = triton.InferenceServerClient(host(url))
+    pixels = triton.InferInput("pixels", [16, 24, 3], "UINT8")
+    pixels.set_data_from_numpy(np.asarray(CARD))
+    answer = client.infer("srcnn", [pixels], outputs=[triton.InferRequestedOutput("pixels"),
+                                                      triton.InferRequestedOutput("image")])
+    upscaled = answer.as_numpy("pixels")
+    assert upscaled.shape == (32, 48, 3) and upscaled.dtype == np.uint8
+    assert np.array_equal(upscaled, np.asarray(Image.open(io.BytesIO(answer.as_numpy("image")[0]))))  # one answer
+
+
+def refused(client_call):
+    with pytest.raises(InferenceServerException) as raised:
+        client_call()
+    return raised.value
+
+
+@pytest.mark.parametrize("element, parameters, status, words", [
+    (b"\x00not an image at all", {}, "415", "not an image"),
+    (PNG, {"scale": 9}, "422", "from 1 to 8"),
+])
+def test_tritonclient_shows_the_refusal(target, element, parameters, status, words):
+    url, unchanged, logs = target
+    written = logs_since(logs)
+    client = triton.InferenceServerClient(host(url))
+    tensor = triton.InferInput("image", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([element], dtype=object))
+    error = refused(lambda: client.infer("srcnn", [tensor], parameters=parameters))
+    assert error.status() == status and words in error.message()
+    assert unchanged() and "Traceback" not in written()
+
+
+def test_tritonclient_is_told_a_shape_that_does_not_fit(target):
+    url, _, _ = target
+    client = triton.InferenceServerClient(host(url))
+    tensor = triton.InferInput("pixels", [16, 24, 3], "UINT8")
+    tensor.set_data_from_numpy(np.asarray(CARD))
+    tensor._shape = [16, 24, 4]  # what a caller's bookkeeping gets wrong; the client itself checks set_data
+    error = refused(lambda: client.infer("srcnn", [tensor]))
+    assert error.status() == "400" and "holds 1536 elements and the data 1152" in error.message()
+
+
+def kserve_v2_request(element=PNG, **parameters):
+    tensor = InferInput("image", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([element], dtype=object))  # binary by default
+    return InferRequest("srcnn", [tensor], parameters=parameters or None)
+
+
+def test_the_kserve_sdk_predicts_v1_and_infers_v2(target):
+    url, unchanged, _ = target
+
+    async def calls():
+        v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
+        v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
+        predicted = await v1.infer(url, {"instances": [{"data": base64.b64encode(PNG).decode(), "scale": 4}]},
+                                   model_name="srcnn")
+        inferred = await v2.infer(url, kserve_v2_request(scale=2.5), model_name="srcnn")
+        with pytest.raises(httpx.HTTPStatusError) as raised:
+            await v2.infer(url, kserve_v2_request(b"\xff\xfe text, not an image"), model_name="srcnn")
+        return predicted, inferred, raised.value
+
+    predicted, inferred, error = asyncio.run(calls())
+    assert Image.open(io.BytesIO(base64.b64decode(predicted["predictions"][0]))).size == (96, 64)
+    (output,) = inferred.outputs
+    assert (output.name, output.datatype, output.shape) == ("image", "BYTES", [1])
+    assert Image.open(io.BytesIO(base64.b64decode(output.as_numpy()[0]))).size == (60, 40)
+    assert error.response.status_code == 415 and "the body is not an image" in str(error)
+    assert unchanged()
+
+
+def test_the_predictor_is_ready_and_describes_its_tensors(predictor):
+    client = triton.InferenceServerClient(host(predictor.inference_url))
+    assert client.is_model_ready("srcnn") and client.is_server_ready()
+    metadata = client.get_model_metadata("srcnn")
+    assert [(tensor["name"], tensor["datatype"]) for tensor in metadata["inputs"]] == [("image", "BYTES"),
+                                                                                        ("pixels", "UINT8")]
+    assert [tensor["name"] for tensor in metadata["outputs"]] == ["image", "pixels"]
+    rest = InferenceRESTClient(RESTConfig(protocol="v2"))
+    assert asyncio.run(rest.is_model_ready(predictor.inference_url, "srcnn"))
+    v1 = requests.get(f"{predictor.inference_url}/v1/models/srcnn", timeout=30)
+    assert v1.json() == {"name": "srcnn", "ready": True}
+    assert "SRCNNRequests_total{" in requests.get(f"{predictor.inference_url}/metrics", timeout=30).text
+
+
+def test_the_kserve_sdk_infers_over_grpc(predictor):
+    async def calls():
+        client = InferenceGRPCClient(f"127.0.0.1:{predictor.grpc_port}")
+        ready = await client.is_model_ready("srcnn")
+        answer = await client.infer(kserve_v2_request(scale=3))
+        with pytest.raises(Exception) as raised:
+            await client.infer(kserve_v2_request(b"not an image"))
+        await client.close()
+        return ready, answer, raised.value
+
+    ready, answer, error = asyncio.run(calls())
+    assert ready and Image.open(io.BytesIO(answer.outputs[0].as_numpy()[0])).size == (72, 48)
+    assert "INVALID_ARGUMENT" in str(error.code()) and "the body is not an image" in error.details()
+
+
+TRITON_GRPC = """
+import io, json, sys
+import numpy as np
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
+
+client = triton.InferenceServerClient(sys.argv[1])
+report = {"ready": client.is_model_ready("srcnn"),
+          "inputs": [tensor.name for tensor in client.get_model_metadata("srcnn").inputs]}
+def infer(element, headers=None, **parameters):
+    tensor = triton.InferInput("image", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([element], dtype=object))
+    return client.infer("srcnn", [tensor], parameters=parameters, headers=headers)
+report["answer"] = infer(open(sys.argv[2], "rb").read(), scale=2).as_numpy("image")[0].hex()
+report["by_metadata"] = infer(open(sys.argv[2], "rb").read(), {"x-scale": "3"}).as_numpy("image")[0].hex()
+for name, element, parameters in (("not_an_image", b"nope", {}), ("scale", open(sys.argv[2], "rb").read(),
+                                                                  {"scale": 9})):
+    try:
+        infer(element, **parameters)
+    except InferenceServerException as error:
+        report[name] = [error.status(), error.message()]
+print(json.dumps(report))
+"""
+
+
+def test_tritonclient_over_grpc(predictor, tmp_path):
+    (tmp_path / "card.png").write_bytes(PNG)
+    run = subprocess.run([sys.executable, "-c", TRITON_GRPC, f"127.0.0.1:{predictor.grpc_port}",
+                          str(tmp_path / "card.png")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["ready"] and report["inputs"] == ["image", "pixels"]
+    assert Image.open(io.BytesIO(bytes.fromhex(report["answer"]))).size == (48, 32)
+    assert Image.open(io.BytesIO(bytes.fromhex(report["by_metadata"]))).size == (72, 48)  # X-Scale as metadata
+    assert report["not_an_image"][0] == "StatusCode.INVALID_ARGUMENT" and "not an image" in report["not_an_image"][1]
+    assert "StatusCode.INVALID_ARGUMENT" == report["scale"][0] and "from 1 to 8" in report["scale"][1]
