@@ -1,6 +1,6 @@
 """The benchmark behind docs/speed-and-precision.md (Speed) (`make bench`), every number from one run on this machine.
 
-    python -m bench [--out bench/results.json] [--requests 12]
+    python -m bench [--out bench/results.json] [--requests 12] [--photos-only | --servers-only]
 
 Names the machine (CPU model and the instruction sets that decide the engine), measures the limit (the best fp32
 matrix multiply of numpy and torch), the engine choice (srcnn.choice, measured afresh with one thread as a served
@@ -10,9 +10,10 @@ the choice on this CPU with oneDNN limited to older instruction sets (ONEDNN_MAX
 honours and ONNX Runtime does not), the handler's work in process (decode PNG → upscale → encode PNG),
 TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml, the same on the fp32
 reference engine, and 2 workers × 1 thread, the layout before the cores were shared) and the worker's peak
-resident memory answering 2048² → ×2, and photographs (bench/photos.py: a 12-megapixel photo alone against its
-forward pass, the peak answering 6000×4000 → ×2). Writes the JSON and a Markdown table beside it (results.md),
-and prints the table; `--photos-only` measures and prints the photographs alone, writing nothing.
+resident memory answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, and
+photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
+×2). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only` and
+`--servers-only` measure and print those alone, writing nothing.
 """
 
 import argparse
@@ -30,7 +31,7 @@ import numpy as np
 from bench import ROOT
 from bench import photos
 from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
-from bench.served import served
+from bench.served import served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
 from srcnn.engine import ENGINES, REFERENCE
 from srcnn.imaging import resize_plane
@@ -138,6 +139,8 @@ def run(config):
                         of_forward=rate / forward_pixels)
     results["served"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "big_input": f"{BIG_SIDE}² PNG",
                          "runs": runs}
+    print("TorchServe against the KServe predictor, in turns ...", file=sys.stderr)
+    results["servers"] = servers_in_turns(body, (1, 2), config.requests)
     print("photographs: 4032×3024 → ×2 alone, against its forward pass; 6000×4000 → ×2, peak memory ...",
           file=sys.stderr)
     results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
@@ -204,8 +207,27 @@ def markdown(results):
                   f"load above, peak {memory['peak_rss_bytes'] / 2**20:.0f} MiB answering {served['big_input']} → "
                   f"×{served['scale']} (a {memory['response_bytes'] / 2**20:.1f} MiB PNG, answered in "
                   f"{memory['seconds']:.1f} s)."]
+    lines += ["", *servers_markdown(results["servers"], served["input"], served["scale"])]
     lines += [""] + photos.markdown(results["photos"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
+
+
+def servers_markdown(servers, given, scale):
+    """The table of TorchServe against the KServe predictor, measured in turns."""
+    lines = [f"| {given} → ×{scale}, the two servers in turns (best of 2 rounds each) | requests/s | p50 (s) | "
+             "p99 (s) | predictor ÷ TorchServe |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("torchserve", "TorchServe, shipped settings, `/predictions`"),
+                        ("kserve_predictor", "KServe predictor, `/v2/models/srcnn/infer`")):
+        for clients, load in servers[name].items():
+            ratio = f"{servers['ratio'][clients]:.2f}" if name == "kserve_predictor" else ""
+            lines.append(f"| {label}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} requests) "
+                         f"| {load['requests_per_s']:.2f} | {load['p50_s']:.2f} | {load['p99_s']:.2f} | {ratio} |")
+    return lines
+
+
+def servers_checks(servers):
+    return [(f"KServe predictor within 15% of TorchServe, {clients} client{'s' if int(clients) > 1 else ''} "
+             f"({ratio:.2f}×)", ratio >= 0.85) for clients, ratio in servers["ratio"].items()]
 
 
 def bar(results):
@@ -240,7 +262,7 @@ def bar(results):
                        all(recomputed <= 0.02 * tiles for recomputed, tiles in counts.values())))
     memory = results["served"]["runs"]["shipped"]["memory"]
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
-    checks += photos.checks(results["photos"])
+    checks += servers_checks(results["servers"]) + photos.checks(results["photos"])
     return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
 
 
@@ -251,7 +273,16 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")
     parser.add_argument("--photos-only", action="store_true", help="measure and print the photographs alone")
+    parser.add_argument("--servers-only", action="store_true",
+                        help="measure and print TorchServe against the KServe predictor alone")
     config = parser.parse_args(argv)
+    if config.servers_only:
+        found = json.loads(json.dumps(servers_in_turns(photo_png(config.data_dir, SERVED_SIDE), (1, 2),
+                                                       config.requests)))
+        print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}", ""]
+                        + servers_markdown(found, f"{SERVED_SIDE}² PNG", SCALE)
+                        + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]))
+        return
     if config.photos_only:
         choice = choose(ROOT / "weights", "auto", threads=1)  # the served lanes' engine (cached per machine)
         found = photos.photos(config.data_dir, ROOT / "weights", choice.engine, choice.tile)

@@ -1,4 +1,5 @@
-"""TorchServe over HTTP: throughput and latency at 1 and 2 concurrent clients, and the worker's peak memory."""
+"""The servers over HTTP: TorchServe's throughput and latency at 1 and 2 concurrent clients and its worker's peak
+memory; and TorchServe against the KServe predictor, measured in turns on the same request."""
 
 import tempfile
 import threading
@@ -11,7 +12,8 @@ import requests
 import yaml
 
 from serving import MODEL_CONFIG, MODEL_NAME
-from serving.server import private_server
+from serving.predictor import Predictor
+from serving.server import free_ports, private_server
 
 
 def load(url, body, clients, count):
@@ -42,6 +44,44 @@ def load(url, body, clients, count):
     if failures:
         raise RuntimeError(f"{len(failures)} of {count} requests failed, e.g. {failures[0]}")
     return count / wall, latencies
+
+
+def measured(url, body, clients, requests_per_client):
+    """`load` at `clients` clients: requests/s, the requests' count and their median and 99th-percentile latency."""
+    rate, latencies = load(url, body, clients, clients * requests_per_client)
+    return {"requests_per_s": rate, "requests": len(latencies), "p50_s": float(np.percentile(latencies, 50)),
+            "p99_s": float(np.percentile(latencies, 99))}
+
+
+def servers_in_turns(body, clients_counts, requests_per_client, rounds=2):
+    """TorchServe (shipped settings, `/predictions`) and the KServe predictor (`/v2/models/srcnn/infer`, the
+    image as the body), both running, measured in turns `rounds` times at each client count, so that a slow spell
+    of a shared machine falls on both; each keeps its best round. Returns {"torchserve", "kserve_predictor"}, each
+    {clients: measured}, and "ratio" {clients: the predictor's requests/s over TorchServe's}."""
+    with tempfile.TemporaryDirectory() as workdir:
+        torchserve = private_server(Path(workdir) / "torchserve")
+        predictor = Predictor(*free_ports(2), Path(workdir), Path(workdir))
+        torchserve.start(timeout=300)
+        try:
+            predictor.start(timeout=300)
+            urls = {"torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
+                    "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"}
+            for url in urls.values():
+                load(url, body, 2, 4)  # warm both lanes of both
+            results = {name: {} for name in urls}
+            for clients in clients_counts:
+                for _ in range(rounds):
+                    for name, url in urls.items():
+                        found = measured(url, body, clients, requests_per_client)
+                        best = results[name].get(clients)
+                        if best is None or found["requests_per_s"] > best["requests_per_s"]:
+                            results[name][clients] = found
+        finally:
+            predictor.stop()
+            torchserve.stop()
+    results["ratio"] = {clients: results["kserve_predictor"][clients]["requests_per_s"]
+                        / results["torchserve"][clients]["requests_per_s"] for clients in clients_counts}
+    return results
 
 
 def peak_rss(pid):
@@ -78,12 +118,8 @@ def served(body, clients_counts, requests_per_client, big_body=None, workers=Non
             load(url, body, len(running), 2 * len(running))  # warm every worker
             settings = yaml.safe_load(model_config.read_text())["handler"]
             results = {"workers": len(running), "threads": settings["threads"], "precision": settings["precision"],
-                       "load": {}}
-            for clients in clients_counts:
-                rate, latencies = load(url, body, clients, clients * requests_per_client)
-                results["load"][clients] = {"requests_per_s": rate, "requests": len(latencies),
-                                            "p50_s": float(np.percentile(latencies, 50)),
-                                            "p99_s": float(np.percentile(latencies, 99))}
+                       "load": {clients: measured(url, body, clients, requests_per_client)
+                                for clients in clients_counts}}
             if big_body is None:
                 return results
             pids = [worker["pid"] for worker in server.workers()]

@@ -60,17 +60,22 @@ class Choice:
 
 
 def machine():
-    """The CPU's model and the instruction sets that decide which engine is fastest, from /proc/cpuinfo."""
-    model, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name with its family and model numbers ("AMD EPYC, family 25, model 17"), and the
+    instruction sets that decide which engine is fastest, from /proc/cpuinfo."""
+    model, flags, numbers = platform.processor() or platform.machine(), set(), {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name" and model in (platform.processor(), platform.machine()):
                 model = value.strip()
+            elif key.strip() in ("cpu family", "model") and key.strip() not in numbers:
+                numbers[key.strip()] = value.strip()
             elif key.strip() == "flags":
                 flags = set(value.split())
                 break
+    if numbers:
+        model += "".join(f", {'family' if key == 'cpu family' else key} {value}" for key, value in numbers.items())
     return {"cpu": model, "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
 
 

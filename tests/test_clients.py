@@ -5,6 +5,7 @@ same protobuf package, which one process cannot hold twice) and the kserve SDK, 
 
 import asyncio
 import base64
+import http.client
 import io
 import json
 import subprocess
@@ -20,6 +21,8 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from conftest import worker_pids
+from srcnn.files import REPOSITORY as ROOT
+from srcnn.files import read_properties
 from tools.hostile import encode, sample_image, v2_corpus
 
 CARD = sample_image(24, 16)
@@ -216,3 +219,15 @@ def test_tritonclient_over_grpc(predictor, tmp_path):
     assert Image.open(io.BytesIO(bytes.fromhex(report["by_metadata"]))).size == (72, 48)  # X-Scale as metadata
     assert report["not_an_image"][0] == "StatusCode.INVALID_ARGUMENT" and "not an image" in report["not_an_image"][1]
     assert "StatusCode.INVALID_ARGUMENT" == report["scale"][0] and "from 1 to 8" in report["scale"][1]
+
+
+def test_the_predictor_refuses_a_body_over_the_request_limit_before_reading_it(predictor):
+    limit = int(read_properties(ROOT / "config.properties")["max_request_size"])
+    connection = http.client.HTTPConnection("127.0.0.1", predictor.http_port, timeout=60)
+    connection.putrequest("POST", "/v2/models/srcnn/infer")
+    connection.putheader("Content-Length", str(limit + 1))
+    connection.endheaders()  # no body follows: the answer must come from the header alone
+    response = connection.getresponse()
+    assert response.status == 413 and f"{limit:,} bytes" in json.loads(response.read())["error"]
+    connection.close()
+    assert predictor.ready()
