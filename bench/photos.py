@@ -1,4 +1,4 @@
-"""Photographs through the server (issue 23's bar): a 12-megapixel photo alone on the server against the forward
+"""Photographs through the server (the bar for photographs): a 12-megapixel photo alone on the server against the forward
 pass its Y plane needs, and a worker's peak memory answering a 24-megapixel photo at ×2.
 
     python -m bench --photos-only

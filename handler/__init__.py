@@ -1,1 +1,2 @@
-"""TorchServe side of the service: the handler (packed into srcnn.mar) and the server controls."""
+"""The TorchServe handler and the request protocol it shares with the KServe predictor: exactly what srcnn.mar ships
+besides srcnn/ and the weights."""

@@ -21,10 +21,12 @@ output megapixels, milliseconds per stage.
 
 import faulthandler
 import gc
+import json
 import logging
 import os
 import signal
 import time
+from dataclasses import asdict
 from http import HTTPStatus
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from ts.torch_handler.request_envelope.base import BaseEnvelope
 from ts.utils.util import PredictionException
 
 from handler.pipeline import plan, respond
-from handler.protocol import ClientError, Settings, Trace
+from handler.protocol import ClientError, Settings, Trace, header
 from handler.wire import GRPC, error_body, is_grpc, read_upload
 from srcnn import Upscaler
 from srcnn.codec import ImageError
@@ -121,10 +123,28 @@ class SRCNNHandler(BaseHandler):
                         "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
 
     def handle(self, data, context):
-        # Busy from the upload's decoding to the answer's encoding, so that another worker computing meanwhile
-        # leaves this one its core (srcnn.cores).
+        """Every request of a batch takes the handler's own path (preprocess, inference, postprocess), busy on the
+        cores from the upload's decoding to the answer's encoding (srcnn.cores). BaseHandler's other branches are
+        owned here: an explanation (POST /explanations/srcnn, KServe v1 :explain) is refused per request in
+        `_parse`, and the describe header (what the management API's `GET /models/srcnn?customized=true` sends)
+        answers the service's description."""
+        started = time.time()
+        self.context = context
         with self.upscaler.cores.busy():
-            return super().handle(data, context)
+            if context.get_request_header(0, "describe") == "True":
+                output = [self.description() for _ in data]
+            else:
+                output = self.postprocess(self.inference(self.preprocess(data)))
+        context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
+        return output
+
+    def description(self):
+        """What the service is, as JSON: the model, its scales and weights, its engine and its settings."""
+        choice = self.upscaler.choice
+        return json.dumps({"model": self.model_name, "weights": {str(scale): identity for scale, identity
+                                                                 in self.weights.items()},
+                           "engine": choice.engine, "engine_reason": choice.reason, "lanes": len(self.upscaler.lanes),
+                           "settings": asdict(self.settings)}, ensure_ascii=False)
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
@@ -201,6 +221,10 @@ class SRCNNHandler(BaseHandler):
         headers = self.context.get_all_request_header(index) or {}
         if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
             self.traces[index].wire = GRPC
+        if header(headers, "explain") == "True":  # set by TorchServe's frontend on its explanation routes
+            raise ClientError(404, "no_explanations", "SRCNN has no explanations to give: send the image to "
+                              "/predictions/srcnn, /v1/models/srcnn:predict or /v2/models/srcnn/infer for its "
+                              "upscaled answer")
         upload = read_upload(row, headers)
         self.traces[index].wire = upload.wire
         return plan(upload, headers, self.settings, self.traces[index], self.weights)

@@ -1,7 +1,8 @@
 """Host-side tools around the model archive: build srcnn.mar and KServe's storage layout (`serving.archive`),
-find a Java runtime (`serving.java`), and start, wait for and stop TorchServe (`serving.server`); the command line
-is `python -m serving` (what the Makefile runs). Nothing here goes into the archive: `handler/` holds exactly
-what the archive ships, and this package runs beside the server, never inside a worker.
+find a Java runtime (`serving.java`), start, wait for and stop TorchServe (`serving.server`) and the KServe
+predictor (`serving.predictor`); the command line is `python -m serving` (what the Makefile runs). Nothing here
+goes into the archive: `handler/` holds exactly what the archive ships, and this package runs beside the server,
+never inside a worker.
 """
 
 import sys

@@ -1,4 +1,5 @@
-"""The serving command line: build srcnn.mar, and start, wait for and stop TorchServe (what the Makefile runs).
+"""The serving command line: build srcnn.mar, and start, wait for and stop TorchServe and the KServe predictor
+(what the Makefile runs).
 
     python -m serving archive [--model-store model_store] [--weights weights]
     python -m serving start [--config config.properties] [--timeout 180]

@@ -16,9 +16,11 @@ calls take turns: each already uses every core it may).
 import threading
 from pathlib import Path
 
+from PIL import Image
+
 from srcnn.choice import load_chosen
 from srcnn.codec import carry_metadata, to_supported_mode
-from srcnn.cores import CORES, Gate, machine_cores
+from srcnn.cores import CORES, CoreShare, Gate, machine_cores
 from srcnn.engine import load_engines
 from srcnn.scaling import DEFAULT_SCALE, output_size
 from srcnn.upscale import stripe_unit, upscale
@@ -35,7 +37,8 @@ class Upscaler:
     `device` a torch device ("cuda" runs torch-fp32 under "auto", on one thread of the host).
     """
 
-    def __init__(self, weights=SHIPPED, precision="auto", threads=None, device="cpu", cores=CORES):
+    def __init__(self, weights: str | Path = SHIPPED, precision: str = "auto", threads: int | None = None,
+                 device: str = "cpu", cores: CoreShare = CORES) -> None:
         self.threads = 1 if str(device).startswith("cuda") else threads or machine_cores()
         engines, self.choice = load_chosen(Path(weights), precision, device, threads=1)
         self.lanes = [engines]  # the others are loaded by `prepare`, or when an image first needs them
@@ -44,22 +47,23 @@ class Upscaler:
         self._gate = Gate(lambda: min(self.threads, cores.allowed()))
         self._turn = threading.Lock()
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Load every lane's engines now (a server does, so that its memory is steady from the first request)."""
         while len(self.lanes) < self.threads:
             self.lanes.append(self._load_lane())
 
-    def threads_now(self):
+    def threads_now(self) -> int:
         """The threads this object may compute on at this moment: its lanes, or this process's share of the
         cores when other processes upscale too (for encoding the answer alike, srcnn.codec.encode_image)."""
         return self._gate.allowed()
 
     @property
-    def engine(self):
+    def engine(self) -> str:
         """The name of the engine that runs the network (srcnn.engine.ENGINES), and `choice.reason` says why."""
         return self.choice.engine
 
-    def upscale(self, image, scale=None, size=None):
+    def upscale(self, image: Image.Image, scale: object = None,
+                size: tuple[int | None, int | None] | None = None) -> Image.Image:
         """A new PIL image: `image` (any mode Pillow decodes; 16-bit and palette images are converted, alpha kept)
         enlarged by `scale` (default 2) or to `size` = (width, height), either side None to keep the aspect ratio.
         Grey stays grey, colour stays colour; the result has 8 bits a channel and the image's colour profile and

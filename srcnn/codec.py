@@ -103,7 +103,7 @@ def sniff_format(data):
         return None
 
 
-def decode_image(data, max_pixels):
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Bytes of a PNG, JPEG, WebP, BMP, TIFF or GIF (first frame) -> PIL image in one of SUPPORTED_MODES.
 
     EXIF orientation is applied. Images with more than `max_pixels` pixels are refused from the header alone.
@@ -145,7 +145,7 @@ def check_input_pixels(width, height, max_pixels):
                             f"send it resized to at most {most[0]}×{most[1]} (its shape)")
 
 
-def decode_pixels(pixels, max_pixels):
+def decode_pixels(pixels: np.ndarray, max_pixels: int) -> Image.Image:
     """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 array (grey, RGB, RGBA) -> PIL image in one of
     SUPPORTED_MODES. Raises EmptyImage for a side of 0 and ImageTooLarge over `max_pixels`, as `decode_image`."""
     height, width = pixels.shape[:2]
@@ -254,7 +254,8 @@ def check_encodable(size, media_type):
                             f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
 
 
-def encode_image(image, media_type="image/png", max_bytes=None, threads=1):
+def encode_image(image: Image.Image, media_type: str = "image/png", max_bytes: int | None = None,
+                 threads: int = 1) -> bytes:
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white. PNG is
     encoded on `threads` threads (srcnn.png).
 

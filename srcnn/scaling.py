@@ -32,7 +32,7 @@ class ScaleError(ValueError):
     """A scale or size that cannot be served; the message says what is allowed."""
 
 
-def parse_scale(value):
+def parse_scale(value: object) -> int | float:
     """A scale as text ("2.5"), bytes or a JSON number -> int when whole (2.0 -> 2), else float; in
     [MIN_SCALE, MAX_SCALE]. Raises ScaleError."""
     if isinstance(value, (bytes, bytearray)):
@@ -48,7 +48,7 @@ def parse_scale(value):
     return int(number) if number.denominator == 1 else float(number)
 
 
-def parse_size(value):
+def parse_size(value: object) -> tuple[int | None, int | None]:
     """A target size "WxH", "Wx" or "xH" (text or bytes) -> (width or None, height or None). Raises ScaleError."""
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8", "replace")
@@ -65,7 +65,8 @@ def scaled_side(side, scale):
     return math.floor(side * Fraction(str(scale)) + Fraction(1, 2))
 
 
-def output_size(input_size, scale=None, size=None):
+def output_size(input_size: tuple[int, int], scale: object = None,
+                size: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
     """The (width, height) of the answer to an input of `input_size` = (width, height) at `scale` (see
     parse_scale) or `size` (see parse_size); each side 1 to 8 times the input's. Raises ScaleError."""
     width, height = input_size

@@ -231,7 +231,8 @@ def thread_pool(threads):
         return _pool[1]
 
 
-def upscale(image, engines, scale=None, size=None, gate=None):
+def upscale(image: Image.Image, engines: dict | list | None, scale: object = None,
+            size: tuple[int | None, int | None] | None = None, gate: object = None) -> Image.Image:
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
     thread that may compute at once ("lanes": an engine runs on one thread at a time).

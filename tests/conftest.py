@@ -142,9 +142,11 @@ def enveloped_server(tmp_path_factory):
     """TorchServe as KServe's TorchServe runtime runs it for a v2 InferenceService: TS_SERVICE_ENVELOPE=kservev2."""
     instance = private_server(tmp_path_factory.mktemp("enveloped"), service_envelope="kservev2")
     instance.start(timeout=240)
-    assert "KServe envelope (TS_SERVICE_ENVELOPE) taken off" in (instance.log_dir / "model_log.log").read_text()
-    yield instance
-    instance.stop()
+    try:
+        assert "KServe envelope (TS_SERVICE_ENVELOPE) taken off" in (instance.log_dir / "model_log.log").read_text()
+        yield instance
+    finally:
+        instance.stop()
 
 
 @pytest.fixture(scope="session")

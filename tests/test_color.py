@@ -1,3 +1,5 @@
+"""srcnn/color.py: MATLAB's BT.601 RGB <-> YCbCr, its exact round trip, rounding and clipping, known colours."""
+
 import numpy as np
 import pytest
 

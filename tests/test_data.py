@@ -1,3 +1,6 @@
+"""training/data.py: T91's patches (count, stride, augmentation, blur), the patch cache, reading Y, the
+validation split, and the datasets shipped in data/."""
+
 import numpy as np
 import torch
 

@@ -1,3 +1,6 @@
+"""training/evaluate.py: the paper's protocol for bicubic and SRCNN, any factor through the trained passes, and
+its usage errors."""
+
 import json
 import math
 

@@ -1,3 +1,5 @@
+"""tools/fuzz.py: the atheris harness runs clean for a few seconds, and a crash is its fail verdict."""
+
 import re
 import subprocess
 import sys

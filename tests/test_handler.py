@@ -465,7 +465,7 @@ def test_unknown_settings_are_refused():
 def test_limits_fit_together():
     settings = Settings.from_yaml(MODEL_CONFIG["handler"])
     properties = read_properties(ROOT / "config.properties")
-    # Photographs: a 50-megapixel upload, and a 12-megapixel one at ×3 (the bar of issue 23: 4032×3024 at ×2).
+    # Photographs: a 50-megapixel upload, and a 12-megapixel one at ×3 (the bar for photographs: 4032×3024 at ×2).
     assert settings.max_input_pixels >= 8192 * 6144 and settings.max_output_pixels >= 4032 * 3024 * 3**2 + 1
     # TorchServe 0.12 kills the worker on an answer over max_response_size, so the handler's cap must be lower.
     assert int(properties["max_response_size"]) >= settings.max_response_bytes
@@ -655,3 +655,16 @@ def test_torchserves_kserve_envelope_is_taken_off(handler, envelope_class, scene
                                        Inference_Header_Content_Length=str(len(header)))
     assert (status, content_type) == (200, "application/json")
     assert decoded(base64.b64decode(json.loads(answer)["outputs"][0]["data"][0])).size == (40, 20)
+
+
+def test_an_explanation_is_refused_with_a_404_that_says_where_to_go(handler, scene):
+    message = error(one(handler, {"body": encode(scene(8, 8))}, explain="True"), 404, "no_explanations")
+    assert "/predictions/srcnn" in message
+
+
+def test_the_describe_header_answers_what_the_service_is(handler, scene):
+    (status, _, body), = call(handler, ({"body": encode(scene(8, 8))}, {"describe": "True"}))
+    described = json.loads(body)
+    assert status == 200 and described["model"] == "srcnn" and set(described["weights"]) == {"2", "3", "4"}
+    assert described["engine"] == "onnxruntime-fp32" and described["settings"]["max_input_pixels"] == \
+        MODEL_CONFIG["handler"]["max_input_pixels"]

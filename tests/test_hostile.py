@@ -22,7 +22,7 @@ def test_hostile_request(server, case):
     session = requests.Session()
     pids = worker_pids(server)
     assert pids, "no worker"
-    problem = case.problem(case.send(session, predictions_url(server)))
+    problem = case.problem(case.send(session, server.inference_url))
     assert problem is None, problem
     good = session.put(predictions_url(server), data=encode(sample_image(9, 7)), timeout=120)
     assert good.status_code == 200

@@ -1,3 +1,5 @@
+"""srcnn/imaging.py: mod-crop, MATLAB's bicubic against Pillow's, the bicubic degradation, Gaussian filters."""
+
 import numpy as np
 import pytest
 from PIL import Image

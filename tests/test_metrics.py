@@ -1,3 +1,5 @@
+"""srcnn/metrics.py: PSNR and SSIM on known errors and images, and the border shave of the paper's code."""
+
 import math
 
 import numpy as np

@@ -1,3 +1,6 @@
+"""srcnn/model.py: the 9-5-5 network's parameters and FLOP, its valid and full-size modes, its arguments and
+initialisation."""
+
 import torch
 from torch.nn import functional as F
 
@@ -10,7 +13,7 @@ def test_parameter_counts_match_the_paper():
     biases = sum(conv.bias.numel() for conv in model.convs)
     assert (weights, biases) == (57_184, 97)
     assert model.border == 8
-    # Every weight is one multiply-add per output pixel (the issue's 57,184), two FLOP each.
+    # Every weight is one multiply-add per output pixel (57,184 for the 9-5-5 network), two FLOP each.
     assert model.flops_per_pixel == 2 * 57_184
     assert SRCNN(kernel_sizes=(9, 1, 5)).flops_per_pixel == 2 * (81 * 64 + 64 * 32 + 25 * 32)
 

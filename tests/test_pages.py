@@ -73,3 +73,20 @@ def test_every_make_line_no_test_runs_names_a_target_that_plans(page, line):
     result = subprocess.run(["bash", "-c", line.replace("make ", "make -n ", 1)], cwd=REPOSITORY, text=True,
                             capture_output=True, timeout=60)
     assert result.returncode == 0, f"{page}: {line}: {result.stderr}"
+
+
+PACKAGES = ("srcnn", "handler", "predictor", "serving")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_architecture_page_names_every_module(package):
+    text = (REPOSITORY / "docs" / "architecture.md").read_text()
+    section = text.split(f"\n`{package}/`\n", 1)[1].split("\n\n`", 1)[0].split("\n## ", 1)[0]
+    named = set(re.findall(r"^- `(\w+\.py)`:", section, re.M))
+    assert named == {path.name for path in (REPOSITORY / package).glob("*.py")}
+
+
+def test_the_product_names_no_issue_and_no_session():
+    found = subprocess.run(["git", "grep", "-nE", r"issue [0-9]+|the issue's|this session", "--", ".",
+                            ":!tests/test_pages.py"], cwd=REPOSITORY, capture_output=True, text=True)
+    assert found.stdout == "", found.stdout

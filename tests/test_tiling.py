@@ -1,3 +1,6 @@
+"""srcnn/engine.py's graphs and tiles: tiled equals one pass at any tile, the packed last layer, which engine
+is built by default and by name."""
+
 import numpy as np
 import pytest
 import torch

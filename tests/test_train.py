@@ -1,3 +1,6 @@
+"""training/train.py: the loss falls, bf16 autocast, resuming after a kill or an interrupt, the schedules, the
+recipe check, weights from --init, and make train-pause."""
+
 import json
 import signal
 import subprocess

@@ -1,3 +1,6 @@
+"""srcnn/upscale.py on whole images: sizes and modes, the identity network gives bicubic, alpha and grey kept,
+only luma changed, bad modes and scales refused."""
+
 import numpy as np
 import pytest
 import torch

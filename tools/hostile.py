@@ -17,8 +17,9 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Case:
-    """One request and what it must get: a status in `statuses`; for errors from the handler a JSON body whose
-    type is in `kinds` (no `kinds`: an error TorchServe itself answers); for images an answer of `size`."""
+    """One request to `route` and what it must get: a status in `statuses`; for errors from the handler a JSON
+    body whose type is in `kinds` (no `kinds`: an error TorchServe itself answers); for images an answer of `size`;
+    for a 200 in JSON an object with the keys `answer_keys`."""
 
     name: str
     data: bytes | None = None
@@ -30,16 +31,22 @@ class Case:
     kinds: tuple = ()
     size: tuple | None = None
     heavy: bool = False  # seconds of work or megabytes of traffic: left out of the soak mix
+    route: str = "/predictions/srcnn"
+    answer_keys: tuple = ()
 
-    def send(self, session, url, timeout=300):
-        return session.post(url, data=self.form if self.files else self.data, headers=self.headers,
-                            files=self.files, json=self.json, timeout=timeout)
+    def send(self, session, base_url, timeout=300):
+        return session.post(base_url + self.route, data=self.form if self.files else self.data,
+                            headers=self.headers, files=self.files, json=self.json, timeout=timeout)
 
     def problem(self, response):
         """None if `response` is the answer this case must get, else what is wrong with it."""
         if response.status_code not in self.statuses:
             return f"{self.name}: status {response.status_code} not in {self.statuses}: {response.text[:200]}"
         if response.status_code == 200:
+            if self.answer_keys:
+                answer = response.json()
+                missing = set(self.answer_keys) - set(answer if isinstance(answer, dict) else ())
+                return f"{self.name}: the answer {response.text[:100]} lacks {sorted(missing)}" if missing else None
             if self.size is not None:
                 size = Image.open(io.BytesIO(response.content)).size
                 if size != self.size:
@@ -196,6 +203,12 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
              headers={**image, "X-Scale": "4"}, size=(4 * side, 4 * side), heavy=True),
         Case("answer one input row over max_output_pixels", encode(sample_image(side, side + 1, "L")),
              headers={**image, "X-Scale": "4"}, statuses=(413,), kinds=("output_too_large",)),
+        Case("an explanation asked for", png, headers=image, route="/explanations/srcnn", statuses=(404,),
+             kinds=("no_explanations",)),
+        Case("KServe v1 explain", json={"instances": [base64.b64encode(png).decode()]},
+             route="/v1/models/srcnn:explain", statuses=(404,), kinds=("no_explanations",)),
+        Case("the describe header", png, headers={**image, "describe": "True"},
+             answer_keys=("model", "weights", "engine", "settings")),
     ]
     return cases
 

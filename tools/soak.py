@@ -55,7 +55,6 @@ def resident(processes):
 
 def run(server, cases, clients):
     """Send every case once from `clients` threads; return [(case, status, seconds, problem)]."""
-    url = f"{server.inference_url}/predictions/{MODEL_NAME}"
     queue, results, lock = list(enumerate(cases)), [None] * len(cases), threading.Lock()
 
     def client():
@@ -67,7 +66,7 @@ def run(server, cases, clients):
                 index, case = queue.pop()
             started = time.perf_counter()
             try:
-                response = case.send(session, url)
+                response = case.send(session, server.inference_url)
                 status, problem = response.status_code, case.problem(response)
             except requests.RequestException as error:
                 status, problem = 0, f"{case.name}: {error}"
