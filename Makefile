@@ -8,7 +8,7 @@ TRAIN_ARGS ?=
 # Where make evaluate writes its results.
 EVALUATION ?= weights/evaluation.json
 
-.PHONY: setup test test-fast serve stop archive kserve-store serve-kserve serve-kserve-torchserve soak fuzz bench bench-train bench-recipes bench-scales \
+.PHONY: setup lint test test-fast serve stop archive kserve-store serve-kserve serve-kserve-torchserve soak fuzz bench bench-train bench-recipes bench-scales \
 	calibrate evaluate evaluate-precision evaluate-scales pictures train train-all train-background train-pause train-gpu \
 	ship
 
@@ -30,8 +30,12 @@ $(VENV)/.java: $(VENV)/.installed requirements-java.txt
 	$(PY) -m serving prepare-venv
 	touch $@
 
-test: setup
+# The linter first (ruff, configured in pyproject.toml), then every test.
+test: setup lint
 	$(PY) -m pytest tests
+
+lint: setup
+	$(PY) -m ruff check .
 
 # The tests that need no TorchServe and take no long computation (under a minute on the 2-core machine).
 test-fast: setup

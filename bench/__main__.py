@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ROOT
-from bench import photos
+from bench import ROOT, photos
 from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
 from bench.served import served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
@@ -201,7 +200,8 @@ def markdown(results):
         for clients, load in run["load"].items():
             lines.append(f"| TorchServe, {name}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} "
                          f"requests) | {load['requests_per_s']:.2f} | {load['output_mpx_per_s']:.2f} | "
-                         f"{load['p50_s']:.2f} | {load['p99_s']:.2f} | {load['of_limit']:.2f} | {load['of_forward']:.2f} |")
+                         f"{load['p50_s']:.2f} | {load['p99_s']:.2f} | {load['of_limit']:.2f} | "
+                         f"{load['of_forward']:.2f} |")
     memory = served["runs"]["shipped"]["memory"]
     lines += ["", f"Worker resident memory, shipped settings: {memory['idle_rss_bytes'] / 2**20:.0f} MiB after the "
                   f"load above, peak {memory['peak_rss_bytes'] / 2**20:.0f} MiB answering {served['big_input']} → "

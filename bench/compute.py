@@ -8,10 +8,10 @@ import numpy as np
 import onnxruntime
 import torch
 
+from srcnn.bands import super_resolve_plane, tile_shape, upscale
 from srcnn.codec import decode_image, encode_image
 from srcnn.cores import machine_cores
 from srcnn.engine import ENGINES, load_engine, load_engines
-from srcnn.upscale import super_resolve_plane, tile_shape, upscale
 from srcnn.weights import load_model, weight_file
 
 

@@ -1,12 +1,12 @@
-"""Photographs through the server (the bar for photographs): a 12-megapixel photo alone on the server against the forward
-pass its Y plane needs, and a worker's peak memory answering a 24-megapixel photo at ×2.
+"""Photographs through the server (the bar for photographs): a 12-megapixel photo alone on the server against
+the forward pass its Y plane needs, and a worker's peak memory answering a 24-megapixel photo at ×2.
 
     python -m bench --photos-only
 
 The photos are Set14's largest image, bicubic-resized and saved as JPEG (quality 92), so that their texture, and
 so their PNG sizes and encode times, are a photograph's. The forward pass is the default engine over the Y plane
 the network sees for 4032×3024 → ×2 (8064×6048), on every core two ways: the engine's own threads, and the
-stripes on single-threaded lanes the service computes with (srcnn.upscale.in_stripes); the faster is the bar's
+stripes on single-threaded lanes the service computes with (srcnn.cores.in_stripes); the faster is the bar's
 reference. Then a private TorchServe on the shipped settings answers 4032×3024 → ×2 as PNG with no other request,
 and 6000×4000 → ×2 as JPEG (Accept: image/jpeg), its workers' peak resident memory (VmHWM) reset just before.
 """
@@ -23,11 +23,11 @@ from PIL import Image
 from bench.served import peak_rss
 from serving import MODEL_NAME
 from serving.server import private_server
+from srcnn.bands import NetworkRows, PlaneRows
 from srcnn.color import rgb_to_channel
-from srcnn.cores import machine_cores
+from srcnn.cores import in_stripes, machine_cores
 from srcnn.engine import load_engine
 from srcnn.imaging import resize_plane
-from srcnn.upscale import NetworkRows, PlaneRows, in_stripes
 from srcnn.weights import weight_file
 from training.data import list_images
 

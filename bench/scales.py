@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from srcnn.bands import run_passes
 from srcnn.color import to_uint8
 from srcnn.engine import load_engines
 from srcnn.imaging import resize_plane
 from srcnn.metrics import psnr, shave
 from srcnn.scaling import passes
-from srcnn.upscale import run_passes
 from srcnn.weights import SCALES, SHIPPED
 from training.data import DATA_DIR, list_images, read_y, split_validation
 

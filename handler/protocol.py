@@ -8,8 +8,15 @@ It lives apart from srcnn_handler.py because TorchServe wants exactly one class 
 import json
 from dataclasses import dataclass, field, fields
 
-from srcnn.codec import (ENCODE_FORMATS, AnswerTooLarge, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage,
-                         UnsupportedFormat)
+from srcnn.codec import (
+    ENCODE_FORMATS,
+    AnswerTooLarge,
+    CorruptImage,
+    EmptyImage,
+    ImageTooLarge,
+    NotAnImage,
+    UnsupportedFormat,
+)
 from srcnn.scaling import ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size
 
 STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413,
@@ -65,7 +72,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Job:
-    """One parsed request: the decoded image (a PIL image in one of srcnn.upscale.SUPPORTED_MODES), the size of
+    """One parsed request: the decoded image (a PIL image in one of srcnn.bands.SUPPORTED_MODES), the size of
     the answer as (width, height), its media type, and the handler.wire.Upload it came in (its wire format
     shapes the answer)."""
 

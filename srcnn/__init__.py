@@ -5,8 +5,8 @@ Imports torch, numpy, Pillow and (for the CPU engines, srcnn/engine.py) ONNX Run
 `--server` side, client.py, imports requests.
 """
 
+from srcnn.bands import upscale
 from srcnn.model import SRCNN
-from srcnn.upscale import upscale
 from srcnn.weights import load_model, save_state_dict
 
 __version__ = "0.1.0"

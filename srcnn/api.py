@@ -18,12 +18,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from srcnn.bands import stripe_unit, upscale
 from srcnn.choice import load_chosen
 from srcnn.codec import carry_metadata, to_supported_mode
 from srcnn.cores import CORES, CoreShare, Gate, machine_cores
 from srcnn.engine import load_engines
 from srcnn.scaling import DEFAULT_SCALE, output_size
-from srcnn.upscale import stripe_unit, upscale
 from srcnn.weights import SHIPPED
 
 

@@ -1,13 +1,13 @@
 """Which engine serves: measured on the machine at hand, among those whose quality was measured good enough.
 
-An engine (srcnn.engine.ENGINES) is a candidate for "auto" when its PSNR-Y cost against fp32, measured on Set5
-and Set14 at every trained scale with the shipped weights (`make evaluate-precision`, which writes the costs
-into each weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are. The candidates are then
-built and timed on a probe plane with the thread count they will serve with, at each of a few tile sizes, and
-checked against the reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show
-it); the fastest that agrees serves, at its fastest tile. The measurement is cached per machine (CPU model and instruction sets, library versions, thread
-count, candidates and tiles) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that workers starting
-together measure once and never against each other.
+An engine (srcnn.engine.ENGINES) is a candidate for "auto" when its PSNR-Y cost against fp32, measured on Set5 and
+Set14 at every trained scale with the shipped weights (`make evaluate-precision`, which writes the costs into each
+weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are. The candidates are then built and timed on
+a probe plane with the thread count they will serve with, at each of a few tile sizes, and checked against the
+reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show it); the fastest that
+agrees serves, at its fastest tile. The measurement is cached per machine (CPU model and instruction sets, library
+versions, thread count, candidates and tiles) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that
+workers starting together measure once and never against each other.
 """
 
 import fcntl
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srcnn.bands import super_resolve_plane
 from srcnn.engine import ENGINES, REFERENCE, load_engine, load_engines
 from srcnn.files import write_atomically
 from srcnn.imaging import resize_plane
 from srcnn.metrics import psnr
-from srcnn.upscale import super_resolve_plane
 from srcnn.weights import SCALES, recorded_costs, weight_file
 
 MAX_COST_DB = 0.02  # the most PSNR-Y an engine may cost against fp32, on any set at any scale, to serve by default

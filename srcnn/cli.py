@@ -10,7 +10,7 @@ for a size). With several, -o names a folder, created if needed (by default each
 Wx or xH to keep the aspect ratio. The format is --format's, else the -o file's extension, else PNG.
 
 Locally the image goes through the same decoding, colour handling, engine and tiles as the service (srcnn.codec,
-srcnn.upscale). With --server URL (e.g. http://127.0.0.1:8080) each file is sent to TorchServe instead, a few at
+srcnn.bands). With --server URL (e.g. http://127.0.0.1:8080) each file is sent to TorchServe instead, a few at
 a time, retried with back-off while a worker is being replaced; the server's message is printed when it refuses
 one.
 
@@ -190,7 +190,7 @@ class Remote:
     """Sends each file to a running TorchServe (srcnn.client)."""
 
     def __init__(self, args):
-        import requests  # noqa: PLC0415 (the local command never needs HTTP)
+        import requests  # here, not at the top: the local command never needs HTTP
 
         from srcnn.client import predictions_url
         self.session = requests.Session()

@@ -16,9 +16,9 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from srcnn.bands import SUPPORTED_MODES
 from srcnn.png import COLOUR_TYPES, TooLarge, encode_png
 from srcnn.scaling import largest_size
-from srcnn.upscale import SUPPORTED_MODES
 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}

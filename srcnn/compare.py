@@ -11,8 +11,8 @@ import io
 
 from PIL import Image
 
+from srcnn.bands import upscale
 from srcnn.scaling import output_size
-from srcnn.upscale import upscale
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">

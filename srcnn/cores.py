@@ -1,19 +1,25 @@
-"""The machine's cores, shared among the processes that are upscaling at the moment.
+"""How many threads compute, and on what: the machine's cores shared among the processes that are upscaling at
+the moment, the gate that holds a request's threads to its share, the stripes of rows those threads take, and the
+process's one pool of them.
 
 A TorchServe worker (or `srcnn upscale`, or a program using `Upscaler`) marks itself busy while it handles a
 request (`CoreShare.busy`): it holds an exclusive `flock` on a file named by its pid in a folder every such
 process on the machine uses. `allowed()` counts the files locked at that moment and gives this process its
 share of the cores, `cores // busy` (at least 1). So one large request on an idle server computes on every core,
 and two workers busy at once get half each: no more threads compute than there are cores, whatever the load
-(docs/decisions.md, D11). The count is taken again before every band of rows (srcnn.upscale), so a request that
+(docs/decisions.md, D11). The count is taken again before every band of rows (srcnn.bands), so a request that
 arrives mid-way gets its share within one band. Processes of other users keep files of their own and are not
 counted.
+
+A request's work is cut into stripes of rows (`stripes`) taken by one thread a lane (`in_stripes`): the image's
+bands (srcnn.bands) and the PNG encoder's rows (srcnn.png) alike, on the process's one pool (`thread_pool`).
 """
 
 import fcntl
 import os
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -129,3 +135,57 @@ class Gate:
 
 
 CORES = CoreShare()  # the one this process shares (SRCNN's every entry point computes under it)
+
+
+def stripes(height, unit, lanes):
+    """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
+    bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane
+    so that threads finishing early take more."""
+    units = -(-height // unit)
+    count = min(units, 4 * lanes)
+    edges = [round(units * index / count) * unit for index in range(count + 1)]
+    return [(top, min(height, bottom)) for top, bottom in zip(edges, edges[1:])]
+
+
+def in_stripes(height, unit, lanes, compute):
+    """Call `compute(lane, top, bottom)` for each of `stripes(height, unit, len(lanes))`, one thread a lane (each
+    lane, such as a map of engines, used by one thread at a time); a failure in any thread stops the others at
+    their next stripe and is raised here."""
+    work, taking, failed = iter(stripes(height, unit, len(lanes))), threading.Lock(), threading.Event()
+
+    def run(lane):
+        try:
+            while not failed.is_set():
+                with taking:
+                    top, bottom = next(work, (None, None))
+                if top is None:
+                    return
+                compute(lane, top, bottom)
+        except BaseException:
+            failed.set()
+            raise
+
+    others = [thread_pool(len(lanes) - 1).submit(run, lane) for lane in lanes[1:]]
+    try:
+        run(lanes[0])  # on the calling thread
+    finally:
+        for done in others:
+            done.result()
+
+
+_pool = (0, None)  # (threads, executor): one for the process, grown as needed
+_pool_lock = threading.Lock()
+
+
+def thread_pool(threads):
+    """The process's pool of at least `threads` threads. The same threads serve every call, so the allocator's
+    per-thread arenas stay as few as the threads (new threads a request grew a worker's memory for hundreds of
+    requests; docs/decisions.md, D11)."""
+    global _pool
+    with _pool_lock:
+        if _pool[0] < threads:
+            if _pool[1] is not None:
+                _pool[1].shutdown(wait=False)  # its threads end once idle
+            _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="srcnn-lane"))
+        return _pool[1]
+

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from srcnn.upscale import in_stripes
+from srcnn.cores import in_stripes
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}  # mode: (PNG colour type, channels)
@@ -61,7 +61,7 @@ def paeth_filtered(rows, above, channels):
 
 def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=None):
     """PNG bytes of a PIL image in mode L, LA, RGB or RGBA, with its ICC profile, EXIF and DPI where given, its
-    stripes on `threads` threads (srcnn.upscale.in_stripes). Raises TooLarge once the encoding passes `limit`
+    stripes on `threads` threads (srcnn.cores.in_stripes). Raises TooLarge once the encoding passes `limit`
     bytes."""
     colour_type, channels = COLOUR_TYPES[image.mode]
     width, height = image.size

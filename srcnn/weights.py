@@ -16,7 +16,6 @@ import torch
 from srcnn.files import REPOSITORY, write_atomically
 from srcnn.model import SRCNN
 
-
 SCALES = (2, 3, 4)  # the scales this project trains and ships a network for
 SHIPPED = REPOSITORY / "weights"  # the repository's trained weights
 

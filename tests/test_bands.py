@@ -1,4 +1,4 @@
-"""The banded pipeline (srcnn.upscale's row streams) against the whole-image computation it replaced: within 1
+"""The banded pipeline (srcnn.bands's row streams) against the whole-image computation it replaced: within 1
 grey level at every scale, fractional factors and sizes, odd sides, and sizes that cross band and tile
 boundaries; and its streams keep a bounded number of bands whatever the image's height."""
 
@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from srcnn.bands import BAND, NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
+from srcnn.cores import Gate, stripes
 from srcnn.engine import load_engines
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.imaging import resize_plane
 from srcnn.scaling import output_size, passes_between
-from srcnn.cores import Gate
-from srcnn.upscale import (BAND, NetworkRows, PlaneRows, ResizedRows, stripe_unit, stripes, super_resolve_plane,
-                           upscale)
 from srcnn.weights import SHIPPED
 
 

@@ -8,11 +8,22 @@ import numpy as np
 import pytest
 
 from srcnn import choice
-from srcnn.choice import (AGREEMENT_DB, ISA_FLAGS, Choice, candidates, choose, load_chosen, machine, measure,
-                          probe_plane, worst_costs)
+from srcnn.bands import super_resolve_plane
+from srcnn.choice import (
+    AGREEMENT_DB,
+    ISA_FLAGS,
+    Choice,
+    candidates,
+    choose,
+    load_chosen,
+    machine,
+    measure,
+    probe_plane,
+    worst_costs,
+)
 from srcnn.engine import ENGINES, load_engine
-from srcnn.upscale import super_resolve_plane
 from srcnn.weights import SCALES, SHIPPED, read_sidecar, sidecar_path, weight_file, write_sidecar
+
 
 @pytest.fixture
 def weights(tmp_path):
@@ -38,8 +49,8 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
     return asked
 
 
-# Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is several
-# times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×; with AVX2 alone int8 barely beats fp32.
+# Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is
+# several times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×; with AVX2 alone int8 barely beats fp32.
 AMX = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.05, "onnxruntime-int8": 0.59, "openvino-int8": 0.16,
        "openvino-bf16": 0.2, "torch-bf16": 0.5}
 VNNI_ORT_AHEAD = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.1, "onnxruntime-int8": 0.45, "openvino-int8": 0.5}

@@ -10,11 +10,11 @@ import requests
 from PIL import Image
 
 import srcnn
-from conftest import assert_faithful, make_photo
+from helpers import assert_faithful, make_photo
 from srcnn import save_state_dict, upscale
+from srcnn.choice import choose
 from srcnn.cli import main
 from srcnn.client import Refused, remote_upscale
-from srcnn.choice import choose
 from srcnn.engine import load_engines
 from srcnn.weights import SHIPPED
 

@@ -20,7 +20,7 @@ from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRe
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from conftest import worker_pids
+from helpers import worker_pids
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
 from tools.hostile import encode, sample_image, v2_corpus

@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SRGB, assert_faithful, make_photo
-from srcnn.codec import (JPEG_EXIF_LIMIT, AnswerTooLarge, CorruptImage, EmptyImage, ImageTooLarge, NotAnImage,
-                         carry_metadata, check_encodable, decode_image, encode_image)
+from helpers import SRGB, assert_faithful, make_photo
+from srcnn.codec import (
+    JPEG_EXIF_LIMIT,
+    AnswerTooLarge,
+    CorruptImage,
+    EmptyImage,
+    ImageTooLarge,
+    NotAnImage,
+    carry_metadata,
+    check_encodable,
+    decode_image,
+    encode_image,
+)
 
 
 def encoded(image, format="PNG", **options):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import make_scene
 from srcnn.cli import main
-from conftest import make_scene
 
 BROWSER, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -46,6 +46,7 @@ def test_a_missing_image_is_a_usage_error(tmp_path, capsys):
     assert stop.value.code == 2 and "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (BROWSER and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run "
                                                     "installs them)")
 def test_the_page_loads_in_chromium_and_its_slider_and_zoom_work(page, tmp_path):

@@ -5,8 +5,16 @@ import numpy as np
 import torch
 
 from srcnn.imaging import bicubic_degrade, modcrop
-from training.data import (DATA_DIR, PatchConfig, build_patches, cached_patches, image_patches, list_images, read_y,
-                           split_validation)
+from training.data import (
+    DATA_DIR,
+    PatchConfig,
+    build_patches,
+    cached_patches,
+    image_patches,
+    list_images,
+    read_y,
+    split_validation,
+)
 
 
 def test_patch_count_and_content_for_a_known_size():

@@ -240,6 +240,7 @@ def test_the_predictors_image_holds_what_it_imports_pinned():
     assert all(line in pinned for line in installed)  # the versions the tests ran
 
 
+@pytest.mark.slow
 def test_the_predictor_imports_nothing_of_torchserve():
     code = "import sys; sys.modules['ts'] = None; import predictor.__main__, predictor.model, predictor.server"
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)

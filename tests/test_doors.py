@@ -12,8 +12,9 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import LIMITS, worker_pids
-from tools.grpc_client import load_stubs, main as grpc_client
+from helpers import LIMITS, worker_pids
+from tools.grpc_client import load_stubs
+from tools.grpc_client import main as grpc_client
 from tools.hostile import encode
 
 

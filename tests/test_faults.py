@@ -13,11 +13,10 @@ import requests
 import torch
 from PIL import Image
 
-from conftest import predictions_url, worker_pids
+from helpers import predictions_url, worker_pids
 from serving.server import private_server
 from srcnn.files import REPOSITORY as ROOT
 from tools.hostile import encode
-
 
 
 @pytest.fixture
@@ -91,6 +90,7 @@ def test_restarted_server_serves_the_same_model(own_server, scene):
     assert before.content == after.content
 
 
+@pytest.mark.server
 def test_token_authorisation_on(tmp_path, scene):
     instance = private_server(tmp_path, drop=("disable_token_authorization",))
     instance.start(timeout=240)  # start() itself must read key_file.json to see the model READY
@@ -107,6 +107,7 @@ def test_token_authorisation_on(tmp_path, scene):
         instance.stop()
 
 
+@pytest.mark.slow
 def test_killed_training_loses_at_most_one_checkpoint_interval(image_folder, tmp_path):
     interval_minutes = 0.03  # 1.8 s
     out = tmp_path / "w.pth"

@@ -4,8 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from srcnn.files import REPOSITORY as ROOT
 
+pytestmark = pytest.mark.slow  # atheris runs for seconds
 
 
 def test_fuzz_harness_runs_clean_for_a_few_seconds(tmp_path):

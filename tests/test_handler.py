@@ -18,9 +18,9 @@ from ts.torch_handler.request_envelope.kserve import KServeEnvelope
 from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 from ts.utils.util import PredictionException
 
-from conftest import MODEL_CONFIG
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler, without_envelope
+from helpers import MODEL_CONFIG
 from srcnn import save_state_dict, upscale
 from srcnn.choice import MAX_COST_DB, choose, worst_costs
 from srcnn.codec import encode_image

@@ -4,7 +4,7 @@ by the same worker process."""
 import pytest
 import requests
 
-from conftest import LIMITS, predictions_url, worker_pids
+from helpers import LIMITS, predictions_url, worker_pids
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
 from tools.hostile import corpus, encode, sample_image

@@ -1,6 +1,7 @@
 """`make pictures`: the README's figures are written, at the documented layout, from the repository's data."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from srcnn import save_state_dict
@@ -15,6 +16,7 @@ def test_the_most_detailed_window_is_found():
     assert abs(top - 30) <= 1 and abs(left - 50) <= 1  # the patch's own edges may pull it by a pixel
 
 
+@pytest.mark.slow
 def test_pictures_are_written(tmp_path, identity_model):
     weights = tmp_path / "weights"
     for scale in (2, 3, 4):

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from srcnn import SRCNN, save_state_dict
+from srcnn.bands import super_resolve_plane
 from srcnn.choice import MAX_COST_DB, candidates, worst_costs
 from srcnn.engine import ENGINES, GraphEngine, TorchEngine, load_engine, make_engine, onnx_graph
 from srcnn.imaging import resize_plane
 from srcnn.quantize import equalized, quantize_weight
-from srcnn.upscale import super_resolve_plane
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
 from training.data import DATA_DIR, list_images, read_y
@@ -62,6 +62,7 @@ def pixel_patterns(scale, side=64):
             for name, pattern in patterns.items()}
 
 
+@pytest.mark.slow  # a second each: an engine built and run on large planes
 @pytest.mark.parametrize("name", INT8)
 def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
     int8 = load_engine(weight_file(SHIPPED, scale), name=name, threads=1)

@@ -75,6 +75,7 @@ def size_of(path):
         return image.size
 
 
+@pytest.mark.server
 def test_the_set_up_serves_and_the_curl_line_answers(tmp_path):
     setup = command_block("README.md", "set-up").splitlines()
     assert setup[0].startswith("make serve ") and setup[1].startswith("make test ")  # make test: what CI runs
@@ -88,6 +89,7 @@ def test_the_set_up_serves_and_the_curl_line_answers(tmp_path):
         stop(environment)
 
 
+@pytest.mark.server
 def test_the_without_make_sequence_serves_and_stops(tmp_path):
     block = command_block("docs/deployment.md", "without-make")
     prefix, environment = isolated(tmp_path)
@@ -101,6 +103,7 @@ def test_the_without_make_sequence_serves_and_stops(tmp_path):
         answer.unlink(missing_ok=True)
 
 
+@pytest.mark.server
 def test_torchserves_own_commands_work_as_typed(tmp_path):
     lines = command_block("docs/deployment.md", "torchserve-commands").strip().splitlines()
     assert lines[2] == "torchserve --start --models srcnn.mar"
@@ -118,6 +121,7 @@ def test_torchserves_own_commands_work_as_typed(tmp_path):
         stop(environment)
 
 
+@pytest.mark.server
 def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
     lines = command_block("docs/deployment.md", "kserve-rehearsal").strip().splitlines()
     answer = tmp_path / "big.png"
@@ -130,6 +134,7 @@ def test_the_kserve_rehearsal_serves_the_layout(tmp_path):
         stop(environment)
 
 
+@pytest.mark.server
 def test_the_kserve_predictor_block_serves_and_stops(tmp_path):
     lines = command_block("docs/deployment.md", "kserve-predictor").strip().splitlines()
     answer = tmp_path / "big.png"
@@ -151,6 +156,7 @@ def test_the_open_inference_protocol_example_answers(predictor, tmp_path):
     assert size_of(tmp_path / "big.png") == (864, 864)
 
 
+@pytest.mark.slow
 def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):
     lines = command_block("README.md", "srcnn-upscale").strip().splitlines()
     assert "--server" in lines[3]  # against a server: test_the_server_line_of_srcnn_upscale
@@ -169,6 +175,7 @@ def test_the_srcnn_command_lines_work_as_written(tmp_path, scene):
     assert "http" not in re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]*", "", page).replace("http-equiv", "")
 
 
+@pytest.mark.slow
 def test_the_python_line_prints_the_size():
     line = command_block("README.md", "upscaler").strip()
     assert line.startswith("python -c ")
@@ -220,6 +227,7 @@ def test_the_server_line_of_srcnn_upscale(server, tmp_path, scene):
     assert size_of(tmp_path / "big" / "p0_x2.png") == (60, 40)
 
 
+@pytest.mark.slow
 def test_the_bicubic_evaluation_prints_the_pages_table():
     block = command_block("docs/training-and-evaluation.md", "evaluate-bicubic").strip()
     result = subprocess.run(["bash", "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -227,6 +235,7 @@ def test_the_bicubic_evaluation_prints_the_pages_table():
     assert result.stdout.splitlines() == table_after("docs/training-and-evaluation.md", "evaluate-bicubic")
 
 
+@pytest.mark.slow
 def test_make_evaluate_prints_the_pages_table(tmp_path):
     block = command_block("docs/training-and-evaluation.md", "evaluate").strip()
     assert block == "make evaluate"

@@ -5,13 +5,22 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.scales import mean_psnr
 from srcnn import SRCNN, upscale
+from srcnn.bands import enlarge_plane, super_resolve_plane
 from srcnn.engine import load_engines, make_engine
 from srcnn.imaging import modcrop, resize_plane
-from bench.scales import mean_psnr
-from srcnn.scaling import (MAX_SCALE, ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size,
-                           passes, remainder_scale)
-from srcnn.upscale import enlarge_plane, super_resolve_plane
+from srcnn.scaling import (
+    MAX_SCALE,
+    ScaleError,
+    largest_scale,
+    largest_size,
+    output_size,
+    parse_scale,
+    parse_size,
+    passes,
+    remainder_scale,
+)
 from srcnn.weights import SCALES, SHIPPED
 from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_validation
 from training.evaluate import crop_multiple, score_y
@@ -77,6 +86,7 @@ def test_passes(factor, chain):
     assert passes(factor) == chain
 
 
+@pytest.mark.slow
 def test_the_remainder_network_is_the_measured_best():
     """remainder_scale is bench.scales' choice for the shipped weights: within 0.05 dB of the best trained network
     at ×1.5, ×2.5 and ×3.5 on T91's held-out images (new weights that change the best fail here)."""
@@ -143,6 +153,7 @@ def test_scale_one_returns_the_image(scene, marked):
     assert np.array_equal(np.asarray(upscale(image, marked, 1)), np.asarray(image))
 
 
+@pytest.mark.slow
 def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
     """The any-scale bar on Set5 with the shipped weights (docs/training-and-evaluation.md's table has Set14
     too): between trained scales SRCNN gains at least the smaller gain of the neighbouring trained scales (×1

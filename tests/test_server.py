@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import LIMITS, assert_faithful, make_photo, predictions_url, worker_pids
+from helpers import LIMITS, assert_faithful, make_photo, predictions_url, worker_pids
 from srcnn import upscale
 from srcnn.color import rgb_to_y
 from srcnn.files import REPOSITORY as ROOT
@@ -29,8 +29,9 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="drives the
 @needs_curl
 def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
     scene(101, 67).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), predictions_url(server), "-o", str(tmp_path / "out.png"),
-                             "-w", "%{http_code} %{content_type}"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), predictions_url(server), "-o",
+                             str(tmp_path / "out.png"), "-w", "%{http_code} %{content_type}"],
+                            capture_output=True, text=True, timeout=120)
     assert result.stdout == "200 image/png", result.stderr
     answer = Image.open(tmp_path / "out.png")
     assert (answer.format, answer.mode, answer.size) == ("PNG", "RGB", (202, 134))
@@ -51,8 +52,8 @@ def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, 
 def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
     scene(30, 20).save(tmp_path / "in.png")
     result = subprocess.run(["curl", "-sS", "-F", f"data=@{tmp_path / 'in.png'}", "-F", "scale=4", "-H",
-                             "Accept: image/webp", predictions_url(server), "-o", str(tmp_path / "out"), "-w", "%{http_code} "
-                             "%{content_type}"], capture_output=True, text=True, timeout=120)
+                             "Accept: image/webp", predictions_url(server), "-o", str(tmp_path / "out"), "-w",
+                             "%{http_code} %{content_type}"], capture_output=True, text=True, timeout=120)
     assert result.stdout == "200 image/webp", result.stderr
     assert Image.open(tmp_path / "out").size == (120, 80)
 
@@ -77,7 +78,8 @@ def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
                              "\n%{http_code}"], capture_output=True, text=True, timeout=120)
     body, status = result.stdout.rsplit("\n", 1)
     assert (status, json.loads(body)["type"]) in (("415", "form_body"), ("500", "ErrorDataDecoderException"))
-    assert requests.put(predictions_url(server), data=(tmp_path / "in.png").read_bytes(), timeout=120).status_code == 200
+    good = requests.put(predictions_url(server), data=(tmp_path / "in.png").read_bytes(), timeout=120)
+    assert good.status_code == 200
     assert worker_pids(server) == pids
 
 
@@ -272,3 +274,10 @@ def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, sca
     assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
     with Image.open(tmp_path / "big") as answer:
         assert (answer.format, answer.size) == ({"image/jpeg": "JPEG"}.get(accept, "PNG"), expected)
+
+
+def test_the_management_api_describes_the_service(server):
+    described = requests.get(f"{server.management_url}/models/srcnn?customized=true", timeout=60).json()
+    metadata = described[0]["customizedMetadata"]
+    assert metadata["model"] == "srcnn" and set(metadata["weights"]) == {"2", "3", "4"}
+    assert metadata["settings"]["default_scale"] == LIMITS["default_scale"]

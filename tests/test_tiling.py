@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from srcnn import SRCNN
+from srcnn.bands import TILE_STEP, super_resolve_plane, tile_shape
 from srcnn.engine import PHASES, OnnxEngine, OpenVinoEngine, TorchEngine, make_engine, onnx_graph
-from srcnn.upscale import TILE_STEP, super_resolve_plane, tile_shape
 
 ENGINES = {"onnxruntime": OnnxEngine, "openvino": OpenVinoEngine, "torch": TorchEngine}  # fp32 each
 
@@ -33,7 +33,8 @@ def model(request):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 1), (7, 33), (128, 128), (256, 256), (257, 255),
-                                  (2 * 256, 2 * 256 + 1), (3 * 256 - 5, 17), (261, 259)])
+                                  pytest.param((2 * 256, 2 * 256 + 1), marks=pytest.mark.slow),  # 0.5-1 s each
+                                  (3 * 256 - 5, 17), (261, 259)])
 def test_tiled_equals_one_full_size_pass(model, engine, size):
     plane = np.random.default_rng(sum(size)).uniform(16, 235, size).astype(np.float32)
     tiled = super_resolve_plane(ENGINES[engine](model), plane) / 255.0

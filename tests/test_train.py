@@ -16,7 +16,6 @@ from srcnn.files import REPOSITORY as ROOT
 from training.train import learning_rate_factor, main, parse_args, train
 
 
-
 def arguments(data, out, cache, steps, *extra):
     return ["--scale", "2", "--data-dir", str(data), "--train-set", "train", "--eval-sets", "test", "--out", str(out),
             "--steps", str(steps), "--batch-size", "16", "--validate-every", "5", "--threads", "1",
@@ -49,6 +48,7 @@ def wait_for_checkpoint(path, minimum_step, process, timeout=120):
     raise TimeoutError(f"no checkpoint at step {minimum_step} in {timeout} s")
 
 
+@pytest.mark.slow
 def test_thirty_steps_lower_the_loss_and_write_weights_sidecar_and_curve(image_folder, tmp_path):
     out = tmp_path / "w" / "srcnn_x2.pth"
     sidecar = train(parse_args(arguments(image_folder(), out, tmp_path / "cache", 30)), log=lambda message: None)
@@ -67,6 +67,7 @@ def test_thirty_steps_lower_the_loss_and_write_weights_sidecar_and_curve(image_f
     assert (tmp_path / "w" / "srcnn_x2_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_amp_trains_in_bfloat16_on_the_cpu(image_folder, tmp_path):
     data, results = image_folder(), {}
     for name, extra in (("fp32", ()), ("bf16", ("--amp",))):
@@ -81,6 +82,7 @@ def test_amp_trains_in_bfloat16_on_the_cpu(image_folder, tmp_path):
     assert max(differences) > 1e-4  # the same seed and batches: only bfloat16 arithmetic tells the runs apart
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(image_folder, tmp_path):
     data = image_folder()
     steps = 40
@@ -102,6 +104,7 @@ def test_killed_run_resumes_to_the_same_weights(image_folder, tmp_path):
     assert f"resumed from {killed.with_suffix('.ckpt')} at step {lost_at}" in killed.with_suffix(".log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_saves_a_checkpoint_before_exiting(image_folder, tmp_path, signal_number):
     out = tmp_path / "w.pth"
@@ -137,6 +140,7 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(image_folder, tmp_path):
     assert torch.load(out.with_suffix(".ckpt"), weights_only=True)["step"] == 10  # left as it was
 
 
+@pytest.mark.slow
 def test_init_starts_from_given_weights_and_holdout_leaves_the_split_out(image_folder, tmp_path):
     data = image_folder(train=9)
     first = tmp_path / "a" / "w.pth"

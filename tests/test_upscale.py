@@ -1,4 +1,4 @@
-"""srcnn/upscale.py on whole images: sizes and modes, the identity network gives bicubic, alpha and grey kept,
+"""srcnn/bands.py on whole images: sizes and modes, the identity network gives bicubic, alpha and grey kept,
 only luma changed, bad modes and scales refused."""
 
 import numpy as np
@@ -28,7 +28,8 @@ def test_size_and_mode_for_odd_sizes(scene, mode, scale):
 
 def test_identity_network_gives_bicubic(scene, identity_model):
     image = scene(31, 17)
-    assert np.array_equal(np.asarray(upscale(image, every_scale(identity_model), 3)), np.asarray(upscale(image, None, 3)))
+    network = np.asarray(upscale(image, every_scale(identity_model), 3))
+    assert np.array_equal(network, np.asarray(upscale(image, None, 3)))
 
 
 def test_bicubic_matches_pillow_rgb_bicubic_away_from_clipping():

@@ -33,7 +33,6 @@ from srcnn.weights import SCALES, weight_file
 from tools.hostile import encode, sample_image
 
 
-
 def instrumented_imports():
     """Import, with coverage instrumentation, what parses requests and images (Pillow's format plugins, the codec,
     the protocol, the handler); torch and TorchServe, imported above, are left alone. Only the fuzzing child
@@ -129,7 +128,8 @@ def verdict(returncode, output, seconds):
     if returncode == 0 and runs:
         return f"fuzz: PASS, no crash in {seconds} s: {figures}"
     crash = re.search(r"Test unit written to (\S+)", output)
-    return f"fuzz: FAIL (exit status {returncode}) after {figures}" + (f"; reproducer {crash.group(1)}" if crash else "")
+    reproducer = f"; reproducer {crash.group(1)}" if crash else ""
+    return f"fuzz: FAIL (exit status {returncode}) after {figures}{reproducer}"
 
 
 def main(argv=None):

@@ -24,13 +24,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from srcnn import upscale
-from srcnn.color import to_uint8
+from srcnn.bands import enlarge_plane
 from srcnn.choice import EVALUATION_SETS, choose
+from srcnn.color import to_uint8
 from srcnn.engine import ENGINES, REFERENCE, load_engine
 from srcnn.imaging import modcrop, resize_plane
 from srcnn.metrics import psnr, shave, ssim
 from srcnn.scaling import ScaleError, parse_scale, passes
-from srcnn.upscale import enlarge_plane
 from srcnn.weights import SCALES, SHIPPED, record_costs, weight_file
 from training.data import DATA_DIR, ground_truth_y, list_images
 
@@ -165,7 +165,8 @@ def markdown_table(records):
         key = (r["set"], r["scale"])
         paper_psnr = PAPER_PSNR.get(key, {}).get(r["method"])
         paper_ssim = PAPER_SSIM.get(key, {}).get(r["method"])
-        method = r["method"] if r.get("precision") in (None, *REFERENCE.values()) else f"{r['method']} ({r['precision']})"
+        reference = r.get("precision") in (None, *REFERENCE.values())
+        method = r["method"] if reference else f"{r['method']} ({r['precision']})"
         lines.append(
             f"| {r['set']} | ×{r['scale']} | {method} | {r['psnr_y']:.2f} | "
             f"{'—' if paper_psnr is None else f'{paper_psnr:.2f}'} | {r['ssim_y']:.4f} | "

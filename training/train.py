@@ -2,12 +2,12 @@
 
     python -m training.train --scale 3 --out weights/srcnn_x3.pth
 
-Valid-mode MSE on 33×33 patches, Adam with a ten times smaller learning rate on the last layer, warmed up and
-then decaying along half a cosine (or exponentially, `--schedule exponential`) over a fixed number of steps; `--init` starts from
-another weight file (e.g. ×3 from the trained ×2). The weights the schedule ends with are shipped: Set5 and
-Set14 are scored once at the end for the sidecar and never steer training. Progress is validated on a few
-*training* images only to draw the curve, or with `--holdout` on the validation split of the training set
-(every 9th image, left out of training), which is what `make bench-recipes` compares recipes on.
+Valid-mode MSE on 33×33 patches, Adam with a ten times smaller learning rate on the last layer, warmed up and then
+decaying along half a cosine (or exponentially, `--schedule exponential`) over a fixed number of steps; `--init`
+starts from another weight file (e.g. ×3 from the trained ×2). The weights the schedule ends with are shipped: Set5
+and Set14 are scored once at the end for the sidecar and never steer training. Progress is validated on a few
+*training* images only to draw the curve, or with `--holdout` on the validation split of the training set (every 9th
+image, left out of training), which is what `make bench-recipes` compares recipes on.
 
 A checkpoint `OUT.ckpt` (model, optimiser, step, RNG state, curve, recipe) is written atomically every few
 minutes and on Ctrl-C or SIGTERM; `--resume` continues from it, and refuses a checkpoint of another recipe. With
@@ -32,8 +32,7 @@ from srcnn.engine import TorchEngine
 from srcnn.files import REPOSITORY, write_atomically
 from srcnn.imaging import modcrop
 from srcnn.weights import SCALES, file_sha256, weight_file, write_sidecar
-from training.data import (DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y,
-                           split_validation)
+from training.data import DATA_DIR, PatchConfig, cached_patches, file_list_hash, list_images, read_y, split_validation
 from training.evaluate import EvaluateConfig, evaluate, markdown_table, score_y
 
 VALIDATION_IMAGES = 6  # training images scored during training, for the curve only
@@ -197,8 +196,8 @@ def train(config, log=print):
         log(f"resumed from {config.checkpoint} at step {step}")
 
     def checkpoint():
-        save_checkpoint(config.checkpoint, config.recipe, model, optimizer, generator, step, elapsed + time.monotonic() - started,
-                        history)
+        save_checkpoint(config.checkpoint, config.recipe, model, optimizer, generator, step,
+                        elapsed + time.monotonic() - started, history)
 
     started = last_checkpoint = time.monotonic()
     autocast = torch.autocast(torch.device(config.device).type, torch.bfloat16, enabled=config.amp)

@@ -11,12 +11,12 @@ the whole plane would (`super_resolve_plane`'s), so the two differ only by float
 import contextlib
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
 from srcnn.color import rgb_to_channel, to_uint8, ycbcr_to_rgb8
+from srcnn.cores import in_stripes
 from srcnn.imaging import BICUBIC_SUPPORT, resize_plane
 from srcnn.scaling import output_size, passes_between
 
@@ -176,59 +176,6 @@ def stripe_unit(image_size, engines, size):
     depends on the engine's tile and the plane's height, so that no two stripes compute the same band."""
     width, height = image_size
     return math.lcm(BAND, enlarged_stream(Rows(height, width, BAND), engines, size).band)
-
-
-def stripes(height, unit, lanes):
-    """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
-    bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane
-    so that threads finishing early take more."""
-    units = -(-height // unit)
-    count = min(units, 4 * lanes)
-    edges = [round(units * index / count) * unit for index in range(count + 1)]
-    return [(top, min(height, bottom)) for top, bottom in zip(edges, edges[1:])]
-
-
-def in_stripes(height, unit, lanes, compute):
-    """Call `compute(lane, top, bottom)` for each of `stripes(height, unit, len(lanes))`, one thread a lane (each
-    lane, such as a map of engines, used by one thread at a time); a failure in any thread stops the others at
-    their next stripe and is raised here."""
-    work, taking, failed = iter(stripes(height, unit, len(lanes))), threading.Lock(), threading.Event()
-
-    def run(lane):
-        try:
-            while not failed.is_set():
-                with taking:
-                    top, bottom = next(work, (None, None))
-                if top is None:
-                    return
-                compute(lane, top, bottom)
-        except BaseException:
-            failed.set()
-            raise
-
-    others = [thread_pool(len(lanes) - 1).submit(run, lane) for lane in lanes[1:]]
-    try:
-        run(lanes[0])  # on the calling thread
-    finally:
-        for done in others:
-            done.result()
-
-
-_pool = (0, None)  # (threads, executor): one for the process, grown as needed
-_pool_lock = threading.Lock()
-
-
-def thread_pool(threads):
-    """The process's pool of at least `threads` threads. The same threads serve every call, so the allocator's
-    per-thread arenas stay as few as the threads (new threads a request grew a worker's memory for hundreds of
-    requests; docs/decisions.md, D11)."""
-    global _pool
-    with _pool_lock:
-        if _pool[0] < threads:
-            if _pool[1] is not None:
-                _pool[1].shutdown(wait=False)  # its threads end once idle
-            _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="srcnn-lane"))
-        return _pool[1]
 
 
 def upscale(image: Image.Image, engines: dict | list | None, scale: object = None,
