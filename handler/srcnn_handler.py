@@ -93,6 +93,7 @@ class SRCNNHandler(BaseHandler):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.model_name = context.model_name
         self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
+        self._counted_in = self._counter_objects = None  # the metrics cache the counters were looked up in
         self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
@@ -184,20 +185,27 @@ class SRCNNHandler(BaseHandler):
         model = [self.model_name, "Model"]
         scale, outcome = trace.labels(SCALES)
         try:
-            counter = self.context.metrics.get_metric
-            counter("SRCNNRequests", MetricTypes.COUNTER).add_or_update(1, [*model, trace.wire, scale, outcome],
-                                                                       trace.request_id)
+            requests, megapixels, stages = self._counters()
+            requests.add_or_update(1, [*model, trace.wire, scale, outcome], trace.request_id)
             if trace.status < 300:
-                megapixels = trace.output_size[0] * trace.output_size[1] / 1e6
-                counter("SRCNNOutputMegapixels", MetricTypes.COUNTER).add_or_update(megapixels, [*model, scale],
-                                                                                    trace.request_id)
+                megapixels.add_or_update(trace.output_size[0] * trace.output_size[1] / 1e6, [*model, scale],
+                                         trace.request_id)
             for stage, milliseconds in trace.stages.items():
-                counter("SRCNNStageMilliseconds", MetricTypes.COUNTER).add_or_update(
-                    milliseconds, [*model, stage], trace.request_id)
+                stages.add_or_update(milliseconds, [*model, stage], trace.request_id)
         except Exception:  # MetricsCacheKeyError and kin: the server's metrics_config is not serving/metrics.yaml
             self.counting = False
             logger.warning("the server's metrics_config does not declare the SRCNN metrics (serving/metrics.yaml "
                            "does): requests are not counted", exc_info=True)
+
+    def _counters(self):
+        """The service's three counters, looked up once for the worker's metrics cache (TorchServe keeps one a
+        worker; again only if a context brings another)."""
+        metrics = self.context.metrics
+        if self._counted_in is not metrics:
+            self._counter_objects = [metrics.get_metric(name, MetricTypes.COUNTER) for name in
+                                     ("SRCNNRequests", "SRCNNOutputMegapixels", "SRCNNStageMilliseconds")]
+            self._counted_in = metrics
+        return self._counter_objects
 
     def _per_request(self, stage, step, index, item):
         """Run one stage for one request, timing it; client errors and unexpected failures stay with that

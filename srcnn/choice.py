@@ -34,10 +34,8 @@ AGREEMENT_DB = 40.0  # PSNR against the reference engine on the probe plane belo
 # The probe plane: (height, width) of a photograph's ×2 plane, which no tile side divides (as real ones do not).
 PROBE_SHAPE = (480, 720)
 PROBE_RUNS = 2  # timed runs at each tile after one warm-up; the fastest counts
-# Output tile sides tried for each engine. The best differs by machine: on the AMD EPYC that wrote this (2 MB of
-# L2 a core) 128² ran ONNX Runtime's and OpenVINO's int8 on photographs 14-30% faster than 512², where 512² led
-# on an Intel Xeon; 512² is not tried, since with it a single-threaded worker answering
-# 2048² → ×2 passed 1 GB.
+# Output tile sides tried for each engine: the best differs by machine, and 512² passes a worker's memory bound
+# (docs/decisions.md, D4).
 PROBE_TILES = (128, 256)
 EVALUATION_SETS = ("Set5", "Set14")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")

@@ -20,7 +20,7 @@ _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
 # Pixels converted at a time: float64 temporaries stay in cache, and memory does not grow with the image
-# (one pass over a whole 2048² image was 5× slower than the same pass in chunks).
+# (docs/decisions.md, D6).
 _CHUNK = 1 << 16
 
 
@@ -56,8 +56,8 @@ def rgb_to_y(rgb):
 
 def ycbcr_to_rgb8(y, cb, cr, out):
     """Y, Cb, Cr planes (H, W), 0..255 scale -> RGB written into the first three channels of `out` (H, W, 3 or 4)
-    uint8, clipped and rounded as `to_uint8` does. In float64, a band of rows and one channel at a time: 4× faster
-    than converting stacked (H, W, 3) pixels (6.6 against 27 ms a megapixel), and memory bounded by the band."""
+    uint8, clipped and rounded as `to_uint8` does. In float64, a band of rows and one channel at a time (faster than
+    converting stacked (H, W, 3) pixels, docs/decisions.md, D6), and memory bounded by the band."""
     rows = max(1, _CHUNK // max(1, y.shape[1]))
     for top in range(0, len(y), rows):
         band = slice(top, top + rows)

@@ -145,14 +145,14 @@ class OpenVinoEngine(GraphEngine):
 def onnx_graph(model, calibration=None):
     """An ONNX model computing `model` in valid mode, (1, 1, H, W) "y" -> (1, P·Q, (H - 2b)/P, (W - 2b)/Q) "out".
 
-    The reconstruction layer has one output channel, which MLAS runs padded to a block of 8, so it took 17% of
-    the time for 1.4% of the work. Packed, output channel p·Q + q is the same filter shifted by (p, q) and
+    The reconstruction layer has one output channel, which MLAS runs padded to a block of 8 (docs/decisions.md,
+    D13). Packed, output channel p·Q + q is the same filter shifted by (p, q) and
     strided by (P, Q): it computes the pixels at (P·i + p, Q·j + q), and one block does useful work throughout.
 
     With an int8 `calibration` (srcnn.quantize), the network is its equalized form, the mapping layer runs in
     int8 (`int8_layer`), and a second output "first_max" is the largest first-layer activation (which
     GraphEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
-    cost nothing measurable: 0.287 s against 0.284 s on a 1,024² plane).
+    costs nothing measurable, D3).
     """
     if model.channels != 1:
         raise ValueError(f"the ONNX engine runs single-channel (Y) models, not {model.channels} channels")

@@ -5,8 +5,8 @@ core idle (docs/decisions.md, D11). Here each stripe of rows is Paeth-filtered (
 releases the GIL) by its own thread into raw deflate data ending in a sync flush, so the stripes' data concatenate
 into one stream (as pigz does); the zlib header, a final empty block and the Adler-32 of the whole (combined from
 the stripes') close it, and the stripes go out as IDAT chunks in order. The deflate settings are the service's
-(level 1, run-length matches only, zlib.Z_RLE), and so are the sizes: on a photograph Paeth everywhere came within
-0.1% of Pillow's per-row choice of filters.
+(level 1, run-length matches only, zlib.Z_RLE), and so are the sizes, within a small fraction of Pillow's per-row
+choice of filters (docs/decisions.md, D11).
 """
 
 import struct
