@@ -79,16 +79,21 @@ class PlaneRows(Rows):
 
 
 class ChannelRows(Rows):
-    """Y (channel 0), Cb (1) or Cr (2) of uint8 RGB pixels, or (channel None) their alpha, as float32 rows."""
+    """Y (channel 0), Cb (1) or Cr (2) of uint8 RGB pixels, or (channel None) their alpha on luma's scale
+    (`alpha_to_luma`), as float32 rows. The colour of RGBA pixels is premultiplied by their alpha, so that what lies
+    under alpha 0 weighs nothing (`ycbcr_to_rgb8` divides it out again)."""
 
     def __init__(self, pixels, channel):
         super().__init__(*pixels.shape[:2], band=BAND)
         self.pixels, self.channel = pixels, channel
 
     def compute(self, top, bottom):
+        rows = self.pixels[top:bottom]
         if self.channel is None:
-            return self.pixels[top:bottom, :, 3].astype(np.float32)
-        return rgb_to_channel(self.pixels[top:bottom, :, :3], self.channel)
+            return alpha_to_luma(rows[:, :, 3])
+        if rows.shape[-1] == 4:
+            return rgb_to_channel(rows[:, :, :3] * (rows[:, :, 3:] / np.float32(255.0)), self.channel)
+        return rgb_to_channel(rows, self.channel)
 
 
 class ResizedRows(Rows):
@@ -133,6 +138,17 @@ class NetworkRows(Rows):
             output[:, left : left + self.tile_columns] = result[: bottom - top, : width - left]
         output *= 255.0
         return output
+
+
+def alpha_to_luma(alpha):
+    """Alpha 0..255 -> float32 on Y's scale, 16..235: the premultiplied luma of white over transparency, so that
+    the network enlarges alpha as it enlarges the luma premultiplied by it, and their ratio stays the colour."""
+    return np.float32(16.0) + alpha.astype(np.float32) * np.float32(219.0 / 255.0)
+
+
+def luma_to_alpha(values):
+    """The inverse of `alpha_to_luma`, unrounded."""
+    return (values - np.float32(16.0)) * np.float32(255.0 / 219.0)
 
 
 def super_resolve_plane(engine, plane, tile=None):
@@ -185,8 +201,9 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
     thread that may compute at once ("lanes": an engine runs on one thread at a time).
 
     `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel). The result has the
-    same mode. Colour is split into YCbCr (MATLAB BT.601), the network's passes enlarge Y (`enlarged_stream`),
-    chroma and alpha are upscaled bicubically in float straight to the output size; all a band of output rows at
+    same mode. Colour is split into YCbCr (MATLAB BT.601; premultiplied by alpha where there is one), the
+    network's passes enlarge Y and alpha (`enlarged_stream`), chroma is upscaled bicubically in float straight to
+    the output size, and colour is divided by the enlarged alpha again; all a band of output rows at
     a time, so that memory beyond the uint8 answer is bounded by the bands. With several lanes the answer's rows
     are cut into `stripes`, each computed by one thread with streams of its own; `gate` (srcnn.cores.Gate, default
     none) holds back a thread before each band while the process's share of the cores is used.
@@ -201,7 +218,12 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
     def streams(engines):
         luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
         chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
-        return luma, chroma, ResizedRows(ChannelRows(pixels, None), *size) if has_alpha else None
+        if not has_alpha:
+            return luma, chroma, None
+        # Alpha twice: enlarged as Y is (the network's passes), which divides Y and is the answer's alpha, and as
+        # Cb and Cr are (bicubic), which divides them: each premultiplied plane over the alpha enlarged its way.
+        return luma, chroma, (enlarged_stream(ChannelRows(pixels, None), engines, size),
+                              ResizedRows(ChannelRows(pixels, None), *size))
 
     result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
     pasting = threading.Lock()
@@ -212,10 +234,12 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
             band_bottom = min(bottom, band_top + BAND)
             with gate.slot() if gate else contextlib.nullcontext():
                 merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
+                alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom))
+                                                     for plane in alpha]
                 ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
-                              *(plane.rows(band_top, band_bottom) for plane in chroma), merged)
-                if alpha is not None:
-                    merged[..., 3] = to_uint8(alpha.rows(band_top, band_bottom))
+                              *(plane.rows(band_top, band_bottom) for plane in chroma), merged, alphas)
+                if alphas is not None:
+                    merged[..., 3] = to_uint8(alphas[0])
                 band = Image.fromarray(merged)
                 # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
                 band = band.convert(image.mode) if image.mode in ("L", "LA") else band

@@ -26,6 +26,7 @@ ENCODE_MEDIA = {name: media for media, name in ENCODE_FORMATS.items()}
 MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
 FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF or GIF"
 FOREIGN_PROFILE_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile no longer describes the pixels
+KEYED_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "RGB")  # a tRNS colour key marks their transparent pixels
 ORIENTATION, IMAGE_WIDTH, IMAGE_LENGTH, X_RESOLUTION, Y_RESOLUTION = 0x0112, 0x0100, 0x0101, 0x011A, 0x011B
 EXIF_IFD, PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0x8769, 0xA002, 0xA003
 JPEG_EXIF_LIMIT = 65_533  # bytes of EXIF one JPEG APP1 segment holds
@@ -157,19 +158,38 @@ def decode_pixels(pixels: np.ndarray, max_pixels: int) -> Image.Image:
 
 
 def to_supported_mode(image):
-    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency, the full range of deep images and
+    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency (an alpha channel, a palette's, or a
+    colour key of a 1-bit, grey, 16-bit or RGB image, which becomes alpha), the full range of deep images and
     the metadata (`image.info`; the ICC profile only where it still describes the converted pixels)."""
-    if image.mode in SUPPORTED_MODES:
+    key = image.info.get("transparency") if image.mode in KEYED_MODES else None
+    if image.mode in SUPPORTED_MODES and key is None:
         return image
     converted = converted_mode(image)
+    if key is not None:
+        converted = with_colour_key(image, converted, key)
     converted.info = {key: image.info[key] for key in METADATA if key in image.info
                       and (key != "icc_profile" or image.mode not in FOREIGN_PROFILE_MODES)}
     return converted
 
 
+def with_colour_key(image, converted, key):
+    """`converted` (L or RGB, the pixels of `image`) with an alpha channel: 0 where `image`'s pixel is the colour
+    key `key` (a grey level, or an (R, G, B) triple; for a 1-bit image 0 or 1), 255 elsewhere."""
+    values = np.asarray(image)
+    if image.mode == "RGB":
+        keyed = np.all(values == np.asarray(key, dtype=values.dtype)[None, None, :3], axis=-1)
+    else:
+        keyed = values.astype(np.int64) == int(key)
+    result = converted.convert("LA" if converted.mode == "L" else "RGBA")
+    result.putalpha(Image.fromarray(np.where(keyed, 0, 255).astype(np.uint8)))
+    return result
+
+
 def converted_mode(image):
-    """The pixels of a mode outside SUPPORTED_MODES in the supported mode that holds them."""
+    """The pixels of `image` in the supported mode that holds them (a supported mode: the image itself)."""
     mode = image.mode
+    if mode in SUPPORTED_MODES:
+        return image
     if mode == "P":
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
     if mode in ("PA", "RGBa", "RGBX", "1", "La"):

@@ -27,20 +27,31 @@ def engines():
 
 
 def whole_image(image, engines, scale=None, size=None):
-    """The upscale as it was computed before bands: every plane whole, in memory at once."""
+    """The upscale computed with every plane whole, in memory at once: colour premultiplied by alpha, luma and
+    alpha (on luma's scale) through the passes, chroma and alpha bicubic, each premultiplied plane divided by its
+    alpha."""
     size = output_size(image.size, scale, size)
     pixels = np.asarray(image)
-    ycbcr = rgb_to_ycbcr(pixels[..., :3])
-    luma = ycbcr[..., 0]
-    for trained in passes_between(image.size, size):
-        height, width = luma.shape
-        luma = super_resolve_plane(engines[trained], resize_plane(luma, (width * trained, height * trained)))
-    if luma.shape != (size[1], size[0]):
-        luma = resize_plane(luma, size)
-    merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)
-    ycbcr_to_rgb8(luma, resize_plane(ycbcr[..., 1], size), resize_plane(ycbcr[..., 2], size), merged)
+    rgb = pixels[..., :3].astype(np.float64)
     if pixels.shape[-1] == 4:
-        merged[..., 3] = to_uint8(resize_plane(pixels[..., 3].astype(np.float32), size))
+        rgb = rgb * (pixels[..., 3:] / 255.0)
+    ycbcr = rgb_to_ycbcr(rgb)
+
+    def enlarged(plane):
+        for trained in passes_between(image.size, size):
+            height, width = plane.shape
+            plane = super_resolve_plane(engines[trained], resize_plane(plane, (width * trained, height * trained)))
+        return plane if plane.shape == (size[1], size[0]) else resize_plane(plane, size)
+
+    merged = np.empty((size[1], size[0], pixels.shape[-1]), np.uint8)
+    alphas = None
+    if pixels.shape[-1] == 4:
+        on_luma_scale = (16 + pixels[..., 3] * (219 / 255)).astype(np.float32)
+        alphas = [(plane - 16) * (255 / 219) for plane in (enlarged(on_luma_scale), resize_plane(on_luma_scale, size))]
+    ycbcr_to_rgb8(enlarged(ycbcr[..., 0]), resize_plane(ycbcr[..., 1], size), resize_plane(ycbcr[..., 2], size),
+                  merged, alphas)
+    if alphas is not None:
+        merged[..., 3] = to_uint8(alphas[0])
     return merged
 
 

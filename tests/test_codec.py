@@ -148,3 +148,17 @@ def test_an_encoding_stops_at_its_byte_limit_and_names_the_other_formats():
         encode_image(noise, max_bytes=size - 1)
     with pytest.raises(AnswerTooLarge, match="as JPEG .* ask for image/png or image/webp"):
         encode_image(noise, "image/jpeg", max_bytes=100)
+
+
+@pytest.mark.parametrize("mode, pixels, key, keyed", [
+    ("1", np.array([[0, 255, 0]], np.uint8), 0, [[True, False, True]]),
+    ("L", np.array([[0, 50, 100], [50, 7, 50]], np.uint8), 50, [[False, True, False], [True, False, True]]),
+    ("I;16", np.array([[0, 1000, 60000]], np.uint16), 1000, [[False, True, False]]),
+    ("RGB", np.array([[[1, 2, 3], [4, 5, 6], [4, 5, 7]]], np.uint8), (4, 5, 6), [[False, True, False]]),
+])
+def test_a_colour_key_becomes_alpha(mode, pixels, key, keyed):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, "PNG", transparency=key)  # a tRNS chunk, written by Pillow
+    image = decode_image(buffer.getvalue(), 10**6)
+    assert image.mode == ("RGBA" if mode == "RGB" else "LA")
+    assert (np.asarray(image)[..., -1] == 0).tolist() == keyed and set(np.asarray(image)[..., -1].ravel()) <= {0, 255}

@@ -1,5 +1,6 @@
-"""srcnn/bands.py on whole images: sizes and modes, the identity network gives bicubic, alpha and grey kept,
-only luma changed, bad modes and scales refused."""
+"""srcnn/bands.py on whole images: sizes and modes, the identity network gives bicubic, alpha enlarged as grey is
+and colour premultiplied by it (what lies under alpha 0 never shows), grey kept, only luma changed, bad modes and
+scales refused."""
 
 import numpy as np
 import pytest
@@ -7,9 +8,8 @@ import torch
 from PIL import Image
 
 from srcnn import SRCNN, upscale
-from srcnn.engine import make_engine
-from srcnn.imaging import resize_plane
-from srcnn.weights import SCALES
+from srcnn.engine import load_engines, make_engine
+from srcnn.weights import SCALES, SHIPPED
 
 
 def every_scale(model):
@@ -43,13 +43,39 @@ def test_bicubic_matches_pillow_rgb_bicubic_away_from_clipping():
     assert np.abs(ours - pillow).max() <= 1
 
 
-def test_alpha_is_kept_and_upscaled_bicubically(scene):
+def test_alpha_is_enlarged_as_a_grey_image_of_its_values_is(scene):
     image = scene(25, 19).convert("RGBA")
     alpha = np.tile(np.linspace(0, 255, 25, dtype=np.uint8), (19, 1))
     image.putalpha(Image.fromarray(alpha))
-    result = upscale(image, every_scale(SRCNN()), 2)
-    expected = np.floor(np.clip(resize_plane(alpha.astype(np.float32), (50, 38)), 0, 255) + 0.5)
-    assert np.array_equal(np.asarray(result)[..., 3], expected.astype(np.uint8))
+    network = every_scale(SRCNN())  # an untrained network: it changes what it enlarges
+    answer = np.asarray(upscale(image, network, 2), dtype=int)[..., 3]
+    grey = np.asarray(upscale(Image.fromarray(alpha), network, 2), dtype=int)
+    assert answer.shape == (38, 50) and np.abs(answer - grey).max() <= 1
+
+
+def hidden_under(colour, logo):
+    """An RGBA icon: the logo's colour, opaque, in a square and half-covering in a bar, `colour` under alpha 0."""
+    pixels = np.zeros((40, 48, 4), np.uint8)
+    pixels[..., :3] = colour
+    pixels[10:30, 12:36] = (*logo, 255)
+    pixels[18:22, 4:44] = (*logo, 128)
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("logo", [(255, 255, 255), (200, 40, 90), (10, 10, 10)])
+def test_the_colour_under_alpha_0_never_shows(logo):
+    engines = load_engines(SHIPPED, name="onnxruntime-fp32")  # the trained networks: they sharpen edges
+    black, red, white = (np.asarray(upscale(hidden_under(colour, logo), engines, 2), dtype=int)
+                         for colour in ((0, 0, 0), (255, 0, 0), (255, 255, 255)))
+    assert np.abs(black - red).max() <= 1 and np.abs(black - white).max() <= 1
+    opaque = black[..., 3] == 255
+    assert opaque.sum() > 800 and np.abs(black - white)[opaque].max() == 0
+
+
+def test_a_white_logo_keeps_its_colour_at_its_edges(identity_model):
+    answer = np.asarray(upscale(hidden_under((0, 0, 0), (255, 255, 255)), every_scale(identity_model), 2), dtype=int)
+    seen = answer[..., 3] > 0
+    assert np.all(answer[..., :3][seen] == 255)  # no dark fringe where the logo fades out
 
 
 def test_grey_stays_grey(scene, identity_model):

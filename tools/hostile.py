@@ -33,6 +33,7 @@ class Case:
     heavy: bool = False  # seconds of work or megabytes of traffic: left out of the soak mix
     route: str = "/predictions/srcnn"
     answer_keys: tuple = ()
+    mode: str | None = None  # the answer's Pillow mode, where it matters (transparency kept)
 
     def send(self, session, base_url, timeout=300):
         return session.post(base_url + self.route, data=self.form if self.files else self.data,
@@ -48,9 +49,11 @@ class Case:
                 missing = set(self.answer_keys) - set(answer if isinstance(answer, dict) else ())
                 return f"{self.name}: the answer {response.text[:100]} lacks {sorted(missing)}" if missing else None
             if self.size is not None:
-                size = Image.open(io.BytesIO(response.content)).size
-                if size != self.size:
-                    return f"{self.name}: answer is {size}, not {self.size}"
+                with Image.open(io.BytesIO(response.content)) as answer:
+                    if answer.size != self.size:
+                        return f"{self.name}: answer is {answer.size}, not {self.size}"
+                    if self.mode and answer.mode != self.mode:
+                        return f"{self.name}: answer is {answer.mode}, not {self.mode}"
             return None
         if not self.kinds:  # answered by TorchServe's frontend before the handler (its 413 has no body)
             return None
@@ -203,6 +206,11 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
              headers={**image, "X-Scale": "4"}, size=(4 * side, 4 * side), heavy=True),
         Case("answer one input row over max_output_pixels", encode(sample_image(side, side + 1, "L")),
              headers={**image, "X-Scale": "4"}, statuses=(413,), kinds=("output_too_large",)),
+        *(Case(f"PNG {kind} with a tRNS colour key", encode(keyed, transparency=key), headers=image, size=x2,
+               mode=mode) for kind, keyed, key, mode in (
+                   ("1-bit", card.convert("1"), 0, "LA"), ("grey", card.convert("L"), 87, "LA"),
+                   ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "LA"),
+                   ("RGB", card, tuple(np.asarray(card)[0, 0].tolist()), "RGBA"))),
         Case("an explanation asked for", png, headers=image, route="/explanations/srcnn", statuses=(404,),
              kinds=("no_explanations",)),
         Case("KServe v1 explain", json={"instances": [base64.b64encode(png).decode()]},
