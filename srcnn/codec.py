@@ -14,17 +14,22 @@ import warnings
 import zlib
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srcnn.bands import SUPPORTED_MODES
 from srcnn.png import COLOUR_TYPES, TooLarge, encode_png
 from srcnn.scaling import largest_size
 
-DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+pillow_heif.register_heif_opener()  # HEIC/HEIF for Image.open: the format "HEIF", its transforms applied on reading
+
+# What the service decodes: Pillow's formats that hold photographs, pictures and icons well, and HEIC (pillow-heif).
+DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "HEIF", "AVIF", "BMP", "TIFF", "GIF", "TGA", "PPM", "ICO", "CUR", "PSD",
+                  "SGI", "PCX", "QOI", "DDS")
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 ENCODE_MEDIA = {name: media for media, name in ENCODE_FORMATS.items()}
 MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
-FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+FORMATS_TEXT = "PNG, JPEG, WebP, HEIC, AVIF, BMP, TIFF, GIF, TGA, PPM/PGM/PBM, ICO/CUR, PSD, SGI, PCX, QOI or DDS"
 FOREIGN_PROFILE_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile no longer describes the pixels
 KEYED_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "RGB")  # a tRNS colour key marks their transparent pixels
 ORIENTATION, IMAGE_WIDTH, IMAGE_LENGTH, X_RESOLUTION, Y_RESOLUTION = 0x0112, 0x0100, 0x0101, 0x011A, 0x011B
@@ -105,7 +110,8 @@ def sniff_format(data):
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes of a PNG, JPEG, WebP, BMP, TIFF or GIF (first frame) -> PIL image in one of SUPPORTED_MODES.
+    """Bytes of an image in one of DECODE_FORMATS (the first frame; an icon's largest size; a PSD's composite) ->
+    PIL image in one of SUPPORTED_MODES.
 
     EXIF orientation is applied. Images with more than `max_pixels` pixels are refused from the header alone.
     Raises an `ImageError` subclass for every unusable input.

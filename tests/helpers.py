@@ -5,11 +5,13 @@ the addresses and workers of a running TorchServe."""
 import io
 
 import numpy as np
+import pillow_heif
 import yaml
 from PIL import Image, ImageCms, ImageDraw
 
 from serving import MODEL_CONFIG as MODEL_CONFIG_FILE
 
+pillow_heif.register_heif_opener()  # Pillow writes HEIC too (make_photo)
 MODEL_CONFIG = yaml.safe_load(MODEL_CONFIG_FILE.read_text())
 LIMITS = MODEL_CONFIG["handler"]  # the shipped handler settings, limits and all
 
@@ -34,16 +36,17 @@ def make_scene(width, height, seed=0, noise=6.0):
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an ICC profile's bytes
 
 
-def make_photo(width, height, orientation=6):
-    """A phone photograph's JPEG bytes: the scene stored sideways (`orientation` 6 means "turn it 90° clockwise to
-    view"), an sRGB ICC profile, EXIF Make, DateTime, its pixel dimensions and 72 dpi. Viewed upright it is
-    `height` wide and `width` high."""
+def make_photo(width, height, orientation=6, format="JPEG", **options):
+    """A phone photograph's bytes (JPEG, or another format Pillow or pillow-heif writes with a profile and EXIF):
+    the scene stored sideways (`orientation` 6 means "turn it 90° clockwise to view"), an sRGB ICC profile, EXIF
+    Make, DateTime, its pixel dimensions and 72 dpi. Viewed upright it is `height` wide and `width` high."""
     exif = Image.Exif()
     exif.update({0x010F: "Phonemaker", 0x0132: "2026:12:01 10:20:30", 0x0112: orientation, 0x011A: 72.0,
                  0x011B: 72.0})
     exif.get_ifd(0x8769).update({0xA002: width, 0xA003: height})
     buffer = io.BytesIO()
-    make_scene(width, height).save(buffer, "JPEG", quality=95, icc_profile=SRGB, exif=exif.tobytes(), dpi=(72, 72))
+    make_scene(width, height).save(buffer, format, **({"quality": 95, "dpi": (72, 72)} if format == "JPEG" else options),
+                                   icc_profile=SRGB, exif=exif.tobytes())
     return buffer.getvalue()
 
 

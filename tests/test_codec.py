@@ -2,6 +2,7 @@
 answers respect each format's limits."""
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from srcnn.codec import (
     EmptyImage,
     ImageTooLarge,
     NotAnImage,
+    UnsupportedFormat,
     carry_metadata,
     check_encodable,
     decode_image,
@@ -162,3 +164,45 @@ def test_a_colour_key_becomes_alpha(mode, pixels, key, keyed):
     image = decode_image(buffer.getvalue(), 10**6)
     assert image.mode == ("RGBA" if mode == "RGB" else "LA")
     assert (np.asarray(image)[..., -1] == 0).tolist() == keyed and set(np.asarray(image)[..., -1].ravel()) <= {0, 255}
+
+
+def written_by_pillow(image, format, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format, **options)
+    return buffer.getvalue()
+
+
+def psd(pixels):
+    """A Photoshop file as the PSD specification lays it out: header, no colour data, resources or layers, and the
+    composite image, raw and planar (Pillow reads PSD but does not write it)."""
+    height, width, channels = pixels.shape
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, channels, height, width, 8, 3)
+    return header + bytes(12) + struct.pack(">H", 0) + pixels.transpose(2, 0, 1).tobytes()
+
+
+CARD = Image.fromarray((np.random.default_rng(5).random((30, 40, 3)) * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("data, size, mode", [
+    (written_by_pillow(CARD, "HEIF", quality=90), (40, 30), "RGB"),  # pillow-heif's encoder
+    (written_by_pillow(CARD, "AVIF", quality=90), (40, 30), "RGB"),
+    (written_by_pillow(CARD, "TGA"), (40, 30), "RGB"),
+    (written_by_pillow(CARD, "PPM"), (40, 30), "RGB"),
+    (written_by_pillow(CARD.convert("L"), "PPM"), (40, 30), "L"),  # PGM
+    (written_by_pillow(CARD.convert("1"), "PPM"), (40, 30), "L"),  # PBM
+    (written_by_pillow(CARD.resize((48, 48)), "ICO", sizes=[(16, 16), (48, 48)]), (48, 48), "RGB"),  # the largest
+    (written_by_pillow(CARD, "SGI"), (40, 30), "RGB"),
+    (written_by_pillow(CARD, "PCX"), (40, 30), "RGB"),
+    (written_by_pillow(CARD, "QOI"), (40, 30), "RGB"),
+    (written_by_pillow(CARD.convert("RGBA"), "DDS"), (40, 30), "RGBA"),
+    (psd(np.asarray(CARD)), (40, 30), "RGB"),
+], ids=["HEIC", "AVIF", "TGA", "PPM", "PGM", "PBM", "ICO", "SGI", "PCX", "QOI", "DDS", "PSD"])
+def test_the_formats_pillow_decodes_well_are_read(data, size, mode):
+    image = decode_image(data, 10**6)
+    assert (image.size, image.mode) == (size, mode)
+
+
+def test_an_image_format_not_read_is_named():
+    with pytest.raises(UnsupportedFormat) as refused:
+        decode_image(written_by_pillow(CARD, "IM"), 10**6)  # the IFUNC image format, Pillow's own
+    assert "IM images are not supported" in str(refused.value)

@@ -276,6 +276,19 @@ def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, sca
         assert (answer.format, answer.size) == ({"image/jpeg": "JPEG"}.get(accept, "PNG"), expected)
 
 
+@needs_curl
+@pytest.mark.slow  # two 12-megapixel photographs at ×2, half a minute each on 2 cores
+@pytest.mark.parametrize("format, options", [("HEIF", {"quality": 90}), ("AVIF", {"quality": 90, "speed": 10})],
+                         ids=["HEIC", "AVIF"])
+def test_iphone_and_avif_photos_are_answered_upright_with_their_profile(server, tmp_path, format, options):
+    (tmp_path / "photo").write_bytes(make_photo(4032, 3024, 6, format, **options))  # pillow-heif writes HEIC
+    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo"), "-H", "Accept: image/jpeg",
+                             predictions_url(server), "-o", str(tmp_path / "big"), "-w", "%{http_code}"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
+    assert_faithful((tmp_path / "big").read_bytes(), (6048, 8064))
+
+
 def test_the_management_api_describes_the_service(server):
     described = requests.get(f"{server.management_url}/models/srcnn?customized=true", timeout=60).json()
     metadata = described[0]["customizedMetadata"]
