@@ -14,17 +14,22 @@ srcnn.bands). With --server URL (e.g. http://127.0.0.1:8080) each file is sent t
 a time, retried with back-off while a worker is being replaced; the server's message is printed when it refuses
 one.
 
-A folder's files that are outputs of an earlier run (NAME_x2.png beside NAME.png) are not taken as inputs, and
-an output that exists and is a complete image is skipped (and counted), so a batch run again does only what is
-left; --force redoes them. An input is never overwritten, nor an existing file that is not an image. A file that
-fails gets one line on stderr naming it and why, and the others are still written. Exit status: 0 when every
-output was written or skipped, 1 when some failed, 2 for a usage error (a missing input among them).
+A folder's files that are not images srcnn reads (a camera's RAW beside its JPEG, a phone's MOV beside its HEIC,
+notes) are left alone and named in the summary; those that are outputs of an earlier run (NAME_x2.png beside
+NAME.png, NAME-png_x2.png beside NAME.png) are not taken as inputs. Output names are decided once the inputs are
+known to be images: two inputs that would share one (photo.png and photo.tga, IMG_0001.JPG and IMG_0001.HEIC)
+each get their own extension in it (photo-png_x2.png, photo-tga_x2.png), whatever else the folder holds. An
+output that exists and is a complete image is skipped (and counted), so a batch run again does only what is left;
+--force redoes them. An input is never overwritten, nor an existing file that is not an image. A file that fails
+gets one line on stderr naming it and why, and the others are still written. Exit status: 0 when every output was
+written or skipped, 1 when some failed, 2 for a usage error (a missing input among them).
 """
 
 import argparse
 import os
 import re
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +40,7 @@ from tqdm import tqdm
 from srcnn import __version__
 from srcnn.api import Upscaler
 from srcnn.choice import settings
-from srcnn.codec import FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
+from srcnn.codec import DECODE_FORMATS, FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
 from srcnn.compare import compare_page
 from srcnn.files import write_atomically
 from srcnn.scaling import DEFAULT_SCALE, ScaleError, parse_scale, parse_size
@@ -114,9 +119,10 @@ def parse_args(argv):
     missing = [str(path) for path in args.inputs if not path.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
-    sources = collect(args.inputs)
+    sources, args.left_alone = collect(args.inputs)
     if not sources:
-        parser.error(f"no files to upscale in {', '.join(str(path) for path in args.inputs)}")
+        parser.error(f"no images to upscale in {', '.join(str(path) for path in args.inputs)}"
+                     + (f" ({len(args.left_alone)} files that are not images srcnn reads)" if args.left_alone else ""))
     folder_named = args.output is not None and args.output.endswith(("/", os.sep))
     args.output = None if args.output is None else Path(args.output)
     one_file = (len(sources) == 1 and not args.inputs[0].is_dir() and not folder_named
@@ -142,19 +148,42 @@ OUTPUT_SUFFIX = re.compile(r"_(x\d+(\.\d+)?|\d+x\d*)$")
 
 
 def collect(inputs):
-    """The files to upscale: each file input, and the files of each folder (sorted, hidden ones skipped, and
-    outputs of an earlier run left out: NAME_x2.png beside a NAME.* of the same folder)."""
-    sources = []
+    """(the files to upscale, the folders' files left alone): each file input, and the files of each folder (sorted,
+    hidden ones skipped) that are images srcnn reads and not outputs of an earlier run (`earlier_output`)."""
+    sources, left_alone = [], []
     for path in inputs:
         if path.is_dir():
-            files = [child for child in path.iterdir() if child.is_file() and not child.name.startswith(".")]
+            files = sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith("."))
+            names = {child.name.lower() for child in files}
             stems = {child.stem for child in files}
-            sources += sorted(child for child in files
-                              if not (OUTPUT_SUFFIX.search(child.stem)
-                                      and OUTPUT_SUFFIX.sub("", child.stem) in stems))
+            for child in files:
+                if not readable(child):
+                    left_alone.append(child)
+                elif not earlier_output(child, stems, names):
+                    sources.append(child)
         else:
             sources.append(path)
-    return sources
+    return sources, left_alone
+
+
+def readable(path):
+    """Whether `path` starts as an image in a format srcnn reads (its header alone, read by Pillow)."""
+    try:
+        with Image.open(path, formats=DECODE_FORMATS):
+            return True
+    except Exception:  # any header Pillow cannot take: not an image this command reads
+        return False
+
+
+def earlier_output(path, stems, names):
+    """Whether `path` is an output of an earlier run beside its input: NAME_LABEL.EXT beside a NAME.* (`stems`), or
+    NAME-SUFFIX_LABEL.EXT (or NAME-SUFFIX-FOLDER_LABEL.EXT) beside NAME.SUFFIX (`names`, lower case)."""
+    if not OUTPUT_SUFFIX.search(path.stem):
+        return False
+    made_from = OUTPUT_SUFFIX.sub("", path.stem)
+    parts = made_from.split("-")
+    return made_from in stems or any(f"{'-'.join(parts[:cut])}.{parts[cut]}".lower() in names
+                                     for cut in range(1, len(parts)))
 
 
 def label(scale, size):
@@ -165,11 +194,22 @@ def label(scale, size):
 
 
 def plan(sources, output_file, output_folder, name_label, extension):
-    """A Task per source: -o's file for a single input, else NAME_LABEL.EXT in -o's folder or beside the input."""
+    """A Task per source: -o's file for a single input, else NAME_LABEL.EXT in -o's folder or beside the input.
+    Inputs whose outputs would share a name each have their extension in it (NAME-SUFFIX_LABEL.EXT), and those
+    that would still share one their folder's name too (NAME-SUFFIX-FOLDER_LABEL.EXT)."""
     if output_file is not None:
         return [Task(sources[0], output_file)]
-    return [Task(source, (output_folder or source.parent) / f"{source.stem}_{name_label}{extension}")
-            for source in sources]
+
+    def target(source, name):
+        return (output_folder or source.parent) / f"{name}_{name_label}{extension}"
+
+    names = {source: source.stem for source in sources}
+    for widen in (lambda source: f"{source.stem}-{source.suffix[1:].lower()}",
+                  lambda source: f"{source.stem}-{source.suffix[1:].lower()}-{source.parent.resolve().name}"):
+        shared = Counter(target(source, name).resolve() for source, name in names.items())
+        names = {source: widen(source) if shared[target(source, name).resolve()] > 1 else name
+                 for source, name in names.items()}
+    return [Task(source, target(source, name)) for source, name in names.items()]
 
 
 class Local:
@@ -300,9 +340,12 @@ def main(argv=None):
     for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
         print(f"srcnn: {task.source}: {error}", file=sys.stderr)
     done = len(tasks) - len(failures) - skipped
-    if len(tasks) > 1 or failures or skipped:
+    if len(tasks) > 1 or failures or skipped or args.left_alone:
+        left = ", ".join(str(path) for path in args.left_alone[:5]) + (", …" if len(args.left_alone) > 5 else "")
         print(f"srcnn: {done} of {len(tasks)} written" +
-              (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else ""), file=sys.stderr)
+              (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else "") +
+              (f"; {len(args.left_alone)} not images srcnn reads, left alone: {left}" if args.left_alone else ""),
+              file=sys.stderr)
     return 1 if failures else 0
 
 

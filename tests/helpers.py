@@ -45,8 +45,8 @@ def make_photo(width, height, orientation=6, format="JPEG", **options):
                  0x011B: 72.0})
     exif.get_ifd(0x8769).update({0xA002: width, 0xA003: height})
     buffer = io.BytesIO()
-    make_scene(width, height).save(buffer, format, **({"quality": 95, "dpi": (72, 72)} if format == "JPEG" else options),
-                                   icc_profile=SRGB, exif=exif.tobytes())
+    settings = {"quality": 95, "dpi": (72, 72)} if format == "JPEG" else options
+    make_scene(width, height).save(buffer, format, **settings, icc_profile=SRGB, exif=exif.tobytes())
     return buffer.getvalue()
 
 

@@ -82,18 +82,48 @@ def test_format_from_the_output_name(picture):
         assert image.format == "WEBP"
 
 
-def test_a_folder_with_a_text_file_writes_the_images_and_exits_1(tmp_path, scene, capsys):
+def test_a_folder_with_a_text_file_writes_the_images_and_names_it(tmp_path, scene, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for index in range(3):
         scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
     (folder / "notes.txt").write_text("not a picture")
-    assert main([*UPSCALE, str(folder), "-o", str(tmp_path / "out"), "--scale", "3"]) == 1
+    assert main([*UPSCALE, str(folder), "-o", str(tmp_path / "out"), "--scale", "3"]) == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
     assert size_of(tmp_path / "out" / "p2_x3.png") == (66, 48)
-    errors = capsys.readouterr().err.splitlines()
-    assert f"srcnn: {folder / 'notes.txt'}: not an image file" in errors[0]
-    assert errors[-1] == "srcnn: 3 of 4 written"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"srcnn: 3 of 3 written; 1 not images srcnn reads, left alone: {folder / 'notes.txt'}")
+
+
+def test_a_file_named_that_is_not_an_image_fails(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a picture")
+    assert main([*UPSCALE, str(tmp_path / "notes.txt"), "-o", str(tmp_path / "out.png")]) == 1
+    assert f"srcnn: {tmp_path / 'notes.txt'}: not an image file" in capsys.readouterr().err
+
+
+def test_camera_and_phone_folders_upscale_every_picture_under_names_of_their_own(tmp_path, scene, capsys):
+    folder = tmp_path / "DCIM"
+    folder.mkdir()
+    scene(24, 16, seed=1).save(folder / "IMG_0001.JPG", "JPEG")
+    (folder / "IMG_0001.CR2").write_bytes(np.random.default_rng(0).bytes(3000))  # a camera's RAW: not read here
+    scene(20, 14, seed=2).save(folder / "IMG_0002.HEIC", "HEIF")  # an iPhone's photo (pillow-heif)
+    (folder / "IMG_0002.MOV").write_bytes(b"\0\0\0\x18ftypqt  " + bytes(100))  # its Live Photo
+    scene(18, 12, seed=3).save(folder / "IMG_0003.avif", "AVIF")
+    scene(16, 10, seed=4).save(folder / "photo.png")
+    scene(16, 10, seed=5).save(folder / "photo.tga")  # the same name: both get outputs, neither is lost
+    out = tmp_path / "big"
+    assert main([*UPSCALE, str(folder), "-o", str(out), "--scale", "2"]) == 0
+    sizes = {path.name: size_of(path) for path in out.iterdir()}
+    assert sizes == {"IMG_0001_x2.png": (48, 32), "IMG_0002_x2.png": (40, 28), "IMG_0003_x2.png": (36, 24),
+                     "photo-png_x2.png": (32, 20), "photo-tga_x2.png": (32, 20)}
+    summary = capsys.readouterr().err.splitlines()[-1]
+    assert summary.startswith("srcnn: 5 of 5 written; 2 not images srcnn reads, left alone: ")
+    assert str(folder / "IMG_0001.CR2") in summary and str(folder / "IMG_0002.MOV") in summary
+    assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0  # beside the inputs, twice: the second run skips
+    assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("srcnn: 0 of 5 written, 5 skipped")
+    assert sorted(path.name for path in folder.glob("photo*")) == ["photo-png_x2.png", "photo-tga_x2.png",
+                                                                   "photo.png", "photo.tga"]
 
 
 def test_an_input_is_never_overwritten(picture, capsys):
@@ -144,7 +174,7 @@ def test_o_with_a_slash_names_a_folder_for_one_input(picture):
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out") + "/"], "no such file or folder: "),
     (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out.png")], "no such file or folder: "),
-    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no files to upscale in "),
+    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no images to upscale in "),
 ])
 def test_a_missing_input_or_an_empty_folder_is_a_usage_error(tmp_path, capsys, make, message):
     with pytest.raises(SystemExit) as stop:
@@ -159,14 +189,13 @@ def test_version(capsys):
     assert stop.value.code == 0 and capsys.readouterr().out == f"srcnn {srcnn.__version__}\n"
 
 
-def test_two_inputs_with_one_output_name_write_one(tmp_path, scene, capsys):
+def test_two_inputs_of_one_name_from_two_folders_both_get_outputs(tmp_path, scene, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         scene(10, 10).save(tmp_path / folder / "same.png")
     assert main([*UPSCALE, str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"),
-                 "-o", str(tmp_path / "out")]) == 1
-    assert "also another input's" in capsys.readouterr().err
-    assert [path.name for path in (tmp_path / "out").iterdir()] == ["same_x2.png"]
+                 "-o", str(tmp_path / "out")]) == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["same-png-a_x2.png", "same-png-b_x2.png"]
 
 
 def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, capsys):
@@ -238,9 +267,9 @@ def test_server_output_matches_local(server, tmp_path, scene, capsys):
     (folder / "c.txt").write_text("text")
     for arguments in (["--scale", "2.5"], ["--size", "64x"]):
         local, remote = tmp_path / "local", tmp_path / "remote"
-        assert main([*UPSCALE, str(folder), "-o", str(local), "--force", "--precision", "auto", *arguments]) == 1
+        assert main([*UPSCALE, str(folder), "-o", str(local), "--force", "--precision", "auto", *arguments]) == 0
         assert main([*UPSCALE, str(folder), "-o", str(remote), "--force", "--server", server.inference_url,
-                     *arguments]) == 1
+                     *arguments]) == 0  # c.txt is left alone either way
         for name in ("a", "b"):
             label = "x2.5" if arguments[0] == "--scale" else "64x"
             mine = np.asarray(Image.open(local / f"{name}_{label}.png"), dtype=int)
