@@ -30,7 +30,7 @@ import numpy as np
 
 from bench import ROOT, photos
 from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
-from bench.served import served, servers_in_turns
+from bench.served import served, servers_in_turns, sharing_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
 from srcnn.engine import ENGINES, REFERENCE
 from srcnn.imaging import resize_plane
@@ -140,6 +140,8 @@ def run(config):
                          "runs": runs}
     print("TorchServe against the KServe predictor, in turns ...", file=sys.stderr)
     results["servers"] = servers_in_turns(body, (1, 2), config.requests)
+    print("two workers sharing the cores against two on every core each, in turns ...", file=sys.stderr)
+    results["sharing"] = sharing_in_turns(body, (1, 2), config.requests)
     print("photographs: 4032×3024 → ×2 alone, against its forward pass; 6000×4000 → ×2, peak memory ...",
           file=sys.stderr)
     results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
@@ -208,6 +210,7 @@ def markdown(results):
                   f"×{served['scale']} (a {memory['response_bytes'] / 2**20:.1f} MiB PNG, answered in "
                   f"{memory['seconds']:.1f} s)."]
     lines += ["", *servers_markdown(results["servers"], served["input"], served["scale"])]
+    lines += ["", *sharing_markdown(results["sharing"], served["input"], served["scale"])]
     lines += [""] + photos.markdown(results["photos"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
 
@@ -220,6 +223,18 @@ def servers_markdown(servers, given, scale):
                         ("kserve_predictor", "KServe predictor, `/v2/models/srcnn/infer`")):
         for clients, load in servers[name].items():
             ratio = f"{servers['ratio'][clients]:.2f}" if name == "kserve_predictor" else ""
+            lines.append(f"| {label}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} requests) "
+                         f"| {load['requests_per_s']:.2f} | {load['p50_s']:.2f} | {load['p99_s']:.2f} | {ratio} |")
+    return lines
+
+
+def sharing_markdown(sharing, given, scale):
+    """The table of D11's arms: two workers sharing the cores against two on every core each."""
+    lines = [f"| {given} → ×{scale}, TorchServe's two workers in turns (best of 2 rounds each) | requests/s | "
+             "p50 (s) | p99 (s) | shared ÷ unshared |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("shared", "sharing the cores (shipped)"), ("unshared", "every core each, nothing shared")):
+        for clients, load in sharing[name].items():
+            ratio = f"{sharing['ratio'][clients]:.2f}" if name == "shared" else ""
             lines.append(f"| {label}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} requests) "
                          f"| {load['requests_per_s']:.2f} | {load['p50_s']:.2f} | {load['p99_s']:.2f} | {ratio} |")
     return lines
@@ -274,14 +289,16 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")
     parser.add_argument("--photos-only", action="store_true", help="measure and print the photographs alone")
     parser.add_argument("--servers-only", action="store_true",
-                        help="measure and print TorchServe against the KServe predictor alone")
+                        help="measure and print TorchServe against the KServe predictor, and D11's arms, alone")
     config = parser.parse_args(argv)
     if config.servers_only:
-        found = json.loads(json.dumps(servers_in_turns(photo_png(config.data_dir, SERVED_SIDE), (1, 2),
-                                                       config.requests)))
+        body = photo_png(config.data_dir, SERVED_SIDE)
+        found = json.loads(json.dumps(servers_in_turns(body, (1, 2), config.requests)))
+        sharing = json.loads(json.dumps(sharing_in_turns(body, (1, 2), config.requests)))
         print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}", ""]
                         + servers_markdown(found, f"{SERVED_SIDE}² PNG", SCALE)
-                        + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]))
+                        + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]
+                        + [""] + sharing_markdown(sharing, f"{SERVED_SIDE}² PNG", SCALE)))
         return
     if config.photos_only:
         choice = choose(ROOT / "weights", "auto", threads=1)  # the served lanes' engine (cached per machine)

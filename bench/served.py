@@ -1,6 +1,7 @@
 """The servers over HTTP: TorchServe's throughput and latency at 1 and 2 concurrent clients and its worker's peak
 memory; and TorchServe against the KServe predictor, measured in turns on the same request."""
 
+import os
 import tempfile
 import threading
 import time
@@ -53,34 +54,67 @@ def measured(url, body, clients, requests_per_client):
             "p99_s": float(np.percentile(latencies, 99))}
 
 
-def servers_in_turns(body, clients_counts, requests_per_client, rounds=2):
-    """TorchServe (shipped settings, `/predictions`) and the KServe predictor (`/v2/models/srcnn/infer`, the
-    image as the body), both running, measured in turns `rounds` times at each client count, so that a slow spell
-    of a shared machine falls on both; each keeps its best round. Returns {"torchserve", "kserve_predictor"}, each
-    {clients: measured}, and "ratio" {clients: the predictor's requests/s over TorchServe's}."""
+def in_turns(urls, body, clients_counts, requests_per_client, rounds=2):
+    """Each of `urls` ({name: URL}, every server running) measured in turns `rounds` times at each client count,
+    so that a slow spell of a shared machine falls on all; each keeps its best round. {name: {clients: measured}}."""
+    for url in urls.values():
+        load(url, body, 2, 4)  # warm both lanes (or workers) of each
+    results = {name: {} for name in urls}
+    for clients in clients_counts:
+        for _ in range(rounds):
+            for name, url in urls.items():
+                found = measured(url, body, clients, requests_per_client)
+                best = results[name].get(clients)
+                if best is None or found["requests_per_s"] > best["requests_per_s"]:
+                    results[name][clients] = found
+    return results
+
+
+def ratios(results, over, under, clients_counts):
+    return {clients: results[over][clients]["requests_per_s"] / results[under][clients]["requests_per_s"]
+            for clients in clients_counts}
+
+
+def servers_in_turns(body, clients_counts, requests_per_client):
+    """TorchServe (shipped settings, `/predictions`) and the KServe predictor (`/v2/models/srcnn/infer`, the image
+    as the body) in turns. Returns {"torchserve", "kserve_predictor"}, each {clients: measured}, and "ratio"
+    {clients: the predictor's requests/s over TorchServe's}."""
     with tempfile.TemporaryDirectory() as workdir:
         torchserve = private_server(Path(workdir) / "torchserve")
         predictor = Predictor(*free_ports(2), Path(workdir), Path(workdir))
         torchserve.start(timeout=300)
         try:
             predictor.start(timeout=300)
-            urls = {"torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
-                    "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"}
-            for url in urls.values():
-                load(url, body, 2, 4)  # warm both lanes of both
-            results = {name: {} for name in urls}
-            for clients in clients_counts:
-                for _ in range(rounds):
-                    for name, url in urls.items():
-                        found = measured(url, body, clients, requests_per_client)
-                        best = results[name].get(clients)
-                        if best is None or found["requests_per_s"] > best["requests_per_s"]:
-                            results[name][clients] = found
+            results = in_turns({"torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
+                                "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"},
+                               body, clients_counts, requests_per_client)
         finally:
             predictor.stop()
             torchserve.stop()
-    results["ratio"] = {clients: results["kserve_predictor"][clients]["requests_per_s"]
-                        / results["torchserve"][clients]["requests_per_s"] for clients in clients_counts}
+    results["ratio"] = ratios(results, "kserve_predictor", "torchserve", clients_counts)
+    return results
+
+
+def sharing_in_turns(body, clients_counts, requests_per_client):
+    """D11's arms: TorchServe's two workers sharing the cores (shipped), and the same two each computing on every
+    core with nothing shared, the operating system left to divide the cores (each worker's busy folder, under
+    its TMPDIR, is a file there, which srcnn.cores takes as "no other process is counted"). Returns {"shared",
+    "unshared"}, each {clients: measured}, and "ratio" {clients: shared over unshared}."""
+    with tempfile.TemporaryDirectory() as workdir:
+        shared, unshared = private_server(Path(workdir) / "shared"), private_server(Path(workdir) / "unshared")
+        blocked = unshared.tmpdir / f"srcnn-busy-{os.getuid()}"
+        blocked.parent.mkdir(parents=True, exist_ok=True)
+        blocked.write_text("not a folder: every worker of this server computes on every core\n")
+        shared.start(timeout=300)
+        try:
+            unshared.start(timeout=300)
+            results = in_turns({name: f"{server.inference_url}/predictions/{MODEL_NAME}"
+                                for name, server in (("shared", shared), ("unshared", unshared))},
+                               body, clients_counts, requests_per_client)
+        finally:
+            unshared.stop()
+            shared.stop()
+    results["ratio"] = ratios(results, "shared", "unshared", clients_counts)
     return results
 
 
