@@ -100,6 +100,24 @@ def answer_too_large(format, limit):
                           f"{' or '.join(others)} (Accept), or send a smaller image")
 
 
+# The first bytes of the accepted formats whose files announce themselves: a body that starts so and that no decoder
+# takes is a damaged file of that format (corrupt_image), not something else (not_an_image).
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+              (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"qoif", "QOI"), (b"8BPS", "PSD"), (b"DDS ", "DDS"))
+BRANDS = {b"WEBP": "WebP", b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
+def announced_format(data):
+    """The accepted format whose signature starts `data` (RIFF....WEBP, an ISO box ftyp with a HEIF or AVIF
+    brand, or one of SIGNATURES), or None."""
+    data = bytes(data[:16])
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return BRANDS[b"WEBP"]
+    if data[4:8] == b"ftyp" and data[8:12] in BRANDS:
+        return BRANDS[data[8:12]]
+    return next((name for magic, name in SIGNATURES if data.startswith(magic)), None)
+
+
 def sniff_format(data):
     """The name of the image format Pillow sees in `data`'s header, or None (reads the header only)."""
     try:
@@ -127,6 +145,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         name = sniff_format(data)
         if name:
             raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
+        announced = announced_format(data)
+        if announced:
+            raise CorruptImage(f"the {announced} header could not be read: the file is damaged or cut short; send "
+                               f"the whole file") from None
         raise NotAnImage(f"the body is not an image; send {FORMATS_TEXT}") from None
     except Exception as error:  # a recognised header that Pillow cannot parse
         raise CorruptImage(f"the image header could not be read ({type(error).__name__}: {error})") from None

@@ -31,7 +31,7 @@ def encoded(image, format="PNG", **options):
 
 
 @pytest.mark.parametrize("data, error", [
-    (b"", EmptyImage), (b"hello, not a picture", NotAnImage), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, NotAnImage),
+    (b"", EmptyImage), (b"hello, not a picture", NotAnImage), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, CorruptImage),
 ])
 def test_each_unusable_upload_is_its_own_error(data, error):
     with pytest.raises(error):
@@ -206,3 +206,13 @@ def test_an_image_format_not_read_is_named():
     with pytest.raises(UnsupportedFormat) as refused:
         decode_image(written_by_pillow(CARD, "IM"), 10**6)  # the IFUNC image format, Pillow's own
     assert "IM images are not supported" in str(refused.value)
+
+
+@pytest.mark.parametrize("format, cut", [("TIFF", 12), ("JPEG", 20), ("AVIF", 40), ("PNG", 12), ("WEBP", 14),
+                                         ("GIF", 8), ("QOI", 6)])
+def test_a_damaged_header_of_a_format_read_here_is_corrupt_and_named(format, cut):
+    data = written_by_pillow(CARD, format)[:cut]
+    with pytest.raises(CorruptImage) as refused:
+        decode_image(data, 10**6)
+    named = {"WEBP": "WebP"}.get(format, format)
+    assert str(refused.value).startswith(f"the {named} header could not be read")

@@ -12,7 +12,10 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pillow_heif
 from PIL import Image
+
+pillow_heif.register_heif_opener()  # Pillow writes HEIC here too
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,9 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
                    ("1-bit", card.convert("1"), 0, "LA"), ("grey", card.convert("L"), 87, "LA"),
                    ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "LA"),
                    ("RGB", card, tuple(np.asarray(card)[0, 0].tolist()), "RGBA"))),
+        *(Case(f"{format} header cut short", encode(card, format)[:cut], headers=image, **corrupt)
+          for format, cut in (("PNG", 12), ("JPEG", 20), ("TIFF", 12), ("GIF", 8), ("WEBP", 14), ("AVIF", 40),
+                              ("HEIF", 40))),
         Case("an explanation asked for", png, headers=image, route="/explanations/srcnn", statuses=(404,),
              kinds=("no_explanations",)),
         Case("KServe v1 explain", json={"instances": [base64.b64encode(png).decode()]},
