@@ -5,6 +5,7 @@ import os
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,20 @@ def measured(url, body, clients, requests_per_client):
             "p99_s": float(np.percentile(latencies, 99))}
 
 
+@contextmanager
+def running(*servers):
+    """Start `servers` (TorchServe's or the predictor's) in turn; on leaving, stop those started, the last first."""
+    started = []
+    try:
+        for server in servers:
+            server.start(timeout=300)
+            started.append(server)
+        yield
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
 def in_turns(urls, body, clients_counts, requests_per_client, rounds=2):
     """Each of `urls` ({name: URL}, every server running) measured in turns `rounds` times at each client count,
     so that a slow spell of a shared machine falls on all; each keeps its best round. {name: {clients: measured}}."""
@@ -82,15 +97,10 @@ def servers_in_turns(body, clients_counts, requests_per_client):
     with tempfile.TemporaryDirectory() as workdir:
         torchserve = private_server(Path(workdir) / "torchserve")
         predictor = Predictor(*free_ports(2), Path(workdir), Path(workdir))
-        torchserve.start(timeout=300)
-        try:
-            predictor.start(timeout=300)
+        with running(torchserve, predictor):
             results = in_turns({"torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
                                 "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"},
                                body, clients_counts, requests_per_client)
-        finally:
-            predictor.stop()
-            torchserve.stop()
     results["ratio"] = ratios(results, "kserve_predictor", "torchserve", clients_counts)
     return results
 
@@ -105,15 +115,10 @@ def sharing_in_turns(body, clients_counts, requests_per_client):
         blocked = unshared.tmpdir / f"srcnn-busy-{os.getuid()}"
         blocked.parent.mkdir(parents=True, exist_ok=True)
         blocked.write_text("not a folder: every worker of this server computes on every core\n")
-        shared.start(timeout=300)
-        try:
-            unshared.start(timeout=300)
+        with running(shared, unshared):
             results = in_turns({name: f"{server.inference_url}/predictions/{MODEL_NAME}"
                                 for name, server in (("shared", shared), ("unshared", unshared))},
                                body, clients_counts, requests_per_client)
-        finally:
-            unshared.stop()
-            shared.stop()
     results["ratio"] = ratios(results, "shared", "unshared", clients_counts)
     return results
 
