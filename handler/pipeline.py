@@ -22,6 +22,7 @@ def plan(upload, headers, settings, trace, weights):
     media_type = choose_media_type(header(headers, "Accept"))
     if isinstance(upload.data, bytes):
         image = decode_image(upload.data, settings.max_input_pixels)
+        trace.warnings = image.info["decoder_warnings"]
     else:
         image = decode_pixels(upload.data, settings.max_input_pixels)
     try:

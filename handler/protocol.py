@@ -7,6 +7,7 @@ It lives apart from srcnn_handler.py because TorchServe wants exactly one class 
 
 import json
 from dataclasses import dataclass, field, fields
+from urllib.parse import quote
 
 from srcnn.codec import (
     ENCODE_FORMATS,
@@ -174,6 +175,7 @@ class Trace:
     stages: dict = field(default_factory=dict)
     status: int = 200
     error: str | None = None
+    warnings: list = field(default_factory=list)  # what the decoder warned of (srcnn.codec.decode_image)
 
     def done(self):
         """What a 200 did, by which weights: {"scale", "output_size", "weights"} (a v2 answer's parameters)."""
@@ -198,7 +200,8 @@ class Trace:
         return scale, outcome
 
     def log_line(self):
-        """One line of key=value pairs (values without spaces), for grep and log shippers alike."""
+        """One line of key=value pairs (values without spaces), for grep and log shippers alike; where the decoder
+        warned, how many times and the first warning (URL-quoted)."""
         def size(pair):
             return f"{pair[0]}x{pair[1]}" if pair else "-"
 
@@ -206,4 +209,6 @@ class Trace:
                    "scale": self.scale or "-", "input": size(self.input_size), "output": size(self.output_size),
                    "format": self.media_type or "-", "weights": self.weights or "-",
                    **{f"{stage}_ms": f"{ms:.1f}" for stage, ms in self.stages.items()}}
+        if self.warnings:
+            values.update(warnings=len(self.warnings), warning=quote(self.warnings[0][:100]))
         return "srcnn " + " ".join(f"{key}={value}" for key, value in values.items())

@@ -10,6 +10,7 @@ resolution scaled with the pixels, so that the print size stays the same (docs/d
 """
 
 import io
+import threading
 import warnings
 import zlib
 
@@ -132,8 +133,26 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     PIL image in one of SUPPORTED_MODES.
 
     EXIF orientation is applied. Images with more than `max_pixels` pixels are refused from the header alone.
-    Raises an `ImageError` subclass for every unusable input.
+    Raises an `ImageError` subclass for every unusable input. What Pillow warns of while decoding (damaged EXIF,
+    a tag larger than the file, a decompression-bomb size) is caught, never printed or logged, and kept in the
+    answer's `info["decoder_warnings"]` (each message once), for the request's log line.
     """
+    with _CATCHING, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = decoded(data, max_pixels)
+        try:
+            image.getexif()  # parsed, and cached on the image, here where its warnings are caught
+        except Exception:  # a damaged EXIF block: carry_metadata leaves it out of the answer
+            pass
+    image.info["decoder_warnings"] = list(dict.fromkeys(str(warning.message) for warning in caught))
+    return image
+
+
+_CATCHING = threading.Lock()  # warnings.catch_warnings swaps process-wide state: one decode at a time under it
+
+
+def decoded(data, max_pixels):
+    """`decode_image`'s work, its warnings left to the caller."""
     if not data:
         raise EmptyImage("the request has no image in it")
     try:

@@ -3,6 +3,7 @@ answers respect each format's limits."""
 
 import io
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -216,3 +217,13 @@ def test_a_damaged_header_of_a_format_read_here_is_corrupt_and_named(format, cut
         decode_image(data, 10**6)
     named = {"WEBP": "WebP"}.get(format, format)
     assert str(refused.value).startswith(f"the {named} header could not be read")
+
+
+def test_what_pillow_warns_of_while_decoding_is_kept_not_printed():
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x0f\x01\x02\x00@\x00\x00\x00"  # 5 entries claimed
+    damaged = written_by_pillow(CARD, "JPEG", exif=exif)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        image = decode_image(damaged, 10**6)
+    assert escaped == [] and image.info["decoder_warnings"][0].startswith("Corrupt EXIF data")
+    assert decode_image(written_by_pillow(CARD, "PNG"), 10**6).info["decoder_warnings"] == []

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import shutil
+import warnings
 import zlib
 
 import numpy as np
@@ -668,3 +669,19 @@ def test_the_describe_header_answers_what_the_service_is(handler, scene):
     assert status == 200 and described["model"] == "srcnn" and set(described["weights"]) == {"2", "3", "4"}
     assert described["engine"] == "onnxruntime-fp32" and described["settings"]["max_input_pixels"] == \
         MODEL_CONFIG["handler"]["max_input_pixels"]
+
+
+# A JPEG whose EXIF claims five entries and holds less: Pillow warns "Corrupt EXIF data" as it reads it.
+DAMAGED_EXIF = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x0f\x01\x02\x00\x40\x00\x00\x00"
+
+
+def test_decoder_warnings_are_counted_in_the_requests_line_never_logged_as_warnings(handler, caplog):
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        (status, _, _), = call(handler, ({"body": encode(Image.new("RGB", (8, 8)), "JPEG", exif=DAMAGED_EXIF)}, {}))
+    assert status == 200 and escaped == []
+    assert all(record.levelno < logging.WARNING for record in caplog.records)
+    line, = [record.getMessage() for record in caplog.records if record.getMessage().startswith("srcnn id=")]
+    assert line.endswith(" warnings=1 warning=Corrupt%20EXIF%20data.%20%20Expecting%20to%20read%2012%20bytes%20but"
+                         "%20only%20got%208.%20")
