@@ -21,7 +21,6 @@ then each binary tensor's bytes in order, an input's JSON saying `"parameters": 
 """
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handler.protocol import ClientError
+from handler.protocol import ClientError, decode_base64
 
 HEADER = "Inference-Header-Content-Length"
 IMAGE, PIXELS = "image", "pixels"
@@ -206,12 +205,7 @@ def file_bytes(name, element):
     """An image file's bytes from a BYTES element: base64 text (str, or bytes that are all base64), else raw."""
     if isinstance(element, bytes) and not BASE64_TEXT.fullmatch(element):
         return element
-    text = element.decode("ascii") if isinstance(element, bytes) else element
-    encoded = text.split(",", 1)[1] if text.startswith("data:") else text
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise mistake(f"input {name!r} is text but not valid base64 of an image file", "invalid_base64") from None
+    return decode_base64(element.decode("ascii") if isinstance(element, bytes) else element, f"input {name!r}")
 
 
 def wanted_outputs(request_outputs, binary_outputs, sent_pixels):

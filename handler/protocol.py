@@ -5,6 +5,8 @@ headers and one log line). Where the image comes from, in each wire format, is h
 It lives apart from srcnn_handler.py because TorchServe wants exactly one class in the handler module.
 """
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field, fields
 from urllib.parse import quote
@@ -14,6 +16,7 @@ from srcnn.codec import (
     AnswerTooLarge,
     CorruptImage,
     EmptyImage,
+    ImageError,
     ImageTooLarge,
     NotAnImage,
     UnsupportedFormat,
@@ -44,11 +47,30 @@ class ClientError(Exception):
         message = f"{error}; {SEND_HINT}" if isinstance(error, EmptyImage) else str(error)
         return cls(STATUS.get(type(error), 400), error.kind, message)
 
+    @classmethod
+    def answering(cls, error):
+        """The ClientError that answers `error` raised while serving one request: itself, an ImageError's, or for
+        anything else (a fault, which the caller logs with its traceback) a 500."""
+        if isinstance(error, ClientError):
+            return error
+        if isinstance(error, ImageError):
+            return cls.from_image_error(error)
+        return cls(500, "internal_error", "the server failed on this image; the log has the details")
+
     def body(self):
         """{"code", "type", "message"}, and the message again as "error": what a KServe client reads (the
         handler cannot tell a body that is not JSON sent to the v2 route from one sent elsewhere)."""
         return json.dumps({"code": self.status, "type": self.kind, "message": self.message, "error": self.message},
                           ensure_ascii=False).encode()
+
+
+def decode_base64(text, where):
+    """The bytes base64 `text` holds (a data: URL's prefix dropped), else a 400 naming `where` it came from."""
+    encoded = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ClientError(400, "invalid_base64", f"{where} is not valid base64") from None
 
 
 @dataclass(frozen=True)

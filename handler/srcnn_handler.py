@@ -215,13 +215,10 @@ class SRCNNHandler(BaseHandler):
         started = time.perf_counter()
         try:
             return step(index, item)
-        except ClientError as error:
-            return error
-        except ImageError as error:
-            return ClientError.from_image_error(error)
-        except Exception:  # a bug must not fail the other requests of the batch nor kill the worker
-            logger.exception("request %d failed", index)
-            return ClientError(500, "internal_error", "the server failed on this image; the log has the details")
+        except Exception as error:  # a bug must not fail the other requests of the batch nor kill the worker
+            if not isinstance(error, (ClientError, ImageError)):
+                logger.exception("request %d failed", index)
+            return ClientError.answering(error)
         finally:
             self.traces[index].stages[stage] = (time.perf_counter() - started) * 1000
 

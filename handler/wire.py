@@ -23,12 +23,11 @@ spread over the workers, where several images in one request would run one after
 """
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass, replace
 
 from handler import oip
-from handler.protocol import SEND_HINT, ClientError
+from handler.protocol import SEND_HINT, ClientError, decode_base64, header
 
 REST, KSERVE_V1, KSERVE_V2, GRPC = "rest", "kserve-v1", "kserve-v2", "grpc"
 JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
@@ -65,15 +64,15 @@ def is_grpc(headers):
 
 def read_upload(row, headers):
     """The Upload of one request's data (TorchServe's dict of its body or form fields) and headers."""
-    json_length = header_value(headers, oip.HEADER)
+    json_length = header(headers, oip.HEADER)
     if json_length is not None:
         try:
-            header, binary = oip.split_body(row.get("body") or b"", json_length)
-            return kserve_v2_upload(parse_json(header), binary)
+            head, binary = oip.split_body(row.get("body") or b"", json_length)
+            return kserve_v2_upload(parse_json(head), binary)
         except ClientError as error:
             error.wire = KSERVE_V2
             raise
-    media_type = (header_value(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    media_type = (header(headers, "Content-Type") or "").split(";")[0].strip().lower()
     if media_type != "application/json" and isinstance(row.get("body"), (bytes, bytearray)) \
             and bytes(row["body"][:64]).lstrip().startswith(b"{"):
         media_type = "application/json"
@@ -99,12 +98,6 @@ def read_upload(row, headers):
     return Upload(bytes(value), wire, **fields)
 
 
-def header_value(headers, name):
-    """A request header's value (case-insensitive), None when absent."""
-    return next((value for key, value in headers.items() if key.lower() == name.lower() and isinstance(value, str)),
-                None)
-
-
 def parse_json(raw):
     """The object a JSON body holds, else a 400 that says where it stopped being JSON."""
     not_json = "the body is read as JSON (labelled so, or starting with {) but is not JSON"
@@ -123,11 +116,7 @@ def parse_json(raw):
 
 def json_upload(raw):
     """The Upload of a JSON body given as the bytes sent: ours, KServe v1 or KServe v2, told apart by their keys."""
-    return upload_of_json(parse_json(raw))
-
-
-def upload_of_json(body):
-    """The Upload of a parsed JSON object: ours, KServe v1 or KServe v2, told apart by their keys."""
+    body = parse_json(raw)
     for key, wire, read in (("instances", KSERVE_V1, kserve_v1_upload), ("inputs", KSERVE_V2, kserve_v2_upload)):
         if key in body:
             try:
@@ -179,11 +168,7 @@ def base64_image(text, where):
     """Bytes of a base64 text (a data: URL's prefix dropped), else a 400 naming `where` it came from."""
     if not isinstance(text, str):
         raise ClientError(400, "invalid_json", f"{where} holds {type(text).__name__}, not base64 text; {JSON_SHAPE}")
-    encoded = text.split(",", 1)[1] if text.startswith("data:") else text
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ClientError(400, "invalid_base64", f"{where} is not valid base64") from None
+    return decode_base64(text, where)
 
 
 def answer(image, encode, media_type, upload, model_name, request_id, done=None):

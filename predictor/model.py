@@ -121,11 +121,10 @@ class SRCNNModel(Model):
                     image = self.upscaler.upscale(job.image, size=job.size)
                 with timed(trace, "encode"):
                     answer = reply(image, job)
-        except (ClientError, ImageError) as error:
-            refusal = error if isinstance(error, ClientError) else ClientError.from_image_error(error)
-        except Exception:  # a bug: the request fails with a 500, the server goes on
-            logger.exception("request %s failed", trace.request_id or "-")
-            refusal = ClientError(500, "internal_error", "the server failed on this image; the log has the details")
+        except Exception as error:  # a client's mistake, or a bug: the request fails, the server goes on
+            if not isinstance(error, (ClientError, ImageError)):
+                logger.exception("request %s failed", trace.request_id or "-")
+            refusal = ClientError.answering(error)
         else:
             self.close(trace)
             return answer

@@ -28,40 +28,35 @@ from serving.server import Server, kserve_server
 from srcnn.files import REPOSITORY
 
 
-def serve(server, timeout, build):
-    """Start `server` for a person at a terminal: refuse in one line if it cannot start, else `build()` what it
-    serves (never under a running server), start it, wait until READY and say how to call it. Exit status."""
+def serve(server, timeout, greeting, build=None):
+    """Start `server` (TorchServe's or the predictor's) for a person at a terminal: refuse in one line if it cannot
+    start, else `build()` what it serves, if anything (never under a running server), start it, wait until it is
+    ready and print `greeting()`: how to call it. Exit status."""
     problem = server.start_problem()
     if problem:
         print(f"not started: {problem}", file=sys.stderr)
         return 1
-    print(f"wrote {build()}")
+    if build:
+        print(f"wrote {build()}")
     try:
         server.start(timeout)
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1
-    print(json.dumps(server.workers(), indent=1))
-    print(f"SRCNN is serving. Try:\n  curl -T img.png {server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+    print(greeting())
     return 0
 
 
-def serve_predictor(predictor, timeout):
-    """Start the KServe predictor for a person at a terminal, as `serve` starts TorchServe. Exit status."""
-    problem = predictor.start_problem()
-    if problem:
-        print(f"not started: {problem}", file=sys.stderr)
-        return 1
-    try:
-        predictor.start(timeout)
-    except RuntimeError as error:
-        print(error, file=sys.stderr)
-        return 1
+def torchserve_greeting(server):
+    return (f"{json.dumps(server.workers(), indent=1)}\nSRCNN is serving. Try:\n  curl -T img.png "
+            f"{server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+
+
+def predictor_greeting(predictor):
     url = f"{predictor.inference_url}/v2/models/{MODEL_NAME}"
-    print(f"SRCNN is serving on KServe's ModelServer (REST :{predictor.http_port}, gRPC :{predictor.grpc_port}; "
-          f"log {predictor.log}). Try:\n  curl -s {url}/ready\n  curl -T img.png {url}/infer -o big.png   "
-          f"# Open Inference Protocol clients: docs/usage.md")
-    return 0
+    return (f"SRCNN is serving on KServe's ModelServer (REST :{predictor.http_port}, gRPC :{predictor.grpc_port}; "
+            f"log {predictor.log}). Try:\n  curl -s {url}/ready\n  curl -T img.png {url}/infer -o big.png   "
+            f"# Open Inference Protocol clients: docs/usage.md")
 
 
 def main(argv=None):
@@ -101,15 +96,17 @@ def run(args):
     elif args.command == "kserve-store":
         print(f"wrote {kserve_store(args.out)}: config/config.properties, config/metrics.yaml, model-store/srcnn.mar")
     elif args.command == "serve-kserve-torchserve":
-        return serve(kserve_server(args.store), args.timeout, lambda: kserve_store(args.store))
+        server = kserve_server(args.store)
+        return serve(server, args.timeout, lambda: torchserve_greeting(server), lambda: kserve_store(args.store))
     elif args.command == "serve-kserve":
-        return serve_predictor(Predictor(), args.timeout)
+        predictor = Predictor()
+        return serve(predictor, args.timeout, lambda: predictor_greeting(predictor))
     elif args.command == "archive":
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":
         server = Server(config=args.config)
-        return serve(server, args.timeout, lambda: build_archive(REPOSITORY / server.properties.get("model_store",
-                                                                                               "model_store")))
+        return serve(server, args.timeout, lambda: torchserve_greeting(server),
+                     lambda: build_archive(REPOSITORY / server.properties.get("model_store", "model_store")))
     else:
         if Predictor().stop():
             print("KServe predictor stopped.")
