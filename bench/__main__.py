@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ROOT, photos
+from bench import ROOT, photos, video
 from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
 from bench.served import served, servers_in_turns, sharing_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
@@ -290,7 +290,14 @@ def main(argv=None):
     parser.add_argument("--photos-only", action="store_true", help="measure and print the photographs alone")
     parser.add_argument("--servers-only", action="store_true",
                         help="measure and print TorchServe against the KServe predictor, and D11's arms, alone")
+    parser.add_argument("--video-only", action="store_true", help="measure and print video against stills alone")
     config = parser.parse_args(argv)
+    if config.video_only:
+        found = video.video(config.data_dir)
+        print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}"]
+                         + video.markdown(found) + [f"- {'met' if passed else 'MISSED'}: {text}"
+                                                    for text, passed in video.checks(found)]))
+        return
     if config.servers_only:
         body = photo_png(config.data_dir, SERVED_SIDE)
         found = json.loads(json.dumps(servers_in_turns(body, (1, 2), config.requests)))

@@ -77,3 +77,19 @@ class Upscaler:
                 self.prepare()  # more than one stripe: the other lanes have work
             result = upscale(image, self.lanes, scale, size, self._gate)
         return carry_metadata(image, result)
+
+    def upscale_video(self, source: str | Path, target: str | Path, scale: object = None,
+                      size: tuple[int | None, int | None] | None = None, codec: str | None = None,
+                      crf: int | None = None, progress=None) -> None:
+        """Write the video file `target` (.mp4, .mov, .mkv or .webm): the video `source` with every frame enlarged
+        as `upscale` does, by `scale` (default 2) or to `size`, the sound and subtitles copied, encoded with `codec`
+        ("h264", "hevc", "vp9", "av1"; default: the container's) at quality `crf`. `progress(done, total)` is called
+        as frames are done (total None when the container does not say). A stopped call resumes where it stopped
+        when made again; the output appears only when complete (srcnn.video). Raises srcnn.video.VideoError, and
+        srcnn.scaling.ScaleError for a factor or size out of range."""
+        from srcnn.video import upscale_video  # here: PyAV is loaded for videos only
+
+        if scale is None and size is None:
+            scale = DEFAULT_SCALE
+        upscale_video(lambda image, frame_size: self.upscale(image, size=frame_size), source, target, scale, size,
+                      codec, crf, progress, engine=f"{self.engine} {self.choice.tile}")

@@ -1,28 +1,35 @@
-"""The `srcnn` command: upscale image files and folders on this machine, or through a running TorchServe.
+"""The `srcnn` command: upscale image and video files and folders on this machine, or images through a running
+TorchServe.
 
     srcnn upscale INPUT... [-o OUTPUT] [--scale S | --size WxH] [--format png|jpeg|webp] [--server URL]
+                           [--codec h264|hevc|vp9|av1] [--crf N]
     srcnn compare IMAGE -o page.html [--scale S | --size WxH]
 
-`python -m srcnn` is the same command. INPUT is an image file or a folder (its files, not its sub-folders). With
-one input, -o names the output file; by default it is written beside the input as NAME_x2.png (NAME_64x48.png
-for a size). With several, -o names a folder, created if needed (by default each output goes beside its input);
--o NAME/ names a folder even for one input. The scale is any number from 1 to 8 (default 2); a size is WxH, or
-Wx or xH to keep the aspect ratio. The format is --format's, else the -o file's extension, else PNG.
+`python -m srcnn` is the same command. INPUT is an image or video file or a folder (its files, not its
+sub-folders). With one input, -o names the output file; by default it is written beside the input as NAME_x2.png
+(NAME_64x48.png for a size; a video keeps its extension when srcnn writes that container, else becomes .mp4). With
+several, -o names a folder, created if needed (by default each output goes beside its input); -o NAME/ names a
+folder even for one input. The scale is any number from 1 to 8 (default 2); a size is WxH, or Wx or xH to keep the
+aspect ratio. An image's format is --format's, else the -o file's extension, else PNG.
+
+A video (srcnn.video) is done on this machine only, frame by frame with a progress bar, its sound and subtitles
+copied; --codec and --crf choose its encoding (default H.264 at CRF 18, VP9 in a .webm). A video stopped halfway
+(Ctrl-C, a kill) is resumed by the same command, from the frames already done.
 
 Locally the image goes through the same decoding, colour handling, engine and tiles as the service (srcnn.codec,
 srcnn.bands). With --server URL (e.g. http://127.0.0.1:8080) each file is sent to TorchServe instead, a few at
 a time, retried with back-off while a worker is being replaced; the server's message is printed when it refuses
 one.
 
-A folder's files that are not images srcnn reads (a camera's RAW beside its JPEG, a phone's MOV beside its HEIC,
-notes) are left alone and named in the summary; those that are outputs of an earlier run (NAME_x2.png beside
+A folder's files that are neither images nor videos srcnn reads (a camera's RAW beside its JPEG, notes) are left
+alone and named in the summary; those that are outputs of an earlier run (NAME_x2.png beside
 NAME.png, NAME-png_x2.png beside NAME.png) are not taken as inputs. Output names are decided once the inputs are
 known to be images: two inputs that would share one (photo.png and photo.tga, IMG_0001.JPG and IMG_0001.HEIC)
 each get their own extension in it (photo-png_x2.png, photo-tga_x2.png), whatever else the folder holds. An
 output that exists and is a complete image is skipped (and counted), so a batch run again does only what is left;
 --force redoes them. An input is never overwritten, nor an existing file that is not an image. A file that fails
 gets one line on stderr naming it and why, and the others are still written. Exit status: 0 when every output was
-written or skipped, 1 when some failed, 2 for a usage error (a missing input among them).
+written or skipped, 1 when some failed, 2 for a usage error (a missing input among them), 130 when interrupted.
 """
 
 import argparse
@@ -44,6 +51,7 @@ from srcnn.codec import DECODE_FORMATS, FORMATS_TEXT, EmptyImage, ImageError, No
 from srcnn.compare import compare_page
 from srcnn.files import write_atomically
 from srcnn.scaling import DEFAULT_SCALE, ScaleError, parse_scale, parse_size
+from srcnn.video import CODECS, OUTPUT_FORMATS, VIDEO_SUFFIXES, VideoError, is_video, output_suffix
 from srcnn.weights import SHIPPED
 
 FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
@@ -59,6 +67,7 @@ class Failed(Exception):
 class Task:
     source: Path
     target: Path
+    video: bool
 
 
 def argument(parse):
@@ -77,7 +86,7 @@ def parse_args(argv):
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("upscale", description=__doc__.split("\n\n")[2],
                                   help="upscale image files or folders")
-    command.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    command.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files, or folders")
     command.add_argument("-o", "--output",
                          help="the output file (one input) or folder (several, or a name ending in /); default: "
                               "beside each input")
@@ -85,7 +94,12 @@ def parse_args(argv):
     sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8, such as 2.5 (default 2)")
     sizing.add_argument("--size", type=argument(parse_size), metavar="WxH",
                         help="the output size, such as 1920x1080, or 1920x or x1080 to keep the aspect ratio")
-    command.add_argument("--format", choices=FORMATS, help="png, jpeg or webp (default: -o's extension, else png)")
+    command.add_argument("--format", choices=FORMATS,
+                         help="an image's: png, jpeg or webp (default: -o's extension, else png)")
+    command.add_argument("--codec", choices=CODECS,
+                         help="a video's (default h264; vp9 in a .webm); the container is -o's extension")
+    command.add_argument("--crf", type=int, metavar="N",
+                         help="a video's quality, lower is better (default: 18 for h264, 20 hevc, 31 vp9, 30 av1)")
     command.add_argument("--server", metavar="URL", help="a running TorchServe to do the work, e.g. "
                                                           "http://127.0.0.1:8080 (default: this machine)")
     command.add_argument("--jobs", type=int, default=4, help="requests in flight with --server (default 4)")
@@ -119,15 +133,20 @@ def parse_args(argv):
     missing = [str(path) for path in args.inputs if not path.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
-    sources, args.left_alone = collect(args.inputs)
+    sources, args.videos, args.left_alone = collect(args.inputs)
     if not sources:
-        parser.error(f"no images to upscale in {', '.join(str(path) for path in args.inputs)}"
-                     + (f" ({len(args.left_alone)} files that are not images srcnn reads)" if args.left_alone else ""))
+        parser.error(f"no images or videos to upscale in {', '.join(str(path) for path in args.inputs)}"
+                     + (f" ({len(args.left_alone)} files that are neither)" if args.left_alone else ""))
     folder_named = args.output is not None and args.output.endswith(("/", os.sep))
     args.output = None if args.output is None else Path(args.output)
     one_file = (len(sources) == 1 and not args.inputs[0].is_dir() and not folder_named
                 and not (args.output and args.output.is_dir()))
-    if args.output and one_file:
+    if args.output and one_file and sources[0] in args.videos:
+        if args.output.suffix.lower() not in OUTPUT_FORMATS:
+            parser.error(f"-o {args.output}: name a {', '.join(OUTPUT_FORMATS)} file for a video")
+        if args.format:
+            parser.error("--format is an image's; a video's container is -o's extension (--codec its encoding)")
+    elif args.output and one_file:
         suffix_format = FORMAT_OF_SUFFIX.get(args.output.suffix.lower())
         if suffix_format is None and args.format is None:
             parser.error(f"-o {args.output}: name a .png, .jpg or .webp file, or give --format")
@@ -139,8 +158,10 @@ def parse_args(argv):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     args.format = args.format or "png"
-    return args, plan(sources, args.output if one_file else None, None if one_file else args.output,
-                      label(args.scale, args.size), FORMATS[args.format][1])
+    image_extension = FORMATS[args.format][1]
+    return args, plan(sources, args.videos, args.output if one_file else None, None if one_file else args.output,
+                      label(args.scale, args.size),
+                      lambda source: output_suffix(source) if source in args.videos else image_extension)
 
 
 # The end of an output's name: _x2, _x2.5, _64x48, _64x or _x48 (see `label`).
@@ -148,31 +169,40 @@ OUTPUT_SUFFIX = re.compile(r"_(x\d+(\.\d+)?|\d+x\d*)$")
 
 
 def collect(inputs):
-    """(the files to upscale, the folders' files left alone): each file input, and the files of each folder (sorted,
-    hidden ones skipped) that are images srcnn reads and not outputs of an earlier run (`earlier_output`)."""
-    sources, left_alone = [], []
+    """(the files to upscale, the set of those that are videos, the folders' files left alone): each file input, and
+    the files of each folder (sorted, hidden ones skipped) that are images or videos srcnn reads and not outputs of
+    an earlier run (`earlier_output`). A file input is a video when FFmpeg reads it as one or its name says so (a
+    damaged one is then answered as a damaged video), else an image."""
+    sources, videos, left_alone = [], set(), []
     for path in inputs:
         if path.is_dir():
             files = sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith("."))
             names = {child.name.lower() for child in files}
             stems = {child.stem for child in files}
             for child in files:
-                if not readable(child):
+                kind = kind_of(child)
+                if kind is None:
                     left_alone.append(child)
                 elif not earlier_output(child, stems, names):
                     sources.append(child)
+                    if kind == "video":
+                        videos.add(child)
         else:
             sources.append(path)
-    return sources, left_alone
+            kind = kind_of(path)
+            if kind == "video" or (kind is None and path.suffix.lower() in VIDEO_SUFFIXES):
+                videos.add(path)
+    return sources, videos, left_alone
 
 
-def readable(path):
-    """Whether `path` starts as an image in a format srcnn reads (its header alone, read by Pillow)."""
+def kind_of(path):
+    """"image" when `path` starts as an image in a format srcnn reads (its header, read by Pillow), "video" when
+    FFmpeg opens it as a video container srcnn reads (srcnn.video), else None."""
     try:
         with Image.open(path, formats=DECODE_FORMATS):
-            return True
+            return "image"
     except Exception:  # any header Pillow cannot take: not an image this command reads
-        return False
+        return "video" if is_video(path) else None
 
 
 def earlier_output(path, stems, names):
@@ -193,15 +223,16 @@ def label(scale, size):
     return "x".join("" if side is None else str(side) for side in size)
 
 
-def plan(sources, output_file, output_folder, name_label, extension):
-    """A Task per source: -o's file for a single input, else NAME_LABEL.EXT in -o's folder or beside the input.
+def plan(sources, videos, output_file, output_folder, name_label, extension):
+    """A Task per source (a video when in `videos`): -o's file for a single input, else NAME_LABEL.EXT in -o's
+    folder or beside the input, EXT being `extension(source)`.
     Inputs whose outputs would share a name each have their extension in it (NAME-SUFFIX_LABEL.EXT), and those
     that would still share one their folder's name too (NAME-SUFFIX-FOLDER_LABEL.EXT)."""
     if output_file is not None:
-        return [Task(sources[0], output_file)]
+        return [Task(sources[0], output_file, sources[0] in videos)]
 
     def target(source, name):
-        return (output_folder or source.parent) / f"{name}_{name_label}{extension}"
+        return (output_folder or source.parent) / f"{name}_{name_label}{extension(source)}"
 
     names = {source: source.stem for source in sources}
     for widen in (lambda source: f"{source.stem}-{source.suffix[1:].lower()}",
@@ -209,7 +240,7 @@ def plan(sources, output_file, output_folder, name_label, extension):
         shared = Counter(target(source, name).resolve() for source, name in names.items())
         names = {source: widen(source) if shared[target(source, name).resolve()] > 1 else name
                  for source, name in names.items()}
-    return [Task(source, target(source, name)) for source, name in names.items()]
+    return [Task(source, target(source, name), source in videos) for source, name in names.items()]
 
 
 class Local:
@@ -217,6 +248,7 @@ class Local:
 
     def __init__(self, args):
         self.scale, self.size, self.media_type = args.scale, args.size, FORMATS[args.format][0]
+        self.codec, self.crf = args.codec, args.crf
         self.upscaler = Upscaler(args.weights, args.precision, threads=args.threads or None)
 
     def __call__(self, data):
@@ -224,6 +256,9 @@ class Local:
         with self.upscaler.cores.busy():  # counted as busy while encoding too (srcnn.cores)
             answer = self.upscaler.upscale(image, self.scale, self.size)
             return encode_image(answer, self.media_type, threads=self.upscaler.threads_now())
+
+    def video(self, task, progress):
+        self.upscaler.upscale_video(task.source, task.target, self.scale, self.size, self.codec, self.crf, progress)
 
 
 class Remote:
@@ -245,6 +280,30 @@ class Remote:
         except Refused as error:
             raise Failed(str(error)) from None
 
+    def video(self, task, progress):
+        raise Failed("a video is upscaled on this machine only (the server takes images); run without --server")
+
+
+class FrameProgress:
+    """A video's progress bar (frames, frames a second, time left), under the batch's when there is one; a line
+    saying so when a stopped run is resumed."""
+
+    def __init__(self, task, nested):
+        self.task, self.nested, self.bar = task, nested, None
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            if done:
+                tqdm.write(f"srcnn: {self.task.source}: resuming, {done} frames done by a stopped run",
+                           file=sys.stderr)
+            self.bar = tqdm(total=total, initial=done, unit="frame", desc=self.task.source.name, file=sys.stderr,
+                            position=int(self.nested), leave=not self.nested, disable=None)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
 
 class Done(Exception):
     """A task whose output exists and is complete: skipped without --force."""
@@ -252,14 +311,18 @@ class Done(Exception):
 
 def check_target(task, inputs, claimed, force):
     """Refuse a task whose output would overwrite an input or another task's output; without --force, skip one
-    whose output is a complete image already (outputs are written whole or not at all) and refuse to overwrite
-    any other file."""
+    whose output is a complete image or video already (outputs are written whole or not at all) and refuse to
+    overwrite any other file."""
     target = task.target.resolve()
     if target in inputs:
         raise Failed(f"the output {task.target} would overwrite an input; choose another -o")
     if target in claimed:
         raise Failed(f"the output {task.target} is also another input's; rename one of the inputs")
     claimed.add(target)
+    if task.target.exists() and not force and task.video:
+        if not is_video(task.target):
+            raise Failed(f"{task.target} exists and is not a video; pass --force to overwrite it")
+        raise Done()
     if task.target.exists() and not force:
         try:
             with Image.open(task.target) as image:
@@ -269,8 +332,18 @@ def check_target(task, inputs, claimed, force):
         raise Done()
 
 
-def run(task, upscaler):
+def run(task, upscaler, nested):
     """Read, upscale and write one file (atomically: a failure leaves no partial output)."""
+    if task.video:
+        progress = FrameProgress(task, nested)
+        try:
+            task.target.parent.mkdir(parents=True, exist_ok=True)
+            upscaler.video(task, progress)
+        except (VideoError, ScaleError, OSError) as error:
+            raise Failed(str(error)) from None
+        finally:
+            progress.close()
+        return
     try:
         data = task.source.read_bytes()
     except OSError as error:
@@ -280,7 +353,7 @@ def run(task, upscaler):
     except Failed:
         raise
     except (EmptyImage, NotAnImage):
-        raise Failed(f"not an image file; srcnn reads {FORMATS_TEXT}") from None
+        raise Failed(f"not an image or video file; srcnn reads {FORMATS_TEXT} and videos") from None
     except (ImageError, ScaleError) as error:
         raise Failed(str(error)) from None
     except Exception as error:  # a fault on one file must not stop the others
@@ -325,17 +398,27 @@ def main(argv=None):
     except (OSError, ValueError) as error:  # weights missing, or not calibrated for the precision
         print(f"srcnn: {error}", file=sys.stderr)
         return 2
-    progress = tqdm(total=len(ready), unit="image", disable=None if len(ready) > 1 else True, file=sys.stderr)
+    progress = tqdm(total=len(ready), unit="file", disable=None if len(ready) > 1 else True, file=sys.stderr)
 
     def attempt(task):
         try:
-            run(task, upscaler)
+            run(task, upscaler, nested=not progress.disable)
         except Failed as error:
             failures.append((task, error))
         progress.update()
 
-    with ThreadPoolExecutor(args.jobs if args.server else 1) as pool:
-        list(pool.map(attempt, ready))
+    try:
+        if args.server:
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(attempt, ready))
+        else:  # in this thread, where Ctrl-C arrives
+            for task in ready:
+                attempt(task)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"srcnn: interrupted after {progress.n} of {len(ready)}; the same command goes on from there "
+              "(a video from its last checkpoint)", file=sys.stderr)
+        return 130
     progress.close()
     for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
         print(f"srcnn: {task.source}: {error}", file=sys.stderr)
@@ -344,7 +427,8 @@ def main(argv=None):
         left = ", ".join(str(path) for path in args.left_alone[:5]) + (", …" if len(args.left_alone) > 5 else "")
         print(f"srcnn: {done} of {len(tasks)} written" +
               (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else "") +
-              (f"; {len(args.left_alone)} not images srcnn reads, left alone: {left}" if args.left_alone else ""),
+              (f"; {len(args.left_alone)} neither images nor videos srcnn reads, left alone: {left}"
+               if args.left_alone else ""),
               file=sys.stderr)
     return 1 if failures else 0
 

@@ -92,13 +92,13 @@ def test_a_folder_with_a_text_file_writes_the_images_and_names_it(tmp_path, scen
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
     assert size_of(tmp_path / "out" / "p2_x3.png") == (66, 48)
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"srcnn: 3 of 3 written; 1 not images srcnn reads, left alone: {folder / 'notes.txt'}")
+        f"srcnn: 3 of 3 written; 1 neither images nor videos srcnn reads, left alone: {folder / 'notes.txt'}")
 
 
 def test_a_file_named_that_is_not_an_image_fails(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a picture")
     assert main([*UPSCALE, str(tmp_path / "notes.txt"), "-o", str(tmp_path / "out.png")]) == 1
-    assert f"srcnn: {tmp_path / 'notes.txt'}: not an image file" in capsys.readouterr().err
+    assert f"srcnn: {tmp_path / 'notes.txt'}: not an image or video file" in capsys.readouterr().err
 
 
 def test_camera_and_phone_folders_upscale_every_picture_under_names_of_their_own(tmp_path, scene, capsys):
@@ -107,7 +107,7 @@ def test_camera_and_phone_folders_upscale_every_picture_under_names_of_their_own
     scene(24, 16, seed=1).save(folder / "IMG_0001.JPG", "JPEG")
     (folder / "IMG_0001.CR2").write_bytes(np.random.default_rng(0).bytes(3000))  # a camera's RAW: not read here
     scene(20, 14, seed=2).save(folder / "IMG_0002.HEIC", "HEIF")  # an iPhone's photo (pillow-heif)
-    (folder / "IMG_0002.MOV").write_bytes(b"\0\0\0\x18ftypqt  " + bytes(100))  # its Live Photo
+    (folder / "IMG_0002.MOV").write_bytes(b"\0\0\0\x18ftypqt  " + bytes(100))  # a Live Photo cut short
     scene(18, 12, seed=3).save(folder / "IMG_0003.avif", "AVIF")
     scene(16, 10, seed=4).save(folder / "photo.png")
     scene(16, 10, seed=5).save(folder / "photo.tga")  # the same name: both get outputs, neither is lost
@@ -117,7 +117,7 @@ def test_camera_and_phone_folders_upscale_every_picture_under_names_of_their_own
     assert sizes == {"IMG_0001_x2.png": (48, 32), "IMG_0002_x2.png": (40, 28), "IMG_0003_x2.png": (36, 24),
                      "photo-png_x2.png": (32, 20), "photo-tga_x2.png": (32, 20)}
     summary = capsys.readouterr().err.splitlines()[-1]
-    assert summary.startswith("srcnn: 5 of 5 written; 2 not images srcnn reads, left alone: ")
+    assert summary.startswith("srcnn: 5 of 5 written; 2 neither images nor videos srcnn reads, left alone: ")
     assert str(folder / "IMG_0001.CR2") in summary and str(folder / "IMG_0002.MOV") in summary
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0  # beside the inputs, twice: the second run skips
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
@@ -174,7 +174,7 @@ def test_o_with_a_slash_names_a_folder_for_one_input(picture):
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out") + "/"], "no such file or folder: "),
     (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out.png")], "no such file or folder: "),
-    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no images to upscale in "),
+    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no images or videos to upscale in "),
 ])
 def test_a_missing_input_or_an_empty_folder_is_a_usage_error(tmp_path, capsys, make, message):
     with pytest.raises(SystemExit) as stop:
