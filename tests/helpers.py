@@ -1,9 +1,11 @@
 """What several test modules share besides fixtures: the shipped settings, the images the tests make themselves
-(gradients, edges, text and noise, deterministic per seed; a phone photograph with its profile and EXIF), and
-the addresses and workers of a running TorchServe."""
+(gradients, edges, text and noise, deterministic per seed; a phone photograph with its profile and EXIF; a clip
+of the test card panning, with sound), and the addresses and workers of a running TorchServe."""
 
 import io
+from fractions import Fraction
 
+import av
 import numpy as np
 import pillow_heif
 import yaml
@@ -67,3 +69,42 @@ def predictions_url(server):
 
 def worker_pids(server):
     return sorted(worker["pid"] for worker in server.workers())
+
+
+def make_clip(path, size=(96, 64), frames=12, rate=30, audio=True, codec="libx264", pix_fmt="yuv420p",
+              rotation=None, stamps=None, subtitles=(), colorspace=None):
+    """A clip of the panning test card at `rate` frames a second (or at the timestamps `stamps`, in 1/rate units),
+    with a stereo AAC tone as long as the video, subtitle lines as (start, text) in milliseconds, and the display
+    rotation and colour matrix given."""
+    width, height = size
+    scene = np.asarray(make_scene(width + 2 * frames, height))
+    with av.open(str(path), "w") as output:
+        video = output.add_stream(codec, rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.codec_context.time_base = Fraction(1, rate)
+        if colorspace is not None:
+            video.codec_context.colorspace = colorspace
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        sound = output.add_stream("aac", rate=48000, layout="stereo") if audio else None
+        lines = output.add_mux_stream("subrip") if subtitles else None
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, 2 * index:2 * index + width]), "rgb24")
+            frame.pts, frame.time_base = (stamps[index] if stamps else index), Fraction(1, rate)
+            if colorspace is not None:
+                frame = frame.reformat(format=pix_fmt, dst_colorspace=colorspace)
+            output.mux(video.encode(frame))
+        output.mux(video.encode(None))
+        if sound:
+            samples = 48000 * (stamps[-1] + 1 if stamps else frames) // rate
+            tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+            chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            chunk.sample_rate, chunk.pts = 48000, 0
+            output.mux(sound.encode(chunk))
+            output.mux(sound.encode(None))
+        for start, text in subtitles:
+            packet = av.Packet(text.encode())
+            packet.pts, packet.dts, packet.duration, packet.time_base = start, start, 400, Fraction(1, 1000)
+            packet.stream = lines
+            output.mux(packet)
+    return path

@@ -1,7 +1,7 @@
 """Video (srcnn.video, `srcnn upscale clip.mp4`): frames as the still images' pipeline makes them, timing, sound,
 subtitles and rotation carried over, resuming after a stop or a kill, and a clear message for what cannot be done.
-The clips are made here with PyAV (FFmpeg's own encoders): a test card panning 2 pixels a frame, so that a frame
-out of place shows."""
+The clips are made by helpers.make_clip with PyAV (FFmpeg's own encoders): a test card panning 2 pixels a frame, so
+that a frame out of place shows."""
 
 import math
 import os
@@ -9,16 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
 import srcnn.video
-from helpers import make_scene
+from helpers import make_clip, make_scene
+from pages import command_block
 from srcnn.api import Upscaler
 from srcnn.cli import main
+from srcnn.files import REPOSITORY as ROOT
 from srcnn.video import VideoError
 
 PRECISION = "onnxruntime-fp32"  # "auto" would measure this machine's engines first
@@ -28,45 +29,6 @@ UPSCALE = ("upscale", "--precision", PRECISION)
 @pytest.fixture(scope="module")
 def upscaler():
     return Upscaler(precision=PRECISION)
-
-
-def make_clip(path, size=(96, 64), frames=12, rate=30, audio=True, codec="libx264", pix_fmt="yuv420p",
-              rotation=None, stamps=None, subtitles=(), colorspace=None):
-    """A clip of the panning test card at `rate` frames a second (or at the timestamps `stamps`, in 1/rate units),
-    with a stereo AAC tone as long as the video, subtitle lines as (start, text) in milliseconds, and the display
-    rotation and colour matrix given."""
-    width, height = size
-    scene = np.asarray(make_scene(width + 2 * frames, height))
-    with av.open(str(path), "w") as output:
-        video = output.add_stream(codec, rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        video.codec_context.time_base = Fraction(1, rate)
-        if colorspace is not None:
-            video.codec_context.colorspace = colorspace
-        if rotation is not None:
-            video.set_display_rotation(rotation)
-        sound = output.add_stream("aac", rate=48000, layout="stereo") if audio else None
-        lines = output.add_mux_stream("subrip") if subtitles else None
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, 2 * index:2 * index + width]), "rgb24")
-            frame.pts, frame.time_base = (stamps[index] if stamps else index), Fraction(1, rate)
-            if colorspace is not None:
-                frame = frame.reformat(format=pix_fmt, dst_colorspace=colorspace)
-            output.mux(video.encode(frame))
-        output.mux(video.encode(None))
-        if sound:
-            samples = 48000 * (stamps[-1] + 1 if stamps else frames) // rate
-            tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
-            chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            chunk.sample_rate, chunk.pts = 48000, 0
-            output.mux(sound.encode(chunk))
-            output.mux(sound.encode(None))
-        for start, text in subtitles:
-            packet = av.Packet(text.encode())
-            packet.pts, packet.dts, packet.duration, packet.time_base = start, start, 400, Fraction(1, 1000)
-            packet.stream = lines
-            output.mux(packet)
-    return path
 
 
 def make_sound(path):
@@ -302,3 +264,19 @@ def test_a_server_takes_images_only(tmp_path, capsys):
     source = make_clip(tmp_path / "clip.mp4", frames=3)
     assert main(["upscale", str(source), "--server", "http://127.0.0.1:9"]) == 1
     assert "a video is upscaled on this machine only" in capsys.readouterr().err
+
+
+def test_the_pages_video_lines_work_as_written(tmp_path):
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=6)
+    make_clip(tmp_path / "clip.mov", size=(320, 240), frames=6)
+    lines = [command_block("README.md", "srcnn-upscale").strip().splitlines()[4],
+             *command_block("docs/usage.md", "video").strip().splitlines()]
+    for line in lines:
+        result = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    first, second = frames_of(tmp_path / "big.mp4"), frames_of(tmp_path / "clip_x720.mov")
+    assert (first[0].width, first[0].height, len(first)) == (640, 480, 6)
+    assert (second[0].width, second[0].height, len(second)) == (960, 720, 6)
+    with av.open(str(tmp_path / "clip_x720.mov")) as container:
+        assert container.streams.video[0].codec_context.name == "hevc"
