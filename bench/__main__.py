@@ -1,6 +1,6 @@
 """The benchmark behind docs/speed-and-precision.md (Speed) (`make bench`), every number from one run on this machine.
 
-    python -m bench [--out bench/results.json] [--requests 12] [--photos-only | --servers-only]
+    python -m bench [--out bench/results.json] [--requests 12] [--photos-only | --servers-only | --video-only]
 
 Names the machine (CPU model and the instruction sets that decide the engine), measures the limit (the best fp32
 matrix multiply of numpy and torch), the engine choice (srcnn.choice, measured afresh with one thread as a served
@@ -12,8 +12,9 @@ TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-co
 reference engine, and 2 workers × 1 thread, the layout before the cores were shared) and the worker's peak
 resident memory answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, and
 photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
-×2). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only` and
-`--servers-only` measure and print those alone, writing nothing.
+×2), and video (bench/video.py: 480p and 720p clips → ×2 against the still-image pipeline on the same frames).
+Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
+`--servers-only` and `--video-only` measure and print those alone, writing nothing.
 """
 
 import argparse
@@ -145,6 +146,8 @@ def run(config):
     print("photographs: 4032×3024 → ×2 alone, against its forward pass; 6000×4000 → ×2, peak memory ...",
           file=sys.stderr)
     results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
+    print("video: 480p and 720p → ×2 against the still-image pipeline on the same frames ...", file=sys.stderr)
+    results["video"] = video.video(config.data_dir)
     results["seconds"] = time.perf_counter() - started
     return results
 
@@ -211,7 +214,7 @@ def markdown(results):
                   f"{memory['seconds']:.1f} s)."]
     lines += ["", *servers_markdown(results["servers"], served["input"], served["scale"])]
     lines += ["", *sharing_markdown(results["sharing"], served["input"], served["scale"])]
-    lines += [""] + photos.markdown(results["photos"])
+    lines += [""] + photos.markdown(results["photos"]) + [""] + video.markdown(results["video"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
 
 
@@ -277,7 +280,7 @@ def bar(results):
                        all(recomputed <= 0.02 * tiles for recomputed, tiles in counts.values())))
     memory = results["served"]["runs"]["shipped"]["memory"]
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
-    checks += servers_checks(results["servers"]) + photos.checks(results["photos"])
+    checks += servers_checks(results["servers"]) + photos.checks(results["photos"]) + video.checks(results["video"])
     return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
 
 

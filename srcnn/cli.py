@@ -35,6 +35,7 @@ written or skipped, 1 when some failed, 2 for a usage error (a missing input amo
 import argparse
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -379,6 +380,10 @@ def compare(args):
     return 0
 
 
+def stop(signal_number, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args, tasks = parse_args(argv)
     if args.command == "compare":
@@ -407,18 +412,21 @@ def main(argv=None):
             failures.append((task, error))
         progress.update()
 
+    terminate = signal.signal(signal.SIGTERM, stop)  # `kill` stops as Ctrl-C does: a video keeps its frames done
     try:
         if args.server:
             with ThreadPoolExecutor(args.jobs) as pool:
                 list(pool.map(attempt, ready))
-        else:  # in this thread, where Ctrl-C arrives
+        else:  # in this thread, where Ctrl-C and SIGTERM arrive
             for task in ready:
                 attempt(task)
     except KeyboardInterrupt:
         progress.close()
         print(f"srcnn: interrupted after {progress.n} of {len(ready)}; the same command goes on from there "
-              "(a video from its last checkpoint)", file=sys.stderr)
+              "(a video from the frames it had done)", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, terminate)
     progress.close()
     for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
         print(f"srcnn: {task.source}: {error}", file=sys.stderr)

@@ -14,9 +14,10 @@ rounded to even numbers, which yuv420p needs; frames have 8 bits a channel, so 1
 The output's container is its name's: OUTPUT_FORMATS.
 
 Frames are streamed: memory does not grow with the clip's length. Long work is resumable: the encoded frames are
-kept in parts in a hidden folder beside the output (.NAME.EXT.parts/), a part closed after each CHECKPOINT_SECONDS
-of work. When a run stops (Ctrl-C, a kill, a power cut), the same call again decodes past the frames its parts
-hold and goes on from the first one missing; a different input (path, size or modification time), output size,
+kept in parts in a hidden folder beside the output (.NAME.EXT.parts/), a part closed after each PART_SECONDS of
+video and when the run stops with an exception (KeyboardInterrupt for Ctrl-C, and `srcnn upscale` turns SIGTERM
+into one); a SIGKILL or a power cut loses the open part. The same call again decodes past the frames the parts hold
+and goes on from the first one missing; a different input (path, size or modification time), output size,
 codec, quality or engine starts over. The output appears only when complete: muxed inside that folder, then
 renamed to its name, and the folder removed.
 """
@@ -27,7 +28,6 @@ import json
 import os
 import shutil
 import struct
-import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -62,7 +62,9 @@ CODECS = {
     "av1": Codec("libsvtav1", 30, (("preset", "8"),)),
 }
 PIXEL_FORMAT = "yuv420p"
-CHECKPOINT_SECONDS = 10.0  # the most work a stopped run loses
+# The seconds of video a part holds, so the most work a killed run loses. Each part starts with a keyframe: shorter
+# parts cost size (docs/decisions.md, D15).
+PART_SECONDS = 10.0
 
 
 class VideoError(Exception):
@@ -158,19 +160,21 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
         if progress:
             progress(parts.done, total)
         part, rotation = None, 0
-        for index, frame in decoded(container, video):
-            if index == 0:
-                rotation = frame.rotation
-            if index < parts.done:
-                continue
-            part = part or parts.start(index, encoding)
-            part.add(encoding.frame(upscale(frame.to_image(), (encoding.width, encoding.height)), frame))
-            if progress:
-                progress(index + 1, total)
-            if time.monotonic() - part.started >= CHECKPOINT_SECONDS:
-                part = part.close()
-        if part:
-            part.close()
+        try:
+            for index, frame in decoded(container, video):
+                if index == 0:
+                    rotation = frame.rotation
+                if index < parts.done:
+                    continue
+                part = part or Part(parts, index, frame.time, encoding)
+                part.add(encoding.frame(upscale(frame.to_image(), (encoding.width, encoding.height)), frame))
+                if progress:
+                    progress(index + 1, total)
+                if frame.time - part.opened >= PART_SECONDS:
+                    part = part.close()
+        finally:
+            if part:
+                part.close()  # also when stopped (Ctrl-C, an error): the frames done are kept
         if not parts.done:
             raise VideoError("its video track has no frame that decodes")
     merged = parts.folder / f"output{target.suffix}"
@@ -284,9 +288,6 @@ class Parts:
         for temporary in folder.glob(".*.tmp"):
             temporary.unlink()
 
-    def start(self, first, encoding):
-        return Part(self, first, encoding)
-
     def packets(self):
         """(pts, dts, duration, keyframe, data) of every frame done, in decoding order; each part's codec header is
         checked against the first's (parts are muxed into one stream)."""
@@ -306,10 +307,11 @@ class Parts:
 
 
 class Part:
-    """Frames being encoded into one part: written to a hidden file, complete (and named) when closed."""
+    """Frames being encoded into one part, from the frame numbered `first` shown at `opened` seconds: written to a
+    hidden file, complete (and named) when closed."""
 
-    def __init__(self, parts, first, encoding):
-        self.parts, self.first, self.count, self.started = parts, first, 0, time.monotonic()
+    def __init__(self, parts, first, opened, encoding):
+        self.parts, self.first, self.opened, self.count = parts, first, opened, 0
         self.encoder = encoding.encoder()
         self.temporary = parts.folder / f".part-{first:09d}.tmp"
         self.file = open(self.temporary, "wb")

@@ -4,7 +4,6 @@ The clips are made by helpers.make_clip with PyAV (FFmpeg's own encoders): a tes
 that a frame out of place shows."""
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -156,7 +155,7 @@ def test_progress_counts_every_frame(tmp_path, upscaler):
 def test_a_stopped_run_resumes_without_redoing_frames(tmp_path, monkeypatch):
     source = make_clip(tmp_path / "clip.mp4", frames=20)
     out = tmp_path / "out.mp4"
-    monkeypatch.setattr(srcnn.video, "CHECKPOINT_SECONDS", 0)  # a part a frame
+    monkeypatch.setattr(srcnn.video, "PART_SECONDS", 0)  # a part a frame
     upscaler = Upscaler(precision=PRECISION)
 
     def stop_at_eleven(done, total):
@@ -166,20 +165,20 @@ def test_a_stopped_run_resumes_without_redoing_frames(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         upscaler.upscale_video(source, out, progress=stop_at_eleven)
     assert not out.exists()
-    assert len(list((tmp_path / ".out.mp4.parts").glob("part-*"))) == 10  # the 11th frame's part was not closed
+    assert len(list((tmp_path / ".out.mp4.parts").glob("part-*"))) == 11  # the 11th frame's part closed on the stop
     computed = []
     monkeypatch.setattr(upscaler, "upscale", lambda image, **sizing: computed.append(1) or
                         Upscaler.upscale(upscaler, image, **sizing))
     starts = []
     upscaler.upscale_video(source, out, progress=lambda done, total: starts.append(done))
-    assert (starts[0], len(computed)) == (10, 10)
+    assert (starts[0], len(computed)) == (11, 9)
     assert not (tmp_path / ".out.mp4.parts").exists()
     assert_frames_upscaled(source, out, Upscaler(precision=PRECISION))
 
 
 def test_a_changed_input_starts_over(tmp_path, monkeypatch, upscaler):
     source = make_clip(tmp_path / "clip.mp4", frames=8)
-    monkeypatch.setattr(srcnn.video, "CHECKPOINT_SECONDS", 0)
+    monkeypatch.setattr(srcnn.video, "PART_SECONDS", 0)
 
     def stop_at_five(done, total):
         if done == 5:
@@ -193,30 +192,58 @@ def test_a_changed_input_starts_over(tmp_path, monkeypatch, upscaler):
     assert starts[0] == 0 and len(frames_of(tmp_path / "out.mp4")) == 9
 
 
-@pytest.mark.slow
-def test_killed_halfway_the_same_command_finishes(tmp_path, upscaler):
+def run_stopped(tmp_path, part_seconds, frames_before, how):
+    """Start `srcnn upscale` on a 3-second clip in a process of its own with parts of `part_seconds`, stop it with
+    the signal `how` once its parts (closed, or being written) hold `frames_before(parts folder)` > 0, then run the
+    same command again to the end. (the clip, the output, the frames the stopped run kept, the second run)"""
     source = make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=90)
     out = tmp_path / "big.mp4"
     command = [str(source), "--scale", "2", "-o", str(out), "--precision", PRECISION]
-    killed = subprocess.Popen([sys.executable, "-c", "import sys, srcnn.video; srcnn.video.CHECKPOINT_SECONDS = 0.2; "
-                               "from srcnn.cli import main; sys.exit(main(sys.argv[1:]))", "upscale", *command],
-                              stderr=subprocess.PIPE, start_new_session=True)
+    stopped = subprocess.Popen([sys.executable, "-c", f"import sys, srcnn.video; srcnn.video.PART_SECONDS = "
+                                f"{part_seconds}; from srcnn.cli import main; sys.exit(main(sys.argv[1:]))",
+                                "upscale", *command], stderr=subprocess.PIPE, text=True)
     parts = tmp_path / ".big.mp4.parts"
     deadline = time.monotonic() + 300
-    while sum(int(path.stem.split("-")[2]) for path in parts.glob("part-*.packets")) < 30:
-        assert killed.poll() is None and time.monotonic() < deadline, killed.stderr.read().decode()
-        time.sleep(0.05)
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
-    done = sum(int(path.stem.split("-")[2]) for path in parts.glob("part-*.packets"))
+    while not (parts.exists() and frames_before(parts)):
+        assert stopped.poll() is None and time.monotonic() < deadline, stopped.stderr.read()
+        time.sleep(0.02)
+    stopped.send_signal(how)
+    stopped.wait(timeout=60)
+    kept = frames_kept(parts)
     again = subprocess.run([sys.executable, "-m", "srcnn", "upscale", *command], capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"resuming, {done} frames done by a stopped run" in again.stderr
-    assert 30 <= done < 90
+    return source, out, kept, stopped, again
+
+
+def frames_kept(parts):
+    return sum(int(path.stem.split("-")[2]) for path in parts.glob("part-*.packets"))
+
+
+def assert_finished(source, out, kept, again, upscaler):
+    assert f"resuming, {kept} frames done by a stopped run" in again.stderr
     assert len(frames_of(out)) == 90
     assert packets_of(out, "audio") == packets_of(source, "audio")
     assert_frames_upscaled(source, out, upscaler)
+
+
+@pytest.mark.slow
+def test_killed_halfway_the_same_command_finishes_from_the_closed_parts(tmp_path, upscaler):
+    source, out, kept, killed, again = run_stopped(tmp_path, 0.2, lambda parts: frames_kept(parts) >= 30,
+                                                   signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL and 30 <= kept < 90
+    assert_finished(source, out, kept, again, upscaler)
+
+
+@pytest.mark.slow
+def test_terminated_the_open_part_is_kept_too(tmp_path, upscaler):
+    # One part for the whole clip: without SIGTERM's handling the stop would keep nothing.
+    source, out, kept, stopped, again = run_stopped(
+        tmp_path, 10, lambda parts: any(path.stat().st_size > 1000 for path in parts.glob(".part-*.tmp")),
+        signal.SIGTERM)
+    assert stopped.returncode == 130 and "srcnn: interrupted after 0 of 1" in stopped.stderr.read()
+    assert 0 < kept < 90
+    assert_finished(source, out, kept, again, upscaler)
 
 
 def test_a_folder_mixing_photos_videos_and_notes(tmp_path):
