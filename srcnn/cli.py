@@ -37,6 +37,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from srcnn.codec import DECODE_FORMATS, FORMATS_TEXT, EmptyImage, ImageError, No
 from srcnn.compare import compare_page
 from srcnn.files import write_atomically
 from srcnn.scaling import DEFAULT_SCALE, ScaleError, parse_scale, parse_size
-from srcnn.video import CODECS, OUTPUT_FORMATS, VIDEO_SUFFIXES, VideoError, is_video, output_suffix
+from srcnn.video import CODECS, OUTPUT_FORMATS, VIDEO_SUFFIXES, VideoError, VideoWarning, is_video, output_suffix
 from srcnn.weights import SHIPPED
 
 FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp")}
@@ -339,11 +340,17 @@ def run(task, upscaler, nested):
         progress = FrameProgress(task, nested)
         try:
             task.target.parent.mkdir(parents=True, exist_ok=True)
-            upscaler.video(task, progress)
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always", VideoWarning)
+                upscaler.video(task, progress)
         except (VideoError, ScaleError, OSError) as error:
             raise Failed(str(error)) from None
+        except Exception as error:  # a fault on one file must not stop the others
+            raise Failed(f"failed unexpectedly ({type(error).__name__}: {error})") from None
         finally:
             progress.close()
+        for warning in said:
+            tqdm.write(f"srcnn: {task.source}: {warning.message}", file=sys.stderr)
         return
     try:
         data = task.source.read_bytes()

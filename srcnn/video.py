@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import struct
+import warnings
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,14 +53,16 @@ OUTPUT_FORMATS = {".mp4": ("mp4", "h264"), ".mov": ("mov", "h264"), ".mkv": ("ma
 class Codec:
     encoder: str  # FFmpeg's encoder, inside PyAV's wheel
     crf: int  # the default quality: visually lossless or close to it at this codec's scale
+    crfs: range  # the qualities the encoder takes
     options: tuple  # the encoder's other options, (name, value) pairs
 
 
 CODECS = {
-    "h264": Codec("libx264", 18, (("preset", "medium"),)),
-    "hevc": Codec("libx265", 20, (("preset", "medium"), ("x265-params", "log-level=error"))),
-    "vp9": Codec("libvpx-vp9", 31, (("b", "0"), ("deadline", "good"), ("cpu-used", "4"), ("row-mt", "1"))),
-    "av1": Codec("libsvtav1", 30, (("preset", "8"),)),
+    "h264": Codec("libx264", 18, range(0, 52), (("preset", "medium"),)),
+    "hevc": Codec("libx265", 20, range(0, 52), (("preset", "medium"), ("x265-params", "log-level=error"))),
+    "vp9": Codec("libvpx-vp9", 31, range(0, 64), (("b", "0"), ("deadline", "good"), ("cpu-used", "4"),
+                                                  ("row-mt", "1"))),
+    "av1": Codec("libsvtav1", 30, range(1, 64), (("preset", "8"),)),
 }
 PIXEL_FORMAT = "yuv420p"
 # The seconds of video a part holds, so the most work a killed run loses. Each part starts with a keyframe: shorter
@@ -69,6 +72,13 @@ PART_SECONDS = 10.0
 
 class VideoError(Exception):
     """A video that cannot be upscaled as asked; the message says why and what to do."""
+
+
+class VideoWarning(UserWarning):
+    """Something the output differs in from what the input promised, said while it is written anyway."""
+
+
+CUT_SHORT = 1.0  # seconds of video missing before a VideoWarning says so
 
 
 def is_video(path) -> bool:
@@ -116,11 +126,17 @@ class Encoding:
         context.options = {**dict(codec.options), "crf": str(self.crf)}
 
     def encoder(self):
-        """An opened encoder with the codec headers out of band, as the containers of OUTPUT_FORMATS keep them."""
+        """An opened encoder with the codec headers out of band, as the containers of OUTPUT_FORMATS keep them.
+        VideoError when the encoder refuses the settings (a size beyond what it encodes)."""
         context = av.CodecContext.create(CODECS[self.codec].encoder, "w")
         self.configure(context)
         context.flags |= av.codec.context.Flags.global_header
-        context.open()
+        try:
+            context.open()
+        except av.FFmpegError as error:
+            raise VideoError(f"{CODECS[self.codec].encoder} cannot encode {self.width}×{self.height} frames at CRF "
+                             f"{self.crf} (FFmpeg: {error.strerror}); ask for a smaller size or another --codec, "
+                             "--crf") from None
         return context
 
     def frame(self, image, source):
@@ -146,12 +162,16 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
     codec = codec or default_codec
     if codec not in CODECS:
         raise VideoError(f"codec {codec!r} is not one of {', '.join(CODECS)}")
+    crfs = CODECS[codec].crfs
+    if crf is not None and crf not in crfs:
+        raise VideoError(f"CRF for {codec} is {crfs.start} to {crfs.stop - 1} (lower is better), not {crf}")
     container = open_video(source)
     with container:
         video = video_stream(container)
         carried = [stream.index for stream in container.streams if stream.type in ("audio", "subtitle")]
         check_container(format_name, target, codec, [container.streams[index] for index in carried])
         encoding = encoding_of(video, codec, crf, output_size((video.width, video.height), scale, size))
+        encoding.encoder()  # refused before any work
         stat = source.stat()
         job = {"source": str(source.resolve()), "bytes": stat.st_size, "modified": stat.st_mtime_ns,
                "engine": engine, **asdict(encoding)}
@@ -159,7 +179,7 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
         total = video.frames or estimated_frames(video)
         if progress:
             progress(parts.done, total)
-        part, rotation = None, 0
+        part, rotation, frame = None, 0, None
         try:
             for index, frame in decoded(container, video):
                 if index == 0:
@@ -175,8 +195,9 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
         finally:
             if part:
                 part.close()  # also when stopped (Ctrl-C, an error): the frames done are kept
-        if not parts.done:
+        if frame is None:
             raise VideoError("its video track has no frame that decodes")
+        check_length(container, video, frame, parts.done)  # the last frame
     merged = parts.folder / f"output{target.suffix}"
     with open_video(source) as container:
         mux(container, carried, parts, encoding, rotation, merged)
@@ -241,6 +262,18 @@ def estimated_frames(video):
     if video.duration is None or not rate:
         return None
     return round(video.duration * video.time_base * rate)
+
+
+def check_length(container, video, last, frames):
+    """A VideoWarning when the video ends more than CUT_SHORT seconds before the duration its container states (a
+    file cut short whose header was written whole, as Matroska's is): the frames that decode are the output."""
+    stated = (video.duration * video.time_base if video.duration else
+              container.duration / av.time_base if container.duration else None)
+    start = video.start_time * video.time_base if video.start_time is not None else 0
+    end = last.time - start + (last.duration or 0) * last.time_base
+    if stated is not None and stated - end > CUT_SHORT:
+        warnings.warn(f"the video ends at {float(end):.1f} s of the {float(stated):.1f} s its container states (cut "
+                      f"short?); the {frames} frames that decode were enlarged", VideoWarning, stacklevel=3)
 
 
 def decoded(container, video):

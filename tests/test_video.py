@@ -270,12 +270,40 @@ def test_what_is_not_a_whole_video_gets_a_clear_message(tmp_path, capsys, make, 
     assert [path.name for path in tmp_path.iterdir()] == ["clip.mp4"]
 
 
+def test_a_file_cut_short_gives_the_frames_that_decode_and_says_so(tmp_path, capsys):
+    whole = make_clip(tmp_path / "whole.mkv", size=(320, 240), frames=60).read_bytes()  # 2 s, the duration in front
+    source = tmp_path / "cut.mkv"
+    source.write_bytes(whole[:len(whole) * 6 // 10])
+    assert main([*UPSCALE, str(source)]) == 0
+    frames = len(frames_of(tmp_path / "cut_x2.mkv"))
+    assert 0 < frames < 60
+    assert (f"srcnn: {source}: the video ends at {frames / 30:.1f} s of the 2.0 s its container states (cut short?); "
+            f"the {frames} frames that decode were enlarged") in capsys.readouterr().err
+
+
 def test_the_container_must_hold_what_is_copied(tmp_path, capsys):
     source = make_clip(tmp_path / "clip.mp4", frames=3)
     assert main([*UPSCALE, str(source), "-o", str(tmp_path / "big.webm")]) == 1
     assert "a .webm file cannot hold the input's aac audio" in capsys.readouterr().err
     with pytest.raises(VideoError, match="a video's output is a .mp4, .mov, .mkv, .webm file"):
         Upscaler(precision=PRECISION).upscale_video(source, tmp_path / "big.gif")
+
+
+def test_a_size_the_encoder_refuses_is_said_before_any_work(tmp_path):
+    source = make_clip(tmp_path / "wide.mkv", size=(2500, 1250), frames=1, audio=False)
+    with pytest.raises(VideoError, match="libx264 cannot encode 20000×10000 frames at CRF 18 \\(FFmpeg: "):
+        Upscaler(precision=PRECISION).upscale_video(source, tmp_path / "big.mp4", scale=8)  # x264's widest: 16384
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["wide.mkv"]
+
+
+@pytest.mark.parametrize(("codec", "crf", "message"), [
+    ("h264", 52, "CRF for h264 is 0 to 51"), ("vp9", -1, "CRF for vp9 is 0 to 63"),
+    ("av1", 0, "CRF for av1 is 1 to 63"),
+])
+def test_a_crf_out_of_the_codecs_range_is_refused(tmp_path, capsys, codec, crf, message):
+    source = make_clip(tmp_path / "clip.mkv", frames=2, audio=False)
+    assert main([*UPSCALE, str(source), "--codec", codec, "--crf", str(crf)]) == 1
+    assert f"{message} (lower is better), not {crf}" in capsys.readouterr().err
 
 
 def test_usage_errors_for_a_video(tmp_path, capsys):
