@@ -119,6 +119,21 @@ def announced_format(data):
     return next((name for magic, name in SIGNATURES if data.startswith(magic)), None)
 
 
+# The first bytes of the video containers people send by mistake: refused with where videos are done instead.
+VIDEO_SIGNATURES = ((b"\x1a\x45\xdf\xa3", "Matroska or WebM"), (b"RIFF", "AVI"), (b"\x00\x00\x01\xba", "MPEG"))
+
+
+def video_format(data):
+    """The video container `data` starts as (an ISO box ftyp with a brand not an image's: MP4, MOV; Matroska,
+    WebM, AVI, MPEG-PS), or None."""
+    data = bytes(data[:16])
+    if data[4:8] == b"ftyp" and data[8:12] not in BRANDS:
+        return "MP4 or QuickTime"
+    if data[:4] == b"RIFF" and data[8:12] != b"AVI ":
+        return None
+    return next((name for magic, name in VIDEO_SIGNATURES if data.startswith(magic)), None)
+
+
 def sniff_format(data):
     """The name of the image format Pillow sees in `data`'s header, or None (reads the header only)."""
     try:
@@ -164,6 +179,10 @@ def decoded(data, max_pixels):
         name = sniff_format(data)
         if name:
             raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
+        video = video_format(data)
+        if video:
+            raise UnsupportedFormat(f"this is a video ({video}), and the service takes images; a video is upscaled "
+                                    "on the machine that has it, frame by frame: srcnn upscale clip.mp4") from None
         announced = announced_format(data)
         if announced:
             raise CorruptImage(f"the {announced} header could not be read: the file is damaged or cut short; send "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import SRGB, assert_faithful, make_photo
+from helpers import SRGB, assert_faithful, make_clip, make_photo
 from srcnn.codec import (
     JPEG_EXIF_LIMIT,
     AnswerTooLarge,
@@ -207,6 +207,19 @@ def test_an_image_format_not_read_is_named():
     with pytest.raises(UnsupportedFormat) as refused:
         decode_image(written_by_pillow(CARD, "IM"), 10**6)  # the IFUNC image format, Pillow's own
     assert "IM images are not supported" in str(refused.value)
+
+
+@pytest.mark.parametrize(("name", "codec", "container"), [
+    ("clip.mp4", "libx264", "MP4 or QuickTime"), ("clip.mov", "libx264", "MP4 or QuickTime"),
+    ("clip.mkv", "libx264", "Matroska or WebM"), ("clip.webm", "libvpx-vp9", "Matroska or WebM"),
+    ("clip.avi", "mpeg4", "AVI"), ("clip.mpg", "mpeg2video", "MPEG"),
+])
+def test_a_video_is_refused_with_where_videos_are_done(tmp_path, name, codec, container):
+    data = make_clip(tmp_path / name, frames=2, codec=codec, audio=False).read_bytes()
+    with pytest.raises(UnsupportedFormat) as refused:
+        decode_image(data, 10**6)
+    assert str(refused.value) == (f"this is a video ({container}), and the service takes images; a video is upscaled "
+                                  "on the machine that has it, frame by frame: srcnn upscale clip.mp4")
 
 
 @pytest.mark.parametrize("format, cut", [("TIFF", 12), ("JPEG", 20), ("AVIF", 40), ("PNG", 12), ("WEBP", 14),
