@@ -2,17 +2,20 @@
 
     python -m bench [--out bench/results.json] [--requests 12] [--photos-only | --servers-only | --video-only]
 
-Names the machine (CPU model and the instruction sets that decide the engine), measures the limit (the best fp32
-matrix multiply of numpy and torch), the engine choice (srcnn.choice, measured afresh with one thread as a served
-worker has, and with every core), the forward pass of every engine on photographs (Set14 and T91 images, bicubic
-×2, what the network sees), how many tiles the int8 range guard recomputes on Set5 and Set14 at ×2, ×3 and ×4,
-the choice on this CPU with oneDNN limited to older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO
-honours and ONNX Runtime does not), the handler's work in process (decode PNG → upscale → encode PNG),
-TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml, the same on the fp32
-reference engine, and 2 workers × 1 thread, the layout before the cores were shared) and the worker's peak
-resident memory answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, and
-photographs (bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 →
-×2), and video (bench/video.py: 480p and 720p clips → ×2 against the still-image pipeline on the same frames).
+Names the machine (CPU vendor, model, family and the instruction sets that decide the engine), measures the limits
+(bench/limit.py: the fastest fp32, bf16 and int8 rates of anything the project has, matrix multiplies and each
+runtime's own convolution at the network's layers, with the instruction set's fp32 peak beside), the engine
+choice (srcnn.choice, measured afresh with one thread as a served worker has, and with every core), the forward
+pass of every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees), how many tiles the
+int8 range guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to
+older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work
+in process (decode PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the
+shipped model-config.yaml, the same on the fp32 reference engine, and 2 workers × 1 thread, the layout before the
+cores were shared) and the worker's peak resident memory answering 2048² → ×2, TorchServe against the KServe
+predictor in turns at 512² → ×2, photographs (bench/photos.py: a 12-megapixel photo alone against its forward
+pass, the peak answering 6000×4000 → ×2), and video (bench/video.py: 480p and 720p clips → ×2 against the
+still-image pipeline on the same frames). The bar's lines end the table; an engine measured faster than the limit
+of its arithmetic is one of them (a limit that is not the machine's).
 Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
 `--servers-only` and `--video-only` measure and print those alone, writing nothing.
 """
@@ -29,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ROOT, photos, video
-from bench.compute import end_to_end, forward_rates, matmul_limit, recomputed_tiles
+from bench import ROOT, limit, photos, video
+from bench.compute import end_to_end, forward_rates, recomputed_tiles
 from bench.served import served, servers_in_turns, sharing_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
 from srcnn.engine import ENGINES, REFERENCE
@@ -91,10 +94,9 @@ def run(config):
     flop = load_model(weight_file(weights, SCALE)).flops_per_pixel
     results = {"machine": {**machine(), **library_versions(), "numpy": np.__version__},
                "flop_per_output_pixel": flop}
-    print("limit: fp32 matrix multiply ...", file=sys.stderr)
-    results["matmul_gflops"] = matmul_limit()
-    limit = max(results["matmul_gflops"].values())
-    results["limit_gflops"] = limit
+    print("limits: matrix multiplies and each runtime's convolution at the network's layers ...", file=sys.stderr)
+    results["limits"] = limit.limits(weights)
+    fp32_limit = results["limit_gflops"] = results["limits"]["limits"]["fp32"]
     print("engine choice, measured afresh ...", file=sys.stderr)
     cache = Path(tempfile.mkdtemp(prefix="srcnn-bench-"))
     os.environ["SRCNN_CACHE_DIR"] = str(cache)  # the private servers below read this measurement
@@ -125,7 +127,7 @@ def run(config):
     pixels = served_output_side**2
     results["in_process"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "engine": default, "seconds": seconds,
                              "output_mpx_per_s": pixels / seconds / 1e6,
-                             "of_limit": pixels / seconds * flop / 1e9 / limit,
+                             "of_limit": pixels / seconds * flop / 1e9 / fp32_limit,
                              "of_forward": pixels / seconds / forward_pixels}
     print("TorchServe over HTTP: the shipped settings, the fp32 reference, 2 workers × 1 thread ...",
           file=sys.stderr)
@@ -135,7 +137,7 @@ def run(config):
     for run in runs.values():
         for load in run["load"].values():
             rate = load["requests_per_s"] * pixels
-            load.update(output_mpx_per_s=rate / 1e6, of_limit=rate * flop / 1e9 / limit,
+            load.update(output_mpx_per_s=rate / 1e6, of_limit=rate * flop / 1e9 / fp32_limit,
                         of_forward=rate / forward_pixels)
     results["served"] = {"input": f"{SERVED_SIDE}² PNG", "scale": SCALE, "big_input": f"{BIG_SIDE}² PNG",
                          "runs": runs}
@@ -152,6 +154,13 @@ def run(config):
     return results
 
 
+def engine_rates(results):
+    """{forward table row: (its arithmetic, GFLOP/s)}: its engine's arithmetic (srcnn.engine.ENGINES), fp32 for the
+    plain runs."""
+    return {name: (ENGINES["cpu"].get(name.split(",")[0], (None, "fp32"))[1], rate)
+            for name, rate in results["forward_gflops"].items()}
+
+
 def row(results, engine):
     """The forward table's row of `engine` (its name, then its tile)."""
     return next(name for name in results["forward_gflops"] if name.split(",")[0] == engine)
@@ -159,13 +168,13 @@ def row(results, engine):
 
 def markdown(results):
     """The results as the Markdown docs/speed-and-precision.md quotes."""
-    limit, matmul, found = results["limit_gflops"], results["matmul_gflops"], results["machine"]
+    fp32_limit, found = results["limit_gflops"], results["machine"]
     cores = found["cores"]
     lines = [f"Machine: {found['cpu']}, {cores} cores, {' '.join(found['isa']) or 'no AVX2'}; torch "
-             f"{found['torch']}, ONNX Runtime {found['onnxruntime']}, OpenVINO {found['openvino']}. Limit: fp32 "
-             f"matrix multiply {limit:.0f} GFLOP/s (numpy {matmul['numpy']:.0f}, torch {matmul['torch']:.0f}). "
+             f"{found['torch']}, ONNX Runtime {found['onnxruntime']}, OpenVINO {found['openvino']}. "
              f"SRCNN: {results['flop_per_output_pixel']:,} FLOP per output pixel. Run took "
-             f"{results['seconds'] / 60:.1f} min.", ""]
+             f"{results['seconds'] / 60:.1f} min. Every \"× limit\" below is against the fp32 limit.", "",
+             *limit.markdown(results["limits"]), ""]
     for threads, chosen in results["choice"].items():
         lines.append(f"- Engine chosen with {threads} thread{'s' if int(threads) > 1 else ''}: **{chosen['engine']}**, "
                      f"{chosen['reason']}. Not candidates: " +
@@ -185,7 +194,8 @@ def markdown(results):
         engine = name.split(",")[0]
         cost = results["costs_db"].get(engine)
         mark = " (chosen)" if engine == chosen else " (peer)" if engine == PEER else ""
-        lines.append(f"| {name}{mark} | {rate:.0f} | {rate / limit:.2f} | {'' if cost is None else f'{cost:.3f}'} |")
+        lines.append(f"| {name}{mark} | {rate:.0f} | {rate / fp32_limit:.2f} | "
+                     f"{'' if cost is None else f'{cost:.3f}'} |")
     lines += ["", "Tiles the int8 range guard recomputed in fp32, Set5 and Set14, 256² tiles: " +
               "; ".join(f"{name} " + ", ".join(f"×{scale} {recomputed} of {tiles}"
                                                for scale, (recomputed, tiles) in counts.items())
@@ -250,10 +260,10 @@ def servers_checks(servers):
 
 def bar(results):
     """The speed bar for this machine's kind of CPU, item by item, read off these results."""
-    limit, rates, isa = results["limit_gflops"], results["forward_gflops"], results["machine"]["isa"]
+    fp32_limit, rates, isa = results["limit_gflops"], results["forward_gflops"], results["machine"]["isa"]
     default = results["choice"]["1"]["engine"]
     served_rate = results["served"]["runs"]["shipped"]["load"]["2"]["of_limit"]
-    forward = rates[row(results, default)] / limit
+    forward = rates[row(results, default)] / fp32_limit
     checks = [(f"chosen default ({default}) costs ≤ {MAX_COST_DB} dB against fp32 on Set5 and Set14 at ×2, ×3, ×4",
                results["costs_db"].get(default, 1.0) <= MAX_COST_DB)]
     if "amx_int8" in isa or "amx_bf16" in isa:
@@ -281,6 +291,7 @@ def bar(results):
     memory = results["served"]["runs"]["shipped"]["memory"]
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
     checks += servers_checks(results["servers"]) + photos.checks(results["photos"]) + video.checks(results["video"])
+    checks += limit.checks(results["limits"], engine_rates(results))
     return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
 
 
@@ -323,6 +334,10 @@ def main(argv=None):
     config.out.write_text(json.dumps(results, indent=2) + "\n")
     config.out.with_suffix(".md").write_text(table)
     print(table)
+    over = [text for text, passed in limit.checks(results["limits"], engine_rates(results)) if not passed]
+    if over:
+        raise SystemExit(f"bench: faster than its arithmetic's limit: {'; '.join(over)}. A limit is the fastest "
+                         "rate anything reaches on this machine: bench/limit.py misses a faster way")
 
 
 if __name__ == "__main__":

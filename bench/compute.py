@@ -1,4 +1,4 @@
-"""In-process measurements: the machine's fp32 limit, the forward pass per engine on photographs, the int8 range
+"""In-process measurements: the forward pass per engine on photographs, the int8 range
 guard's recomputed tiles, and decode → upscale → encode."""
 
 import io
@@ -26,17 +26,6 @@ def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50):
         function()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def matmul_limit(sides=(2048, 4096)):
-    """GFLOP/s of an fp32 square matrix multiply, best over `sides`, for numpy (its BLAS) and torch."""
-    rates = {"numpy": 0.0, "torch": 0.0}
-    for side in sides:
-        a, b = np.random.default_rng(side).random((2, side, side), dtype=np.float32)
-        tensors = torch.from_numpy(a), torch.from_numpy(b)
-        for library, (x, y) in (("numpy", (a, b)), ("torch", tensors)):
-            rates[library] = max(rates[library], 2 * side**3 / best_seconds(lambda: x @ y) / 1e9)
-    return rates
 
 
 def plain_onnx_session(model):

@@ -101,11 +101,7 @@ class OnnxEngine(GraphEngine):
     runtime = "onnxruntime"
 
     def __init__(self, model, threads=None, calibration=None):
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(onnx_graph(model, calibration).SerializeToString(), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_graph(model, calibration), threads)
         super().__init__(model, threads, calibration)
 
     def run(self, batch):
@@ -119,16 +115,7 @@ class OpenVinoEngine(GraphEngine):
     runtime = "openvino"
 
     def __init__(self, model, threads=None, calibration=None, hint="fp32"):
-        import openvino  # a dependency of this engine alone
-
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
-                  # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
-                  "ENABLE_CPU_PINNING": False}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        core = openvino.Core()
-        graph = core.read_model(onnx_graph(model, calibration).SerializeToString(), b"")
-        self.request = core.compile_model(graph, "CPU", config).create_infer_request()
+        self.request = openvino_request(onnx_graph(model, calibration), threads, hint)
         super().__init__(model, threads, calibration, hint)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
@@ -140,6 +127,28 @@ class OpenVinoEngine(GraphEngine):
     def run(self, batch):
         self.request.infer({0: batch})
         return [tensor.data for tensor in self.request.output_tensors]
+
+
+def onnx_session(graph, threads=None):
+    """An ONNX Runtime CPU session running the ONNX model `graph` on `threads` (default: as many as it likes)."""
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def openvino_request(graph, threads=None, hint="fp32"):
+    """An OpenVINO CPU infer request running the ONNX model `graph` on `threads`, `hint` its inference precision
+    ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16")."""
+    import openvino  # a dependency of this engine alone
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
+              # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
+              "ENABLE_CPU_PINNING": False}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    core = openvino.Core()
+    return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
 
 def onnx_graph(model, calibration=None):
