@@ -1,0 +1,61 @@
+"""The benchmark's limits (bench/limit.py): the layers it times are the network's, in the arithmetic named; the
+instruction set's peak per CPU; an engine faster than its arithmetic's limit fails the run."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.limit import checks, flop_per_cycle, layer_graph
+from srcnn.engine import onnx_session, openvino_request
+from srcnn.weights import SHIPPED, load_model, weight_file
+
+
+@pytest.mark.parametrize(("vendor", "family", "model", "flags", "expected"), [
+    ("AuthenticAMD", 23, 0x01, {"avx2", "fma"}, 16),  # Zen 1: two 128-bit FMA pipes
+    ("AuthenticAMD", 23, 0x31, {"avx2", "fma"}, 32),  # Zen 2
+    ("AuthenticAMD", 25, 0x11, {"avx2", "fma", "avx512f"}, 32),  # Zen 4: 512-bit FMAs split over two 256-bit pipes
+    ("AuthenticAMD", 26, 0x02, {"avx2", "fma", "avx512f"}, 64),  # Zen 5: two 512-bit pipes
+    ("GenuineIntel", 6, 0x8F, {"avx2", "fma", "avx512f", "amx_int8"}, 64),  # Sapphire Rapids
+    ("GenuineIntel", 6, 0x9A, {"avx2", "fma"}, 32),
+    ("CentaurHauls", 7, 0x3B, {"avx2"}, None),
+])
+def test_fp32_flop_a_cycle_by_cpu(vendor, family, model, flags, expected):
+    assert flop_per_cycle(vendor, family, model, flags) == expected
+
+
+@pytest.fixture(scope="module")
+def network():
+    return load_model(weight_file(SHIPPED, 2))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_each_layer_timed_is_the_networks_layer(network, index):
+    conv = network.convs[index]
+    batch = np.random.default_rng(index).random((1, conv.in_channels, 24, 24), dtype=np.float32)
+    with torch.inference_mode():
+        expected = conv(torch.from_numpy(batch)).numpy()
+    graph = layer_graph(conv, int8=False)
+    np.testing.assert_allclose(onnx_session(graph, 1).run(None, {"x": batch})[0], expected, atol=1e-4)
+    request = openvino_request(graph, 1)
+    request.infer({0: batch})
+    np.testing.assert_allclose(request.output_tensors[0].data, expected, atol=1e-4)
+
+
+def test_the_int8_layer_timed_computes_the_mapping_layer_in_int8(network):
+    conv = network.convs[1]
+    batch = np.random.default_rng(1).random((1, conv.in_channels, 24, 24), dtype=np.float32)
+    with torch.inference_mode():
+        expected = torch.relu(conv(torch.from_numpy(batch))).numpy()
+    answer = onnx_session(layer_graph(conv, int8=True), 1).run(None, {"x": batch})[0]
+    step = 1 / 64  # the graph's activation step: inputs and outputs on a grid of 1/64, clipped at 255/64
+    error = np.abs(answer - np.minimum(expected, 255 * step))
+    assert error.max() < 0.5 and error.mean() < 2 * step
+    assert np.array_equal(answer / step, np.round(answer / step))  # every output on the int8 grid: quantized
+
+
+def test_an_engine_faster_than_its_arithmetics_limit_fails():
+    found = {"limits": {"fp32": 200.0, "bf16": 300.0, "int8": 600.0}}
+    results = checks(found, {"openvino-int8, 256² tiles": ("int8", 590.0), "onnxruntime-fp32, 256² tiles":
+                             ("fp32", 250.0), "openvino-bf16, 256² tiles": ("bf16", 303.0)})
+    assert [passed for _, passed in results] == [True, False, True]  # within 2% passes: timing noise
+    assert results[1][0] == "onnxruntime-fp32, 256² tiles (250) within the fp32 limit (200)"
