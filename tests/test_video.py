@@ -335,3 +335,20 @@ def test_the_pages_video_lines_work_as_written(tmp_path):
     assert (second[0].width, second[0].height, len(second)) == (960, 720, 6)
     with av.open(str(tmp_path / "clip_x720.mov")) as container:
         assert container.streams.video[0].codec_context.name == "hevc"
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_clip(tmp_path):
+    peaks = {}
+    # Both past x264's lookahead (40 frames and its threads' own, held by the encoder however long the clip); 100
+    # more 640×480 frames held would be over 90 MB more.
+    for frames in (60, 160):
+        source = make_clip(tmp_path / f"clip{frames}.mp4", size=(320, 240), frames=frames)
+        run = subprocess.run([sys.executable, "-c", "import resource, sys; from srcnn.api import Upscaler; "
+                              f"Upscaler(precision='{PRECISION}').upscale_video(sys.argv[1], sys.argv[2]); "
+                              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+                              str(source), str(tmp_path / f"out{frames}.mp4")],
+                             capture_output=True, text=True, timeout=600, check=True)
+        peaks[frames] = int(run.stdout) * 1024
+    assert len(frames_of(tmp_path / "out160.mp4")) == 160
+    assert peaks[160] - peaks[60] < 30e6, peaks
