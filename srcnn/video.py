@@ -196,6 +196,7 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
             if part:
                 part.close()  # also when stopped (Ctrl-C, an error): the frames done are kept
         if frame is None:
+            shutil.rmtree(parts.folder)
             raise VideoError("its video track has no frame that decodes")
         check_length(container, video, frame, parts.done)  # the last frame
     merged = parts.folder / f"output{target.suffix}"

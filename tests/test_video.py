@@ -30,9 +30,12 @@ def upscaler():
     return Upscaler(precision=PRECISION)
 
 
-def make_sound(path):
-    """A file with one second of AAC sound and no video."""
+def make_sound(path, video_track=False):
+    """A file with one second of AAC sound and no video (with `video_track`, a video track with no frame in it)."""
     with av.open(str(path), "w") as output:
+        if video_track:
+            video = output.add_stream("libx264", rate=30)
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = output.add_stream("aac", rate=48000, layout="mono")
         chunk = av.AudioFrame.from_ndarray(np.zeros((1, 48000), np.float32), format="fltp", layout="mono")
         chunk.sample_rate, chunk.pts = 48000, 0
@@ -279,6 +282,14 @@ def test_a_file_cut_short_gives_the_frames_that_decode_and_says_so(tmp_path, cap
     assert 0 < frames < 60
     assert (f"srcnn: {source}: the video ends at {frames / 30:.1f} s of the 2.0 s its container states (cut short?); "
             f"the {frames} frames that decode were enlarged") in capsys.readouterr().err
+
+
+def test_a_video_track_with_no_frame(tmp_path, capsys):
+    source = tmp_path / "empty.mkv"  # Matroska keeps a track with no frame (MP4 drops it)
+    make_sound(source, video_track=True)
+    assert main([*UPSCALE, str(source)]) == 1
+    assert f"srcnn: {source}: its video track has no frame that decodes" in capsys.readouterr().err
+    assert [path.name for path in tmp_path.iterdir()] == ["empty.mkv"]  # nor a parts folder
 
 
 def test_the_container_must_hold_what_is_copied(tmp_path, capsys):
