@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handler.pipeline import ESTIMATE_MARGIN
 from helpers import SRGB, assert_faithful, make_clip, make_photo
+from srcnn.api import Upscaler
 from srcnn.codec import (
     JPEG_EXIF_LIMIT,
     AnswerTooLarge,
@@ -22,7 +24,9 @@ from srcnn.codec import (
     check_encodable,
     decode_image,
     encode_image,
+    estimated_bytes,
 )
+from srcnn.files import REPOSITORY as ROOT
 
 
 def encoded(image, format="PNG", **options):
@@ -240,3 +244,17 @@ def test_what_pillow_warns_of_while_decoding_is_kept_not_printed():
         image = decode_image(damaged, 10**6)
     assert escaped == [] and image.info["decoder_warnings"][0].startswith("Corrupt EXIF data")
     assert decode_image(written_by_pillow(CARD, "PNG"), 10**6).info["decoder_warnings"] == []
+
+
+@pytest.mark.slow
+def test_the_estimate_of_an_answers_bytes_is_under_the_answer_on_the_evaluation_sets():
+    # The pipeline refuses, before computing it, an answer whose estimate passes the limit by ESTIMATE_MARGIN: a
+    # refusal is right only if the estimate is under that margin over the answer SRCNN gives.
+    upscaler = Upscaler(precision="onnxruntime-fp32")
+    for path in sorted((ROOT / "data" / "Set5").glob("*.png")) + sorted((ROOT / "data" / "Set14").glob("*.png")):
+        image = decode_image(path.read_bytes(), 10**8)
+        for scale in (2, 3):
+            answer = upscaler.upscale(image, scale=scale)
+            for media_type in ("image/png", "image/jpeg"):
+                ratio = estimated_bytes(image, answer.size, media_type) / len(encode_image(answer, media_type))
+                assert 0.6 < ratio < ESTIMATE_MARGIN, (path.name, scale, media_type, ratio)

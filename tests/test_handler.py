@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+import re
 import shutil
 import warnings
 import zlib
@@ -24,7 +25,7 @@ from handler.srcnn_handler import SRCNNHandler, without_envelope
 from helpers import MODEL_CONFIG
 from srcnn import save_state_dict, upscale
 from srcnn.choice import MAX_COST_DB, choose, worst_costs
-from srcnn.codec import encode_image
+from srcnn.codec import encode_image, estimated_bytes
 from srcnn.engine import load_engines
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
@@ -385,9 +386,24 @@ def test_output_over_the_limit_names_the_largest_input(model_dir):
     assert one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Size="19x20")[0] == 200
 
 
-def test_answer_over_the_response_limit_is_refused(model_dir, scene):
-    handler = make_handler(model_dir, max_response_bytes=1000)
-    assert "image/jpeg" in error(one(handler, {"body": encode(scene(40, 40))}), 413, "response_too_large")
+def test_answer_over_the_response_limit_is_refused_before_any_work(model_dir, scene, monkeypatch):
+    handler = make_handler(model_dir, max_response_bytes=1000)  # 80×80 PNG of the scene: over 1,250 bytes
+    monkeypatch.setattr(handler.upscaler, "upscale", lambda *args, **kwargs: pytest.fail("computed"))
+    message = error(one(handler, {"body": encode(scene(40, 40))}), 413, "response_too_large")
+    assert re.fullmatch(r"the answer would be about [0-9,]+ bytes \(image/png, 80×80; estimated before computing "
+                        r"it\), over the limit of 1,000; ask for image/jpeg or send a smaller image", message)
+    message = error(one(handler, {"body": encode(scene(40, 40))}, Accept="image/jpeg"), 413, "response_too_large")
+    assert message.endswith("over the limit of 1,000; send a smaller image or ask for a smaller size")
+
+
+def test_answer_the_estimate_let_through_is_still_refused_past_the_limit(model_dir, scene):
+    image = scene(40, 40)
+    estimate = estimated_bytes(image, (80, 80), "image/png")
+    limit = estimate * 100 // 110  # within the margin: computed, and refused by the encoder as it passes the limit
+    message = error(one(make_handler(model_dir, max_response_bytes=limit), {"body": encode(image)}), 413,
+                    "response_too_large")
+    assert message == (f"the answer as PNG passed the limit of {limit:,} bytes; ask for image/jpeg or "
+                       "image/webp (Accept), or send a smaller image")
 
 
 def test_jpeg_side_limit(model_dir):
