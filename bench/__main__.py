@@ -282,6 +282,9 @@ def bar(results):
     if process_bar:
         checks.append((f"{kind}: in process, decode → upscale → encode ≥ {process_bar} × limit ({in_process:.2f})",
                        in_process >= process_bar))
+    for clients, load in results["served"]["runs"]["shipped"]["load"].items():
+        checks.append((f"served, {clients} client{'s' if int(clients) > 1 else ''}, within 80% of the forward pass "
+                       f"({load['of_forward']:.2f}×)", load["of_forward"] >= 0.8))
     reference = REFERENCE["cpu"]
     checks.append(("no slower than fp32 on this machine",
                    rates[row(results, default)] >= rates[row(results, reference)]))
