@@ -43,7 +43,7 @@ def install(app, model, request_limit):
 
 
 async def too_large(request, error):
-    """A body refused while it was read (BodyLimit)."""
+    """A body refused while it was read (BodyLimit): too large, or too slow."""
     return JSONResponse({"error": error.message}, status_code=error.status)
 
 
@@ -54,9 +54,15 @@ def without_client_tracebacks(record):
     return True
 
 
+# The longest a request's body may pause before it is refused (408) and its connection closed: a client that sends
+# headers and then a byte now and then would otherwise hold a connection and its buffers for as long as it likes.
+BODY_IDLE_SECONDS = 20
+
+
 class BodyLimit:
     """ASGI middleware: a request body of more than `limit` bytes is refused with 413 (from its Content-Length
-    before it is read, else as soon as the bytes received pass the limit)."""
+    before it is read, else as soon as the bytes received pass the limit), and one that pauses for more than
+    BODY_IDLE_SECONDS between two chunks with 408."""
 
     def __init__(self, app, limit):
         self.app, self.limit = app, limit
@@ -67,12 +73,19 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
             return await self.too_large(send)
-        received = 0
+        received, complete = 0, False
 
         async def counted():
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # the body is in: what comes next (a disconnect) may take as long as the answer does
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_IDLE_SECONDS)
+            except TimeoutError:
+                raise ClientError(408, "request_timeout", f"the request body paused for over {BODY_IDLE_SECONDS} s "
+                                  f"after {received:,} bytes; send it without pauses") from None
             received += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
             if received > self.limit:
                 raise ClientError(413, "request_too_large", self.message())
             return message

@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from helpers import worker_pids
+from predictor.server import BODY_IDLE_SECONDS
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
 from tools.hostile import encode, sample_image, v2_corpus
@@ -219,6 +221,22 @@ def test_tritonclient_over_grpc(predictor, tmp_path):
     assert Image.open(io.BytesIO(bytes.fromhex(report["by_metadata"]))).size == (72, 48)  # X-Scale as metadata
     assert report["not_an_image"][0] == "StatusCode.INVALID_ARGUMENT" and "not an image" in report["not_an_image"][1]
     assert "StatusCode.INVALID_ARGUMENT" == report["scale"][0] and "from 1 to 8" in report["scale"][1]
+
+
+def test_the_predictor_closes_a_body_that_stalls(predictor):
+    connection = http.client.HTTPConnection("127.0.0.1", predictor.http_port, timeout=BODY_IDLE_SECONDS + 30)
+    connection.putrequest("POST", "/v2/models/srcnn/infer")
+    connection.putheader("Content-Length", "100000")
+    connection.endheaders()
+    connection.send(b"x" * 1000)  # then nothing: a slow upload
+    started = time.monotonic()
+    response = connection.getresponse()
+    waited = time.monotonic() - started
+    assert response.status == 408 and BODY_IDLE_SECONDS - 1 < waited < BODY_IDLE_SECONDS + 10
+    assert json.loads(response.read())["error"] == (f"the request body paused for over {BODY_IDLE_SECONDS} s after "
+                                                    "1,000 bytes; send it without pauses")
+    connection.close()
+    assert predictor.ready()
 
 
 def test_the_predictor_refuses_a_body_over_the_request_limit_before_reading_it(predictor):
