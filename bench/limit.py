@@ -16,54 +16,51 @@ cycle (from the CPU's vendor and family) × the clock /proc/cpuinfo reports × t
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from bench import ROOT
 from bench.compute import best_seconds
-from srcnn.choice import machine
+from srcnn.choice import cpuinfo, machine
 from srcnn.cores import machine_cores
 from srcnn.engine import int8_layer, onnx_session, openvino_request
 from srcnn.weights import load_model, weight_file
 
 SIDE = 512  # the output plane's side of each layer measured
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-MATMUL = """
-import sys, time
-import numpy as np
-best = 0.0
-for side in (2048, 4096):
-    a, b = np.random.default_rng(side).random((2, side, side), dtype=np.float32)
-    a @ b
-    times = []
-    while len(times) < 3 or (sum(times) < 1.0 and len(times) < 50):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    best = max(best, 2 * side**3 / min(times) / 1e9)
-print(best)
-"""
+
+
+def matmul_rate(convert):
+    """GFLOP/s of an fp32 square matrix multiply of the arrays `convert` makes of numpy's (np.asarray: numpy's BLAS;
+    torch.from_numpy: torch's), best of 2048² and 4096²."""
+    best = 0.0
+    for side in (2048, 4096):
+        a, b = (convert(matrix) for matrix in np.random.default_rng(side).random((2, side, side), dtype=np.float32))
+        best = max(best, 2 * side**3 / best_seconds(lambda: a @ b) / 1e9)
+    return best
+
+
+def numpy_elsewhere(environment):
+    """`matmul_rate` of numpy in a process of its own with `environment` (OpenBLAS reads its settings when it
+    loads)."""
+    run = subprocess.run([sys.executable, "-c", "import numpy; from bench.limit import matmul_rate; "
+                          "print(matmul_rate(numpy.asarray))"], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env=environment)
+    return float(run.stdout)
 
 
 def matmul_rates():
     """GFLOP/s of an fp32 square matrix multiply: numpy as configured here, numpy without the OpenBLAS overrides
-    (a process of its own: OpenBLAS reads them when it loads) and torch."""
-    rates = {"numpy matmul": float(subprocess.run([sys.executable, "-c", MATMUL], capture_output=True, text=True,
-                                                  check=True).stdout)}
-    plain = {key: value for key, value in os.environ.items() if key not in BLAS_OVERRIDES}
+    where they are set, and torch."""
+    rates = {"numpy matmul": matmul_rate(np.asarray)}
     overridden = [key for key in BLAS_OVERRIDES if key in os.environ]
     if overridden:
-        rates[f"numpy matmul without {', '.join(overridden)}"] = float(subprocess.run(
-            [sys.executable, "-c", MATMUL], capture_output=True, text=True, check=True, env=plain).stdout)
-    best = 0.0
-    for side in (2048, 4096):
-        a, b = (torch.from_numpy(m) for m in np.random.default_rng(side).random((2, side, side), dtype=np.float32))
-        best = max(best, 2 * side**3 / best_seconds(lambda: a @ b) / 1e9)
-    rates["torch matmul"] = best
+        plain = {key: value for key, value in os.environ.items() if key not in BLAS_OVERRIDES}
+        rates[f"numpy matmul without {', '.join(overridden)}"] = numpy_elsewhere(plain)
+    rates["torch matmul"] = matmul_rate(torch.from_numpy)
     return rates
 
 
@@ -84,15 +81,9 @@ def layer_graph(conv, int8):
 
 def side_by_side(runs):
     """Seconds of the callables `runs` each called once, all at the same time on threads of their own (the
-    runtimes release the GIL)."""
+    runtimes release the GIL), the best of repeated rounds (`best_seconds`)."""
     with ThreadPoolExecutor(len(runs)) as pool:
-        list(pool.map(lambda run: run(), runs))  # warm-up
-        times = []
-        while len(times) < 3 or (sum(times) < 1.0 and len(times) < 50):
-            start = time.perf_counter()
-            list(pool.map(lambda run: run(), runs))
-            times.append(time.perf_counter() - start)
-    return min(times)
+        return best_seconds(lambda: list(pool.map(lambda run: run(), runs)))
 
 
 def runtime_rate(make_run, batch, flop):
@@ -173,12 +164,7 @@ def flop_per_cycle(vendor, family, model, flags):
 def isa_peak():
     """The instruction set's fp32 peak from /proc/cpuinfo: {"flop_per_cycle", "ghz", "gflops"} (None where the
     CPU or its clock is not known)."""
-    fields, cpuinfo = {}, Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else ():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-        if key.strip() == "flags":
-            break
+    fields = cpuinfo()
     try:
         per_cycle = flop_per_cycle(fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]),
                                    set(fields["flags"].split()))
@@ -193,9 +179,8 @@ def limits(weights):
     """Every rate measured, each arithmetic's limit (the fastest of its rates), and the ISA's fp32 peak."""
     rates = convolution_rates(weights)
     rates["fp32"].update(matmul_rates())
-    found = {"rates": rates, "limits": {arithmetic: max(found.values()) for arithmetic, found in rates.items()},
-             "isa_peak": isa_peak()}
-    return found
+    return {"rates": rates, "limits": {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()},
+            "isa_peak": isa_peak()}
 
 
 def markdown(found):
@@ -222,4 +207,4 @@ def checks(found, engines):
 
 
 if __name__ == "__main__":
-    print("\n".join([machine()["cpu"]] + markdown(limits(Path(__file__).resolve().parent.parent / "weights"))))
+    print("\n".join([machine()["cpu"]] + markdown(limits(ROOT / "weights"))))

@@ -57,23 +57,26 @@ class Choice:
     cached: bool = False
 
 
+def cpuinfo():
+    """The first processor's fields in /proc/cpuinfo ({"vendor_id": ..., "cpu family": ..., "flags": ...}), values
+    as text; empty where there is no such file."""
+    fields, path = {}, Path("/proc/cpuinfo")
+    for line in path.read_text().splitlines() if path.exists() else ():
+        key, _, value = line.partition(":")
+        if not key.strip():
+            break  # the blank line after the first processor
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def machine():
     """The CPU's model name with its family and model numbers ("AMD EPYC, family 25, model 17"), and the
     instruction sets that decide which engine is fastest, from /proc/cpuinfo."""
-    model, flags, numbers = platform.processor() or platform.machine(), set(), {}
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in (platform.processor(), platform.machine()):
-                model = value.strip()
-            elif key.strip() in ("cpu family", "model") and key.strip() not in numbers:
-                numbers[key.strip()] = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    if numbers:
-        model += "".join(f", {'family' if key == 'cpu family' else key} {value}" for key, value in numbers.items())
+    fields = cpuinfo()
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    model += "".join(f", {label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model"))
+                     if key in fields)
+    flags = set(fields.get("flags", "").split())
     return {"cpu": model, "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
 
 

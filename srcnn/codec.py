@@ -120,17 +120,17 @@ def announced_format(data):
 
 
 # The first bytes of the video containers people send by mistake: refused with where videos are done instead.
-VIDEO_SIGNATURES = ((b"\x1a\x45\xdf\xa3", "Matroska or WebM"), (b"RIFF", "AVI"), (b"\x00\x00\x01\xba", "MPEG"))
+VIDEO_SIGNATURES = ((b"\x1a\x45\xdf\xa3", "Matroska or WebM"), (b"\x00\x00\x01\xba", "MPEG"))
 
 
 def video_format(data):
-    """The video container `data` starts as (an ISO box ftyp with a brand not an image's: MP4, MOV; Matroska,
-    WebM, AVI, MPEG-PS), or None."""
+    """The video container `data` starts as (an ISO box ftyp with a brand not an image's: MP4, MOV; RIFF....AVI;
+    Matroska, WebM, MPEG-PS), or None."""
     data = bytes(data[:16])
     if data[4:8] == b"ftyp" and data[8:12] not in BRANDS:
         return "MP4 or QuickTime"
-    if data[:4] == b"RIFF" and data[8:12] != b"AVI ":
-        return None
+    if data[:4] == b"RIFF":
+        return "AVI" if data[8:12] == b"AVI " else None
     return next((name for magic, name in VIDEO_SIGNATURES if data.startswith(magic)), None)
 
 

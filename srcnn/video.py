@@ -247,7 +247,7 @@ def encoding_of(video, codec, crf, size):
     """The Encoding of `video`'s enlargement to `size`, rounded to even sides."""
     width, height = (max(2, side + side % 2) for side in size)
     context = video.codec_context
-    rate = video.average_rate or video.guessed_rate
+    rate = frame_rate(video)
     aspect = video.sample_aspect_ratio
     return Encoding(codec, CODECS[codec].crf if crf is None else crf, width, height,
                     (video.time_base.numerator, video.time_base.denominator),
@@ -257,9 +257,14 @@ def encoding_of(video, codec, crf, size):
                     (aspect.numerator, aspect.denominator) if aspect and aspect != 1 else None)
 
 
+def frame_rate(video):
+    """The stream's average frame rate, else the one FFmpeg guesses; None when neither is known."""
+    return video.average_rate or video.guessed_rate
+
+
 def estimated_frames(video):
     """The frame count a container does not state, from the stream's duration and rate; None if neither is known."""
-    rate = video.average_rate or video.guessed_rate
+    rate = frame_rate(video)
     if video.duration is None or not rate:
         return None
     return round(video.duration * video.time_base * rate)
@@ -305,7 +310,7 @@ class Parts:
 
     def __init__(self, folder, job):
         job = json.loads(json.dumps(job))  # as read back: tuples are lists
-        self.folder, self.job = folder, job
+        self.folder = folder
         description = folder / "job.json"
         if folder.exists() and (not description.exists() or json.loads(description.read_text()) != job):
             shutil.rmtree(folder)
