@@ -4,18 +4,17 @@
 
 Names the machine (CPU vendor, model, family and the instruction sets that decide the engine), measures the limits
 (bench/limit.py: the fastest fp32, bf16 and int8 rates of anything the project has, matrix multiplies and each
-runtime's own convolution at the network's layers, with the instruction set's fp32 peak beside), the engine
-choice (srcnn.choice, measured afresh with one thread as a served worker has, and with every core), the forward
-pass of every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees), how many tiles the
-int8 range guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to
-older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work
-in process (decode PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the
-shipped model-config.yaml, the same on the fp32 reference engine, and 2 workers × 1 thread, the layout before the
-cores were shared) and the worker's peak resident memory answering 2048² → ×2, TorchServe against the KServe
-predictor in turns at 512² → ×2, photographs (bench/photos.py: a 12-megapixel photo alone against its forward
-pass, the peak answering 6000×4000 → ×2), and video (bench/video.py: 480p and 720p clips → ×2 against the
-still-image pipeline on the same frames). The bar's lines end the table; an engine measured faster than the limit
-of its arithmetic is one of them (a limit that is not the machine's).
+runtime's own convolution at the network's layers, with the instruction set's fp32 peak beside), the engine choice
+(srcnn.choice, measured afresh with one thread as a served worker has, and with every core), the forward pass of
+every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees), how many tiles the int8 range
+guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to older instruction
+sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work in process (decode
+PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml,
+the same on the fp32 reference engine, and 2 workers × 1 thread, D11's rival) and the worker's peak resident memory
+answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, photographs (bench/photos.py: a
+12-megapixel photo alone against its forward pass, the peak answering 6000×4000 → ×2), and video (bench/video.py:
+480p and 720p clips → ×2 against the still-image pipeline on the same frames). The bar's lines end the table; an
+engine measured faster than the limit of its arithmetic is one of them (a limit that is not the machine's).
 Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
 `--servers-only` and `--video-only` measure and print those alone, writing nothing.
 """
@@ -34,7 +33,7 @@ import numpy as np
 
 from bench import ROOT, limit, photos, video
 from bench.compute import end_to_end, forward_rates, recomputed_tiles
-from bench.served import served, servers_in_turns, sharing_in_turns
+from bench.served import served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
 from srcnn.engine import ENGINES, REFERENCE
 from srcnn.imaging import resize_plane
@@ -133,7 +132,7 @@ def run(config):
           file=sys.stderr)
     runs = {"shipped": served(body, (1, 2), config.requests, photo_png(config.data_dir, BIG_SIDE)),
             "reference": served(body, (1, 2), config.requests, precision=REFERENCE["cpu"]),
-            "alternative": served(body, (1, 2), config.requests, threads=1)}  # D11's alternative: no sharing
+            "alternative": served(body, (1, 2), config.requests, threads=1)}  # D11's alternative: one thread a worker
     for run in runs.values():
         for load in run["load"].values():
             rate = load["requests_per_s"] * pixels
@@ -143,8 +142,6 @@ def run(config):
                          "runs": runs}
     print("TorchServe against the KServe predictor, in turns ...", file=sys.stderr)
     results["servers"] = servers_in_turns(body, (1, 2), config.requests)
-    print("two workers sharing the cores against two on every core each, in turns ...", file=sys.stderr)
-    results["sharing"] = sharing_in_turns(body, (1, 2), config.requests)
     print("photographs: 4032×3024 → ×2 alone, against its forward pass; 6000×4000 → ×2, peak memory ...",
           file=sys.stderr)
     results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
@@ -208,7 +205,7 @@ def markdown(results):
               f"{1 / process['seconds']:.2f} | {process['output_mpx_per_s']:.2f} | {process['seconds']:.2f} | | "
               f"{process['of_limit']:.2f} | {process['of_forward']:.2f} |"]
     for setting, run in served["runs"].items():
-        threads = "every core, shared" if not run["threads"] else \
+        threads = "every core" if not run["threads"] else \
             f"{run['threads']} thread" + ("s" if run["threads"] > 1 else "")
         name = f"{run['workers']} worker{'s' if run['workers'] > 1 else ''} × {threads}, {run['precision']}" + \
             (" (shipped)" if setting == "shipped" else "")
@@ -223,7 +220,6 @@ def markdown(results):
                   f"×{served['scale']} (a {memory['response_bytes'] / 2**20:.1f} MiB PNG, answered in "
                   f"{memory['seconds']:.1f} s)."]
     lines += ["", *servers_markdown(results["servers"], served["input"], served["scale"])]
-    lines += ["", *sharing_markdown(results["sharing"], served["input"], served["scale"])]
     lines += [""] + photos.markdown(results["photos"]) + [""] + video.markdown(results["video"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
 
@@ -236,18 +232,6 @@ def servers_markdown(servers, given, scale):
                         ("kserve_predictor", "KServe predictor, `/v2/models/srcnn/infer`")):
         for clients, load in servers[name].items():
             ratio = f"{servers['ratio'][clients]:.2f}" if name == "kserve_predictor" else ""
-            lines.append(f"| {label}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} requests) "
-                         f"| {load['requests_per_s']:.2f} | {load['p50_s']:.2f} | {load['p99_s']:.2f} | {ratio} |")
-    return lines
-
-
-def sharing_markdown(sharing, given, scale):
-    """The table of D11's arms: two workers sharing the cores against two on every core each."""
-    lines = [f"| {given} → ×{scale}, TorchServe's two workers in turns (best of 2 rounds each) | requests/s | "
-             "p50 (s) | p99 (s) | shared ÷ unshared |", "| --- | --- | --- | --- | --- |"]
-    for name, label in (("shared", "sharing the cores (shipped)"), ("unshared", "every core each, nothing shared")):
-        for clients, load in sharing[name].items():
-            ratio = f"{sharing['ratio'][clients]:.2f}" if name == "shared" else ""
             lines.append(f"| {label}, {clients} client{'s' if int(clients) > 1 else ''} ({load['requests']} requests) "
                          f"| {load['requests_per_s']:.2f} | {load['p50_s']:.2f} | {load['p99_s']:.2f} | {ratio} |")
     return lines
@@ -310,7 +294,7 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=12, help="requests per client in the HTTP measurement")
     parser.add_argument("--photos-only", action="store_true", help="measure and print the photographs alone")
     parser.add_argument("--servers-only", action="store_true",
-                        help="measure and print TorchServe against the KServe predictor, and D11's arms, alone")
+                        help="measure and print TorchServe against the KServe predictor alone")
     parser.add_argument("--video-only", action="store_true", help="measure and print video against stills alone")
     config = parser.parse_args(argv)
     if config.video_only:
@@ -322,11 +306,9 @@ def main(argv=None):
     if config.servers_only:
         body = photo_png(config.data_dir, SERVED_SIDE)
         found = json.loads(json.dumps(servers_in_turns(body, (1, 2), config.requests)))
-        sharing = json.loads(json.dumps(sharing_in_turns(body, (1, 2), config.requests)))
         print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}", ""]
                         + servers_markdown(found, f"{SERVED_SIDE}² PNG", SCALE)
-                        + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]
-                        + [""] + sharing_markdown(sharing, f"{SERVED_SIDE}² PNG", SCALE)))
+                        + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]))
         return
     if config.photos_only:
         choice = choose(ROOT / "weights", "auto", threads=1)  # the served lanes' engine (cached per machine)

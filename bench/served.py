@@ -1,7 +1,6 @@
 """The servers over HTTP: TorchServe's throughput and latency at 1 and 2 concurrent clients and its worker's peak
 memory; and TorchServe against the KServe predictor, measured in turns on the same request."""
 
-import os
 import tempfile
 import threading
 import time
@@ -102,24 +101,6 @@ def servers_in_turns(body, clients_counts, requests_per_client):
                                 "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"},
                                body, clients_counts, requests_per_client)
     results["ratio"] = ratios(results, "kserve_predictor", "torchserve", clients_counts)
-    return results
-
-
-def sharing_in_turns(body, clients_counts, requests_per_client):
-    """D11's arms: TorchServe's two workers sharing the cores (shipped), and the same two each computing on every
-    core with nothing shared, the operating system left to divide the cores (each worker's busy folder, under
-    its TMPDIR, is a file there, which srcnn.cores takes as "no other process is counted"). Returns {"shared",
-    "unshared"}, each {clients: measured}, and "ratio" {clients: shared over unshared}."""
-    with tempfile.TemporaryDirectory() as workdir:
-        shared, unshared = private_server(Path(workdir) / "shared"), private_server(Path(workdir) / "unshared")
-        blocked = unshared.tmpdir / f"srcnn-busy-{os.getuid()}"
-        blocked.parent.mkdir(parents=True, exist_ok=True)
-        blocked.write_text("not a folder: every worker of this server computes on every core\n")
-        with running(shared, unshared):
-            results = in_turns({name: f"{server.inference_url}/predictions/{MODEL_NAME}"
-                                for name, server in (("shared", shared), ("unshared", unshared))},
-                               body, clients_counts, requests_per_client)
-    results["ratio"] = ratios(results, "shared", "unshared", clients_counts)
     return results
 
 

@@ -81,7 +81,7 @@ class Settings:
     max_input_pixels: int = 50_331_648
     max_output_pixels: int = 150_994_944
     max_response_bytes: int = 134_217_728  # keep at or below config.properties' max_response_size
-    threads: int = 0  # the most cores one request computes on; 0: every core, shared among busy workers (srcnn.cores)
+    threads: int = 0  # the lanes one request computes on; 0: one a core (srcnn.cores)
     precision: str = "auto"  # the network's engine: "auto", an arithmetic or an engine (srcnn.choice.settings)
 
     @classmethod

@@ -124,18 +124,16 @@ class SRCNNHandler(BaseHandler):
                         "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
 
     def handle(self, data, context):
-        """Every request of a batch takes the handler's own path (preprocess, inference, postprocess), busy on the
-        cores from the upload's decoding to the answer's encoding (srcnn.cores). BaseHandler's other branches are
-        owned here: an explanation (POST /explanations/srcnn, KServe v1 :explain) is refused per request in
-        `_parse`, and the describe header (what the management API's `GET /models/srcnn?customized=true` sends)
-        answers the service's description."""
+        """Every request of a batch takes the handler's own path (preprocess, inference, postprocess).
+        BaseHandler's other branches are owned here: an explanation (POST /explanations/srcnn, KServe v1
+        :explain) is refused per request in `_parse`, and the describe header (what the management API's
+        `GET /models/srcnn?customized=true` sends) answers the service's description."""
         started = time.time()
         self.context = context
-        with self.upscaler.cores.busy():
-            if context.get_request_header(0, "describe") == "True":
-                output = [self.description() for _ in data]
-            else:
-                output = self.postprocess(self.inference(self.preprocess(data)))
+        if context.get_request_header(0, "describe") == "True":
+            output = [self.description() for _ in data]
+        else:
+            output = self.postprocess(self.inference(self.preprocess(data)))
         context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
         return output
 
@@ -239,7 +237,7 @@ class SRCNNHandler(BaseHandler):
 
     def _encode(self, index, result):
         image, job = result
-        body, content_type, headers = respond(image, job, self.settings, self.upscaler.threads_now(),
+        body, content_type, headers = respond(image, job, self.settings, self.upscaler.threads,
                                               self.model_name, self.traces[index])
         self.context.set_response_content_type(index, content_type)
         for name, value in headers.items():

@@ -102,7 +102,7 @@ class SRCNNModel(Model):
         try:
             body, content_type, extra = self.serve(
                 trace, headers, lambda: read_upload({"body": body}, headers),
-                lambda image, job: respond(image, job, self.settings, self.upscaler.threads_now(), self.name, trace))
+                lambda image, job: respond(image, job, self.settings, self.upscaler.threads, self.name, trace))
         except ClientError as refusal:
             return refusal.status, error_body(refusal, trace.wire), "application/json", {}
         return 200, body, content_type, {**extra, **trace.headers()}
@@ -112,15 +112,14 @@ class SRCNNModel(Model):
         answer, returned; a refusal is raised as a ClientError (a fault as a 500). Either way one log line and the
         metrics."""
         try:
-            with self.upscaler.cores.busy():
-                with timed(trace, "decode"):
-                    upload = read()
-                    trace.wire = GRPC_V2 if trace.wire == GRPC_V2 else upload.wire
-                    job = plan(upload, headers, self.settings, trace, self.weights)
-                with timed(trace, "upscale"):
-                    image = self.upscaler.upscale(job.image, size=job.size)
-                with timed(trace, "encode"):
-                    answer = reply(image, job)
+            with timed(trace, "decode"):
+                upload = read()
+                trace.wire = GRPC_V2 if trace.wire == GRPC_V2 else upload.wire
+                job = plan(upload, headers, self.settings, trace, self.weights)
+            with timed(trace, "upscale"):
+                image = self.upscaler.upscale(job.image, size=job.size)
+            with timed(trace, "encode"):
+                answer = reply(image, job)
         except Exception as error:  # a client's mistake, or a bug: the request fails, the server goes on
             if not isinstance(error, (ClientError, ImageError)):
                 logger.exception("request %s failed", trace.request_id or "-")
@@ -142,7 +141,7 @@ class SRCNNModel(Model):
         for name, binary in job.upload.outputs:
             binary = binary or binary_everywhere
             encoded = encode_image(image, job.media_type, self.settings.max_response_bytes,
-                                   self.upscaler.threads_now()) if name == oip.IMAGE else None
+                                   self.upscaler.threads) if name == oip.IMAGE else None
             datatype, shape, values = oip.output_values(name, image, encoded)
             if datatype == "BYTES" and not binary:
                 values = np.array([base64.b64encode(item).decode() for item in values], dtype=object)

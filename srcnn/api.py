@@ -8,9 +8,8 @@
     wide = upscaler.upscale(Image.open("photo.png"), size=(1920, None))   # 1920 wide, aspect ratio kept
 
 The engines are loaded once, when the object is made: on a CPU one single-threaded set of them for each core
-("lanes"), so that one image is computed in stripes on every core, and as many as this process's share of the
-cores allows when other processes are upscaling too (srcnn.cores). One object may be shared between threads (its
-calls take turns: each already uses every core it may).
+("lanes"), so that one image is computed in stripes on every core (srcnn.cores). One object may be shared between
+threads (its calls take turns: each already uses every core it may).
 """
 
 import threading
@@ -21,7 +20,7 @@ from PIL import Image
 from srcnn.bands import stripe_unit, upscale
 from srcnn.choice import load_chosen
 from srcnn.codec import carry_metadata, to_supported_mode
-from srcnn.cores import CORES, CoreShare, Gate, machine_cores
+from srcnn.cores import machine_cores
 from srcnn.engine import load_engines
 from srcnn.scaling import DEFAULT_SCALE, output_size
 from srcnn.weights import SHIPPED
@@ -32,30 +31,23 @@ class Upscaler:
 
     `weights` is a folder of srcnn_x2/3/4.pth (default: the shipped weights); `precision` is the service's
     setting ("auto": the fastest engine measured on this machine within 0.02 dB of fp32; an arithmetic such as
-    "fp32"; or an engine's name, srcnn.engine.ENGINES); `threads` the most cores one image is computed on
-    (default: every core of the machine, `cores`' share of them when other processes upscale at the same time);
+    "fp32"; or an engine's name, srcnn.engine.ENGINES); `threads` the lanes one image is computed on (default:
+    one for each core this process may run on; the answer's PNG encoding uses as many threads);
     `device` a torch device ("cuda" runs torch-fp32 under "auto", on one thread of the host).
     """
 
     def __init__(self, weights: str | Path = SHIPPED, precision: str = "auto", threads: int | None = None,
-                 device: str = "cpu", cores: CoreShare = CORES) -> None:
+                 device: str = "cpu") -> None:
         self.threads = 1 if str(device).startswith("cuda") else threads or machine_cores()
         engines, self.choice = load_chosen(Path(weights), precision, device, threads=1)
         self.lanes = [engines]  # the others are loaded by `prepare`, or when an image first needs them
         self._load_lane = lambda: load_engines(Path(weights), device, 1, self.choice.engine, self.choice.tile)
-        self.cores = cores
-        self._gate = Gate(lambda: min(self.threads, cores.allowed()))
         self._turn = threading.Lock()
 
     def prepare(self) -> None:
         """Load every lane's engines now (a server does, so that its memory is steady from the first request)."""
         while len(self.lanes) < self.threads:
             self.lanes.append(self._load_lane())
-
-    def threads_now(self) -> int:
-        """The threads this object may compute on at this moment: its lanes, or this process's share of the
-        cores when other processes upscale too (for encoding the answer alike, srcnn.codec.encode_image)."""
-        return self._gate.allowed()
 
     @property
     def engine(self) -> str:
@@ -71,11 +63,11 @@ class Upscaler:
         if scale is None and size is None:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
-        with self._turn, self.cores.busy():
+        with self._turn:
             answer = output_size(image.size, scale, size)
             if answer[1] > stripe_unit(image.size, self.lanes[0], answer):
                 self.prepare()  # more than one stripe: the other lanes have work
-            result = upscale(image, self.lanes, scale, size, self._gate)
+            result = upscale(image, self.lanes, scale, size)
         return carry_metadata(image, result)
 
     def upscale_video(self, source: str | Path, target: str | Path, scale: object = None,

@@ -8,7 +8,6 @@ computation's: each resize is given every input row its filter reaches, and each
 the whole plane would (`super_resolve_plane`'s), so the two differ only by float rounding.
 """
 
-import contextlib
 import math
 import threading
 
@@ -195,7 +194,7 @@ def stripe_unit(image_size, engines, size):
 
 
 def upscale(image: Image.Image, engines: dict | list | None, scale: object = None,
-            size: tuple[int | None, int | None] | None = None, gate: object = None) -> Image.Image:
+            size: tuple[int | None, int | None] | None = None) -> Image.Image:
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
     thread that may compute at once ("lanes": an engine runs on one thread at a time).
@@ -205,8 +204,7 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
     network's passes enlarge Y and alpha (`enlarged_stream`), chroma is upscaled bicubically in float straight to
     the output size, and colour is divided by the enlarged alpha again; all a band of output rows at
     a time, so that memory beyond the uint8 answer is bounded by the bands. With several lanes the answer's rows
-    are cut into `stripes`, each computed by one thread with streams of its own; `gate` (srcnn.cores.Gate, default
-    none) holds back a thread before each band while the process's share of the cores is used.
+    are cut into stripes (srcnn.cores.in_stripes), each computed by one thread with streams of its own.
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
@@ -232,17 +230,16 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
         luma, chroma, alpha = streams(engines)
         for band_top in range(top, bottom, BAND):
             band_bottom = min(bottom, band_top + BAND)
-            with gate.slot() if gate else contextlib.nullcontext():
-                merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
-                alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom))
-                                                     for plane in alpha]
-                ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
-                              *(plane.rows(band_top, band_bottom) for plane in chroma), merged, alphas)
-                if alphas is not None:
-                    merged[..., 3] = to_uint8(alphas[0])
-                band = Image.fromarray(merged)
-                # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
-                band = band.convert(image.mode) if image.mode in ("L", "LA") else band
+            merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
+            alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom))
+                                                 for plane in alpha]
+            ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
+                          *(plane.rows(band_top, band_bottom) for plane in chroma), merged, alphas)
+            if alphas is not None:
+                merged[..., 3] = to_uint8(alphas[0])
+            band = Image.fromarray(merged)
+            # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
+            band = band.convert(image.mode) if image.mode in ("L", "LA") else band
             with pasting:
                 result.paste(band, (0, band_top))
 

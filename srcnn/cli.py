@@ -255,9 +255,8 @@ class Local:
 
     def __call__(self, data):
         image = decode_image(data, LOCAL_MAX_PIXELS)
-        with self.upscaler.cores.busy():  # counted as busy while encoding too (srcnn.cores)
-            answer = self.upscaler.upscale(image, self.scale, self.size)
-            return encode_image(answer, self.media_type, threads=self.upscaler.threads_now())
+        answer = self.upscaler.upscale(image, self.scale, self.size)
+        return encode_image(answer, self.media_type, threads=self.upscaler.threads)
 
     def video(self, task, progress):
         self.upscaler.upscale_video(task.source, task.target, self.scale, self.size, self.codec, self.crf, progress)

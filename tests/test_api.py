@@ -68,26 +68,11 @@ def test_one_upscaler_serves_several_threads_alike(upscaler, scene):
     assert all(np.array_equal(a, b) for a, b in zip(alone, together))
 
 
-def test_one_image_is_computed_on_its_share_of_the_cores(tmp_path, scene):
-    """Three lanes; while another process is busy (its lock held, as tests/test_cores.py does) the share of 2
-    cores is 1, and the answer is the same either way."""
-    import fcntl
-
-    from srcnn.cores import CoreShare
-
-    share = CoreShare(cores=2, folder=tmp_path / "busy")
-    upscaler = Upscaler(precision="onnxruntime-fp32", threads=3, cores=share)
+def test_lanes_are_loaded_once_an_image_has_more_than_one_stripe(scene):
+    """Three lanes: an image of one stripe computes on the first alone; one of two stripes loads the others, and
+    every lane holds the engines of each trained scale."""
+    upscaler = Upscaler(precision="onnxruntime-fp32", threads=3)
     upscaler.upscale(scene(20, 10), scale=2)  # 20 rows, under one 64-row band: one stripe, one lane
     assert len(upscaler.lanes) == 1
     upscaler.upscale(scene(40, 40), scale=2.5)  # 100 rows resampled in 64-row bands: two stripes, every lane
     assert len(upscaler.lanes) == 3 and all(sorted(lane) == [2, 3, 4] for lane in upscaler.lanes)
-    image = scene(90, 200)
-    assert upscaler._gate.allowed() == 2  # min(3 lanes, 2 cores)
-    alone = upscaler.upscale(image, scale=2)
-    share.folder.mkdir(exist_ok=True)
-    with open(share.folder / "1", "w") as other:
-        fcntl.flock(other, fcntl.LOCK_EX)
-        with share.busy():
-            assert share.busy_processes() == 2 and upscaler._gate.allowed() == 1
-        shared = upscaler.upscale(image, scale=2)
-    assert np.array_equal(np.asarray(alone), np.asarray(shared))

@@ -2,10 +2,8 @@
 grey level at every scale, fractional factors and sizes, odd sides, and sizes that cross band and tile
 boundaries; and its streams keep a bounded number of bands whatever the image's height."""
 
-import contextlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 
 from srcnn.bands import BAND, NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
-from srcnn.cores import Gate, stripes
+from srcnn.cores import stripes
 from srcnn.engine import load_engines
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.imaging import resize_plane
@@ -134,27 +132,6 @@ def test_the_stripe_unit_follows_the_tile_and_the_last_plane(lanes):
     assert stripe_unit((100, 100), lanes[0], (200, 200)) == 64
     assert stripe_unit((100, 100), wide, (200, 200)) == 832
     assert stripe_unit((100, 100), wide, (250, 250)) == stripe_unit((100, 100), lanes[0], (250, 250)) == BAND
-
-
-def test_the_gate_holds_threads_to_the_share_and_the_answer_stays(lanes):
-    running, most = [0], [0]
-
-    class Counting(Gate):
-        @contextlib.contextmanager
-        def slot(self):
-            with super().slot():
-                running[0] += 1
-                most[0] = max(most[0], running[0])
-                time.sleep(0.01)  # long enough for the other threads to try
-                running[0] -= 1
-                yield
-
-    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (150, 50, 3), dtype=np.uint8))
-    answer = upscale(image, lanes, 2, gate=Counting(lambda: 1))
-    assert most[0] == 1
-    assert np.array_equal(np.asarray(answer), np.asarray(upscale(image, lanes[0], 2)))
-    upscale(image, lanes, 2, gate=Counting(lambda: 3))
-    assert most[0] > 1  # with room for three, they did compute side by side
 
 
 def test_a_failing_thread_fails_the_call():
