@@ -98,7 +98,7 @@ calibrate: setup
 CPU_ENGINES := onnxruntime-fp32 onnxruntime-int8 openvino-fp32 openvino-int8 openvino-bf16 torch-bf16
 evaluate-precision: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method srcnn \
-		--precision $(CPU_ENGINES) --write-costs --json weights/evaluation-precision.json
+		--engines $(CPU_ENGINES) --write-costs --json weights/evaluation-precision.json
 
 evaluate: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method bicubic srcnn \

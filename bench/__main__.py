@@ -80,7 +80,7 @@ def evaluation_inputs(data_dir):
 def simulated_choice(isa, threads):
     """The choice and its probe times in a child process whose oneDNN may use at most `isa`."""
     code = ("import json, sys; from dataclasses import asdict; from srcnn.choice import choose; "
-            f"from srcnn.weights import SHIPPED; print(json.dumps(asdict(choose(SHIPPED, threads={threads}, "
+            f"from srcnn.weights import SHIPPED; print(json.dumps(asdict(choose(SHIPPED, engine_threads={threads}, "
             "cache=False))))")
     output = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": isa},
                             capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -99,7 +99,7 @@ def run(config):
     print("engine choice, measured afresh ...", file=sys.stderr)
     cache = Path(tempfile.mkdtemp(prefix="srcnn-bench-"))
     os.environ["SRCNN_CACHE_DIR"] = str(cache)  # the private servers below read this measurement
-    choices = {threads: choose(weights, "auto", threads=threads, cache=cache) for threads in (1, os.cpu_count())}
+    choices = {threads: choose(weights, "auto", engine_threads=threads, cache=cache) for threads in (1, os.cpu_count())}
     results["choice"] = {threads: {"engine": c.engine, "tile": c.tile, "reason": c.reason, "seconds": c.seconds,
                                    "tiles": c.tiles, "agreement_db": c.agreement_db, "refused": c.refused}
                          for threads, c in choices.items()}
@@ -311,7 +311,7 @@ def main(argv=None):
                         + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]))
         return
     if config.photos_only:
-        choice = choose(ROOT / "weights", "auto", threads=1)  # the served lanes' engine (cached per machine)
+        choice = choose(ROOT / "weights", "auto", engine_threads=1)  # the served lanes' engine (cached per machine)
         found = photos.photos(config.data_dir, ROOT / "weights", choice.engine, choice.tile)
         print("\n".join([f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}"]
                         + photos.markdown(found) + [f"- {'met' if passed else 'MISSED'}: {text}"

@@ -56,7 +56,7 @@ def forward_engines(weights_path, threads, tiles):
 
     runs = {"eager torch, full image": (eager, None), "ONNX Runtime, default session": (plain_onnx, None)}
     for name in ENGINES["cpu"]:
-        engine = load_engine(weights_path, threads=threads, name=name)
+        engine = load_engine(weights_path, engine_threads=threads, name=name)
         engine.tile = tiles.get(name, engine.tile)
         runs[f"{name}, {engine.tile}² tiles"] = ((lambda plane, engine=engine: super_resolve_plane(engine, plane)),
                                                  engine)
@@ -78,7 +78,7 @@ def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
     inputs}), at the engine's own tile."""
     counts = {}
     for scale, planes in planes_by_scale.items():
-        engine = load_engine(weight_file(weights_folder, scale), threads=threads, name=name)
+        engine = load_engine(weight_file(weights_folder, scale), engine_threads=threads, name=name)
         tiles = 0
         for plane in planes:
             super_resolve_plane(engine, plane)
@@ -91,5 +91,5 @@ def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
 def end_to_end(weights_folder, png, scale, name, tile):
     """Seconds per image of the handler's work in process with engine `name` in `tile`² tiles, on a lane of
     single-threaded engines a core as served: decode the PNG, upscale, encode."""
-    lanes = [load_engines(weights_folder, threads=1, name=name, tile=tile) for _ in range(machine_cores())]
+    lanes = [load_engines(weights_folder, engine_threads=1, name=name, tile=tile) for _ in range(machine_cores())]
     return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), lanes, scale)), min_runs=3)

@@ -55,9 +55,9 @@ def forward_seconds(weights, name, tile, plane):
     lanes of single-threaded engines computing stripes."""
     cores = machine_cores()
     weights_path = weight_file(weights, SCALE)
-    engine = load_engine(weights_path, threads=cores, name=name)
+    engine = load_engine(weights_path, engine_threads=cores, name=name)
     engine.tile = tile
-    lanes = [load_engine(weights_path, threads=1, name=name) for _ in range(cores)]
+    lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(cores)]
     for lane in lanes:
         lane.tile = tile
     source, output = PlaneRows(plane), np.empty_like(plane)

@@ -9,7 +9,15 @@ with the same error kinds and messages.
 
 from handler.protocol import ClientError, Job, choose_media_type, factor_label, header, requested_sizing, what_fits
 from handler.wire import answer
-from srcnn.codec import check_encodable, decode_image, decode_pixels, encode_image, estimated_bytes
+from srcnn.codec import (
+    OutputTooLarge,
+    ResponseTooLarge,
+    check_encodable,
+    decode_image,
+    decode_pixels,
+    encode_image,
+    estimated_bytes,
+)
 from srcnn.scaling import ScaleError, output_size, passes_between
 
 
@@ -34,9 +42,9 @@ def plan(upload, headers, settings, trace, weights):
     trace.weights = ",".join(weights[trained] for trained in passes_between(image.size, output)) or "none"
     output_pixels = output[0] * output[1]
     if output_pixels > settings.max_output_pixels:
-        raise ClientError(413, "output_too_large", f"×{trace.scale} of a {image.width}×{image.height} image "
-                          f"gives {output[0]}×{output[1]} = {output_pixels:,} pixels; the limit is "
-                          f"{settings.max_output_pixels:,}: {what_fits(image.size, scale, output, settings)}")
+        raise OutputTooLarge(f"×{trace.scale} of a {image.width}×{image.height} image gives {output[0]}×{output[1]} "
+                             f"= {output_pixels:,} pixels; the limit is {settings.max_output_pixels:,}: "
+                             f"{what_fits(image.size, scale, output, settings)}")
     check_encodable(output, media_type)
     check_estimated_bytes(image, output, media_type, settings.max_response_bytes)
     return Job(image, output, media_type, upload)
@@ -80,4 +88,4 @@ def refuse_answer(what, media_type, limit):
     """The 413 of an answer over `limit`: `what` it is, and what would fit."""
     advice = ("send a smaller image or ask for a smaller size" if media_type == "image/jpeg" else
               "ask for image/jpeg or send a smaller image")
-    raise ClientError(413, "response_too_large", f"{what}, over the limit of {limit:,}; {advice}")
+    raise ResponseTooLarge(f"{what}, over the limit of {limit:,}; {advice}")

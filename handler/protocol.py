@@ -13,18 +13,19 @@ from urllib.parse import quote
 
 from srcnn.codec import (
     ENCODE_FORMATS,
-    AnswerTooLarge,
     CorruptImage,
     EmptyImage,
     ImageError,
     ImageTooLarge,
     NotAnImage,
+    OutputTooLarge,
+    ResponseTooLarge,
     UnsupportedFormat,
 )
 from srcnn.scaling import ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size
 
 STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413,
-          AnswerTooLarge: 413}
+          OutputTooLarge: 413, ResponseTooLarge: 413}
 SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
              "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
              '{"image": "<base64>"}')

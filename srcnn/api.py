@@ -39,7 +39,7 @@ class Upscaler:
     def __init__(self, weights: str | Path = SHIPPED, precision: str = "auto", threads: int | None = None,
                  device: str = "cpu") -> None:
         self.threads = 1 if str(device).startswith("cuda") else threads or machine_cores()
-        engines, self.choice = load_chosen(Path(weights), precision, device, threads=1)
+        engines, self.choice = load_chosen(Path(weights), precision, device, engine_threads=1)
         self.lanes = [engines]  # the others are loaded by `prepare`, or when an image first needs them
         self._load_lane = lambda: load_engines(Path(weights), device, 1, self.choice.engine, self.choice.tile)
         self._turn = threading.Lock()

@@ -15,13 +15,12 @@ import numpy as np
 from PIL import Image
 
 from srcnn.color import rgb_to_channel, to_uint8, ycbcr_to_rgb8
-from srcnn.cores import in_stripes
+from srcnn.cores import BAND, in_stripes
 from srcnn.imaging import BICUBIC_SUPPORT, resize_plane
 from srcnn.scaling import output_size, passes_between
 
 SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 TILE_STEP = 16  # tile sides are multiples of this
-BAND = 64  # rows a resize or the merge computes at a time
 
 
 def tile_shape(height, width, tile, multiple=(1, 1)):

@@ -109,7 +109,7 @@ def worst_costs(folder):
 def settings(device):
     """What a `precision` setting may say on `device`: auto, an arithmetic, or an engine's name."""
     engines = ENGINES[device]
-    return ("auto", *sorted({precision for _, precision in engines.values()}), *engines)
+    return ("auto", *sorted({arithmetic for _, arithmetic in engines.values()}), *engines)
 
 
 def candidates(setting, device, costs):
@@ -121,11 +121,11 @@ def candidates(setting, device, costs):
     if setting not in settings(device):
         raise ValueError(f"precision {setting!r} does not run on {device}: choose one of {settings(device)}")
     chosen, excluded = [], {}
-    for name, (_, precision) in engines.items():
+    for name, (_, arithmetic) in engines.items():
         if setting != "auto":
-            if precision == setting:
+            if arithmetic == setting:
                 chosen.append(name)
-        elif precision == "fp32":
+        elif arithmetic == "fp32":
             chosen.append(name)
         elif name not in costs:
             excluded[name] = "its cost against fp32 is not measured for these weights (make evaluate-precision)"
@@ -186,9 +186,9 @@ def cache_folder():
     return Path(os.environ.get("SRCNN_CACHE_DIR") or Path.home() / ".cache" / "srcnn")
 
 
-def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache=None):
+def choose(folder, setting="auto", device="cpu", engine_threads=None, build=None, cache=None):
     """The `Choice` of engine for the weights in `folder` under a `precision` setting (see `candidates`),
-    measured with `threads` (on CUDA, "auto" is torch-fp32, not measured). `build(name)` makes an engine to
+    measured with `engine_threads` (on CUDA, "auto" is torch-fp32, not measured). `build(name)` makes an engine to
     time (default: from the ×2 weights); `cache` is the folder of the cached measurements (default
     `cache_folder()`; False measures afresh and stores nothing)."""
     device = device if device in ENGINES else "cpu"
@@ -202,8 +202,8 @@ def choose(folder, setting="auto", device="cpu", threads=None, build=None, cache
         names.insert(0, REFERENCE[device])
     if build is None:
         def build(name):
-            return load_engine(weight_file(folder, SCALES[0]), device, threads, name)
-    key = json.dumps({"machine": machine(), "libraries": library_versions(), "threads": threads,
+            return load_engine(weight_file(folder, SCALES[0]), device, engine_threads, name)
+    key = json.dumps({"machine": machine(), "libraries": library_versions(), "engine_threads": engine_threads,
                       "device": device, "engines": names, "tiles": PROBE_TILES}, sort_keys=True)
     cache = cache_folder() if cache is None else cache
     if cache is False:
@@ -246,8 +246,8 @@ def measured_choice(names, build, excluded):
     return Choice(name, reason, tiles[name], seconds, tiles, agreement, refused)
 
 
-def load_chosen(folder, setting="auto", device="cpu", threads=None):
+def load_chosen(folder, setting="auto", device="cpu", engine_threads=None):
     """(`srcnn.engine.load_engines` of the chosen engine, its `Choice`): what the service and `srcnn upscale`
     serve with."""
-    choice = choose(folder, setting, torch.device(device).type, threads)
-    return load_engines(folder, device, threads, choice.engine, choice.tile), choice
+    choice = choose(folder, setting, torch.device(device).type, engine_threads)
+    return load_engines(folder, device, engine_threads, choice.engine, choice.tile), choice

@@ -19,7 +19,7 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srcnn.bands import SUPPORTED_MODES
-from srcnn.png import COLOUR_TYPES, TooLarge, encode_png
+from srcnn.png import COLOUR_TYPES, LimitPassed, encode_png
 from srcnn.scaling import largest_size
 
 pillow_heif.register_heif_opener()  # HEIC/HEIF for Image.open: the format "HEIF", its transforms applied on reading
@@ -41,7 +41,9 @@ MAX_DPI = 65_535  # JPEG's density field; a resolution past it, under 1 or not a
 
 
 class ImageError(ValueError):
-    """A body that cannot be used as an image; `kind` names the reason in snake_case."""
+    """An image refused: a body that cannot be used as one, or one too large to take or to answer; `kind` names
+    the reason in snake_case. Too large is one word a thing measured: the input's pixels (image_too_large), the
+    answer's pixels or sides (output_too_large), the answer's encoded bytes (response_too_large)."""
 
     kind = "invalid_image"
 
@@ -71,19 +73,26 @@ class CorruptImage(ImageError):
 
 
 class ImageTooLarge(ImageError):
-    """An image, or an answer, over a pixel or side limit; the message gives the limit."""
+    """An input over its pixel limit (max_input_pixels); the message gives the limit and what fits."""
 
     kind = "image_too_large"
 
 
-class AnswerTooLarge(ImageError):
-    """An answer whose encoding passed its byte limit (encoding stops there, so memory stays bounded)."""
+class OutputTooLarge(ImageError):
+    """An answer over its pixel limit (max_output_pixels), or wider or taller than its format holds."""
+
+    kind = "output_too_large"
+
+
+class ResponseTooLarge(ImageError):
+    """An answer whose encoding passes, or would pass, its byte limit (max_response_bytes; encoding stops there, so
+    memory stays bounded)."""
 
     kind = "response_too_large"
 
 
 class CappedBuffer(io.BytesIO):
-    """An in-memory file that refuses to grow past `limit` bytes (AnswerTooLarge)."""
+    """An in-memory file that refuses to grow past `limit` bytes (ResponseTooLarge)."""
 
     def __init__(self, limit, format):
         super().__init__()
@@ -97,7 +106,7 @@ class CappedBuffer(io.BytesIO):
 
 def answer_too_large(format, limit):
     others = [media for media in ENCODE_FORMATS if media != ENCODE_MEDIA[format]]
-    return AnswerTooLarge(f"the answer as {format} passed the limit of {limit:,} bytes; ask for "
+    return ResponseTooLarge(f"the answer as {format} passed the limit of {limit:,} bytes; ask for "
                           f"{' or '.join(others)} (Accept), or send a smaller image")
 
 
@@ -331,13 +340,13 @@ def updated_exif(exif, size, factors):
 
 
 def check_encodable(size, media_type):
-    """Raise ImageTooLarge if an image of `size` (width, height) exceeds the format's side limit (JPEG 65,535,
+    """Raise OutputTooLarge if an image of `size` (width, height) exceeds the format's side limit (JPEG 65,535,
     WebP 16,383 pixels); `media_type` is a key of ENCODE_FORMATS."""
     name = ENCODE_FORMATS[media_type]
     if max(size) > MAX_SIDE[name]:
         holding = [other for other, format in ENCODE_FORMATS.items() if max(size) <= MAX_SIDE[format]]
-        raise ImageTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
-                            f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
+        raise OutputTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
+                             f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
 
 
 def estimated_bytes(image: Image.Image, size: tuple[int, int], media_type: str, strips: int = 8, rows: int = 16) -> int:
@@ -362,7 +371,7 @@ def encode_image(image: Image.Image, media_type: str = "image/png", max_bytes: i
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white. PNG is
     encoded on `threads` threads (srcnn.png).
 
-    Raises ImageTooLarge where `check_encodable` does, and AnswerTooLarge as soon as the encoding passes
+    Raises OutputTooLarge where `check_encodable` does, and ResponseTooLarge as soon as the encoding passes
     `max_bytes` (default: no limit).
     """
     check_encodable(image.size, media_type)
@@ -376,7 +385,7 @@ def encode_image(image: Image.Image, media_type: str = "image/png", max_bytes: i
     if name == "PNG" and image.mode in COLOUR_TYPES:
         try:
             return encode_png(image, threads, max_bytes, **metadata)
-        except TooLarge:
+        except LimitPassed:
             raise answer_too_large(name, max_bytes) from None
     if name == "JPEG" and len(metadata.get("exif", b"")) > JPEG_EXIF_LIMIT:
         del metadata["exif"]  # from a PNG or WebP whose EXIF no JPEG segment can hold; the profile still goes

@@ -17,6 +17,9 @@ def machine_cores():
     return len(os.sched_getaffinity(0))
 
 
+BAND = 64  # rows a bicubic resample or the merge computes, and the PNG encoder filters and deflates, at a time
+
+
 def stripes(height, unit, lanes):
     """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
     bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane

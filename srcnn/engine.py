@@ -1,6 +1,6 @@
 """Inference engines: the trained network as one function from an edge-padded Y window to its output.
 
-Each engine is a runtime and an arithmetic, named `runtime-precision` (ENGINES): on a CPU, ONNX Runtime and
+Each engine is a runtime and an arithmetic, named `runtime-arithmetic` (ENGINES): on a CPU, ONNX Runtime and
 OpenVINO run a graph built from the weights (`onnx_graph`: the reconstruction layer phase-packed) in fp32 or with
 the mapping layer in int8 (srcnn.quantize), OpenVINO also with its bf16 hint, and torch runs the module in
 bfloat16; on CUDA torch runs the module. Which one serves is chosen on the machine at hand (srcnn.choice).
@@ -43,8 +43,8 @@ class TorchEngine:
         self.border = model.border
         self.multiple = (1, 1)
         dtype = next(model.parameters()).dtype
-        self.precision = next(name for name, known in TORCH_DTYPES.items() if known == dtype)
-        self.name = f"torch-{self.precision}"
+        self.arithmetic = next(name for name, known in TORCH_DTYPES.items() if known == dtype)
+        self.name = f"torch-{self.arithmetic}"
         self.fallbacks = 0
 
     def __call__(self, window):
@@ -66,15 +66,15 @@ class GraphEngine:
     runtime = None
     tile = 256  # output tile side; the engine choice (srcnn.choice) measures which side serves best here
 
-    def __init__(self, model, threads=None, calibration=None, hint="fp32"):
+    def __init__(self, model, engine_threads=None, calibration=None, hint="fp32"):
         self.border = model.border
         self.multiple = PHASES
-        self.precision = hint if calibration is None else "int8"
-        self.name = f"{self.runtime}-{self.precision}"
+        self.arithmetic = hint if calibration is None else "int8"
+        self.name = f"{self.runtime}-{self.arithmetic}"
         self.fallbacks = 0
         self.fp32 = None
         if calibration is not None:
-            self.fp32 = type(self)(model, threads)
+            self.fp32 = type(self)(model, engine_threads)
             self.first_limit = FALLBACK_RANGE * calibration["input_step"] * LEVELS
 
     def run(self, batch):
@@ -100,9 +100,9 @@ class OnnxEngine(GraphEngine):
 
     runtime = "onnxruntime"
 
-    def __init__(self, model, threads=None, calibration=None):
-        self.session = onnx_session(onnx_graph(model, calibration), threads)
-        super().__init__(model, threads, calibration)
+    def __init__(self, model, engine_threads=None, calibration=None):
+        self.session = onnx_session(onnx_graph(model, calibration), engine_threads)
+        super().__init__(model, engine_threads, calibration)
 
     def run(self, batch):
         return self.session.run(None, {"y": batch})
@@ -114,9 +114,9 @@ class OpenVinoEngine(GraphEngine):
 
     runtime = "openvino"
 
-    def __init__(self, model, threads=None, calibration=None, hint="fp32"):
-        self.request = openvino_request(onnx_graph(model, calibration), threads, hint)
-        super().__init__(model, threads, calibration, hint)
+    def __init__(self, model, engine_threads=None, calibration=None, hint="fp32"):
+        self.request = openvino_request(onnx_graph(model, calibration), engine_threads, hint)
+        super().__init__(model, engine_threads, calibration, hint)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
         # `tensor.data` for good). One smallest window now, on the thread that builds the engine, takes that step
@@ -129,24 +129,24 @@ class OpenVinoEngine(GraphEngine):
         return [tensor.data for tensor in self.request.output_tensors]
 
 
-def onnx_session(graph, threads=None):
-    """An ONNX Runtime CPU session running the ONNX model `graph` on `threads` (default: as many as it likes)."""
+def onnx_session(graph, engine_threads=None):
+    """An ONNX Runtime CPU session running the ONNX model `graph` on `engine_threads` (default: as many as it likes)."""
     options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
+    if engine_threads:
+        options.intra_op_num_threads = engine_threads
     return onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def openvino_request(graph, threads=None, hint="fp32"):
-    """An OpenVINO CPU infer request running the ONNX model `graph` on `threads`, `hint` its inference precision
+def openvino_request(graph, engine_threads=None, hint="fp32"):
+    """An OpenVINO CPU infer request running the ONNX model `graph` on `engine_threads`, `hint` its inference precision
     ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16")."""
     import openvino  # a dependency of this engine alone
 
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
               # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
               "ENABLE_CPU_PINNING": False}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
+    if engine_threads:
+        config["INFERENCE_NUM_THREADS"] = engine_threads
     core = openvino.Core()
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
@@ -237,27 +237,27 @@ def int8_layer(value, conv, calibration):
     return nodes, initializers, "relu1_dq"
 
 
-def make_engine(model, threads=None, name=None, calibration=None):
-    """The engine `name` (ENGINES of the device `model` lives on; default its REFERENCE) with `threads`; the int8
-    engines need the weights' `calibration` (see `load_engine`). torch's `threads` are process-wide."""
+def make_engine(model, engine_threads=None, name=None, calibration=None):
+    """The engine `name` (ENGINES of the device `model` lives on; default its REFERENCE) with `engine_threads`; the int8
+    engines need the weights' `calibration` (see `load_engine`). torch's threads are process-wide."""
     device = next(model.parameters()).device.type
     name = name or REFERENCE[device]
     if name not in ENGINES[device]:
         raise ValueError(f"engine {name!r} does not run on {device}: choose one of {sorted(ENGINES[device])}")
-    runtime, precision = ENGINES[device][name]
-    if precision == "int8" and calibration is None:
+    runtime, arithmetic = ENGINES[device][name]
+    if arithmetic == "int8" and calibration is None:
         raise ValueError("int8 needs the weights' calibration: run `make calibrate` (training.calibrate)")
     if runtime == "onnxruntime":
-        return OnnxEngine(model, threads, calibration if precision == "int8" else None)
+        return OnnxEngine(model, engine_threads, calibration if arithmetic == "int8" else None)
     if runtime == "openvino":
-        return OpenVinoEngine(model, threads, calibration if precision == "int8" else None,
-                              "fp32" if precision == "int8" else precision)
-    if device == "cpu" and threads:
-        torch.set_num_threads(threads)
-    return TorchEngine(copy.deepcopy(model).to(TORCH_DTYPES[precision]))
+        return OpenVinoEngine(model, engine_threads, calibration if arithmetic == "int8" else None,
+                              "fp32" if arithmetic == "int8" else arithmetic)
+    if device == "cpu" and engine_threads:
+        torch.set_num_threads(engine_threads)
+    return TorchEngine(copy.deepcopy(model).to(TORCH_DTYPES[arithmetic]))
 
 
-def load_engine(weights_path, device="cpu", threads=None, name=None):
+def load_engine(weights_path, device="cpu", engine_threads=None, name=None):
     """`make_engine` for a weight file: int8 reads its calibration from the file's sidecar (written by
     `make calibrate`), refused when the sidecar calibrated other weights."""
     calibration = None
@@ -267,13 +267,13 @@ def load_engine(weights_path, device="cpu", threads=None, name=None):
         if calibration is None:
             raise ValueError(f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
                              f"`make calibrate` (python -m training.calibrate --weights {weights_path})")
-    return make_engine(load_model(weights_path, device), threads, name, calibration)
+    return make_engine(load_model(weights_path, device), engine_threads, name, calibration)
 
 
-def load_engines(folder, device="cpu", threads=None, name=None, tile=None):
+def load_engines(folder, device="cpu", engine_threads=None, name=None, tile=None):
     """{trained scale: `load_engine`} for the weight files srcnn_x2/3/4.pth in `folder` (srcnn.scaling.passes
     serves every factor from them), in `tile`² tiles (default: the engine's)."""
-    engines = {scale: load_engine(weight_file(folder, scale), device, threads, name) for scale in SCALES}
+    engines = {scale: load_engine(weight_file(folder, scale), device, engine_threads, name) for scale in SCALES}
     for engine in engines.values():
         engine.tile = tile or engine.tile
     return engines

@@ -15,17 +15,16 @@ import zlib
 
 import numpy as np
 
-from srcnn.cores import in_stripes
+from srcnn.cores import BAND, in_stripes
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}  # mode: (PNG colour type, channels)
-BAND = 64  # rows filtered and deflated at a time
 ADLER_BASE = 65521
 FINAL_EMPTY_BLOCK = b"\x03\x00"  # a last, empty, fixed-Huffman deflate block
 
 
-class TooLarge(Exception):
-    """The encoding passed its byte limit."""
+class LimitPassed(Exception):
+    """The encoding passed its byte limit (srcnn.codec answers it as ResponseTooLarge)."""
 
 
 def chunk(kind, payload):
@@ -61,7 +60,7 @@ def paeth_filtered(rows, above, channels):
 
 def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=None):
     """PNG bytes of a PIL image in mode L, LA, RGB or RGBA, with its ICC profile, EXIF and DPI where given, its
-    stripes on `threads` threads (srcnn.cores.in_stripes). Raises TooLarge once the encoding passes `limit`
+    stripes on `threads` threads (srcnn.cores.in_stripes). Raises LimitPassed once the encoding passes `limit`
     bytes."""
     colour_type, channels = COLOUR_TYPES[image.mode]
     width, height = image.size
@@ -91,7 +90,7 @@ def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=No
             with counting:
                 size[0] += len(parts[-1])
                 if size[0] > limit:
-                    raise TooLarge(f"over {limit:,} bytes")
+                    raise LimitPassed(f"over {limit:,} bytes")
         parts.append(deflate.flush(zlib.Z_SYNC_FLUSH))
         stripes[top] = (b"".join(parts), adler, length)
 
@@ -107,5 +106,5 @@ def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=No
     data[-1] += FINAL_EMPTY_BLOCK + struct.pack(">I", adler)
     pieces = head + [piece for stripe in data for piece in chunk(b"IDAT", stripe)] + chunk(b"IEND", b"")
     if sum(map(len, pieces)) > limit:
-        raise TooLarge(f"over {limit:,} bytes")
+        raise LimitPassed(f"over {limit:,} bytes")
     return b"".join(pieces)

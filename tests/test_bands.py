@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn.bands import BAND, NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
+from srcnn.bands import NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
-from srcnn.cores import stripes
+from srcnn.cores import BAND, stripes
 from srcnn.engine import load_engines
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.imaging import resize_plane
@@ -21,7 +21,7 @@ from srcnn.weights import SHIPPED
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines(SHIPPED, threads=1, name="onnxruntime-fp32")
+    return load_engines(SHIPPED, engine_threads=1, name="onnxruntime-fp32")
 
 
 def whole_image(image, engines, scale=None, size=None):
@@ -103,7 +103,7 @@ def test_streams_read_in_order_and_keep_a_bounded_number_of_bands(engines):
 @pytest.fixture(scope="module")
 def lanes():
     """Three single-threaded sets of engines in 64² tiles, so that a small answer has many stripes."""
-    return [load_engines(SHIPPED, threads=1, name="onnxruntime-fp32", tile=64) for _ in range(3)]
+    return [load_engines(SHIPPED, engine_threads=1, name="onnxruntime-fp32", tile=64) for _ in range(3)]
 
 
 @pytest.mark.parametrize("scale, size", [(2, None), (3, None), (2.5, None), (8, None), (None, (90, 400))])
@@ -128,7 +128,7 @@ def test_the_stripe_unit_follows_the_tile_and_the_last_plane(lanes):
     """×2 of 100×100: the answer ends on the network's plane, whose band is a row of tiles: 64 rows in 64² tiles;
     in 256² tiles the plane's 200 rows rounded up to 208 (multiples of 16), so lcm(64, 208) = 832 rows. ×2.5 ends
     on a bicubic resample of 64-row bands, whatever the tile."""
-    wide = load_engines(SHIPPED, threads=1, name="onnxruntime-fp32", tile=256)
+    wide = load_engines(SHIPPED, engine_threads=1, name="onnxruntime-fp32", tile=256)
     assert stripe_unit((100, 100), lanes[0], (200, 200)) == 64
     assert stripe_unit((100, 100), wide, (200, 200)) == 832
     assert stripe_unit((100, 100), wide, (250, 250)) == stripe_unit((100, 100), lanes[0], (250, 250)) == BAND
@@ -153,7 +153,7 @@ import sys, threading
 import numpy as np
 from srcnn.engine import load_engine
 from srcnn.weights import SHIPPED, weight_file
-lanes = [load_engine(weight_file(SHIPPED, 2), threads=1, name=sys.argv[1]) for _ in range(2)]
+lanes = [load_engine(weight_file(SHIPPED, 2), engine_threads=1, name=sys.argv[1]) for _ in range(2)]
 window = np.random.default_rng(0).random((64 + 2 * lanes[0].border,) * 2, dtype=np.float32)
 start = threading.Barrier(2)
 def first(engine):

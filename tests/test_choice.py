@@ -60,7 +60,7 @@ VNNI_ORT_AHEAD = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.1, "onnxruntime-in
                          ids=["amx", "vnni"])
 def test_auto_serves_the_fastest_engine_within_the_cost(monkeypatch, weights, seconds, expected):
     asked = forced(monkeypatch, seconds)
-    chosen = choose(weights, "auto", threads=1, cache=False)
+    chosen = choose(weights, "auto", engine_threads=1, cache=False)
     assert chosen.engine == expected
     # bf16 costs 0.048 dB at ×2: never measured for auto, however fast (as on AMX); the reference comes first
     assert asked == [["onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"]]
@@ -121,16 +121,16 @@ def test_an_arithmetic_measures_its_engines_and_a_name_measures_nothing(monkeypa
 def test_the_measurement_is_cached_per_machine_and_thread_count(monkeypatch, weights, tmp_path):
     asked = forced(monkeypatch, VNNI_ORT_AHEAD)
     cache = tmp_path / "cache"
-    first = choose(weights, "auto", threads=1, cache=cache)
-    again = choose(weights, "auto", threads=1, cache=cache)
+    first = choose(weights, "auto", engine_threads=1, cache=cache)
+    again = choose(weights, "auto", engine_threads=1, cache=cache)
     assert (first.cached, again.cached, again.engine, again.seconds) == (False, True, first.engine, first.seconds)
-    choose(weights, "auto", threads=2, cache=cache)
+    choose(weights, "auto", engine_threads=2, cache=cache)
     assert len(asked) == 2
     record = json.loads((cache / "engines.json").read_text())
-    assert {json.loads(key)["threads"] for key in record} == {1, 2}
+    assert {json.loads(key)["engine_threads"] for key in record} == {1, 2}
     assert all(json.loads(key)["machine"] == machine() for key in record)
     (cache / "engines.json").write_text("{not json")  # a damaged cache is measured again
-    assert choose(weights, "auto", threads=1, cache=cache).engine == first.engine and len(asked) == 3
+    assert choose(weights, "auto", engine_threads=1, cache=cache).engine == first.engine and len(asked) == 3
 
 
 def test_the_machine_is_named_with_the_instruction_sets_that_matter():

@@ -50,7 +50,7 @@ def test_output_sizes_of_a_40_by_30_png(picture, arguments, size):
 def test_output_is_upscale_of_the_decoded_input(picture, setting):
     out = picture.parent / "out.png"
     assert main([*UPSCALE, str(picture), "-o", str(out), "--scale", "2.5", "--precision", setting]) == 0
-    choice = choose(SHIPPED, setting, threads=1)  # as every lane of the command's engines: the measurement is cached
+    choice = choose(SHIPPED, setting, engine_threads=1)  # as every lane of the command's: the measurement is cached
     engines = load_engines(SHIPPED, name=choice.engine, tile=choice.tile)
     with Image.open(picture) as image:
         expected = upscale(image.convert("RGB"), engines, 2.5)

@@ -14,11 +14,12 @@ from helpers import SRGB, assert_faithful, make_clip, make_photo
 from srcnn.api import Upscaler
 from srcnn.codec import (
     JPEG_EXIF_LIMIT,
-    AnswerTooLarge,
     CorruptImage,
     EmptyImage,
     ImageTooLarge,
     NotAnImage,
+    OutputTooLarge,
+    ResponseTooLarge,
     UnsupportedFormat,
     carry_metadata,
     check_encodable,
@@ -73,11 +74,11 @@ def test_exif_orientation_is_applied():
 
 def test_answers_respect_format_limits_and_jpeg_puts_alpha_on_white():
     check_encodable((16_383, 10), "image/webp")
-    with pytest.raises(ImageTooLarge, match=r"at most 16,383 pixels on a side; the answer would be 16384×10: ask for "
+    with pytest.raises(OutputTooLarge, match=r"at most 16,383 pixels on a side; the answer would be 16384×10: ask for "
                        r"image/png or image/jpeg \(Accept\)"):
         check_encodable((16_384, 10), "image/webp")
     check_encodable((65_535, 10), "image/jpeg")
-    with pytest.raises(ImageTooLarge, match="JPEG images can be at most 65,535 .* ask for image/png \\(Accept\\)"):
+    with pytest.raises(OutputTooLarge, match="JPEG images can be at most 65,535 .* ask for image/png \\(Accept\\)"):
         check_encodable((10, 65_536), "image/jpeg")
     clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     with Image.open(io.BytesIO(encode_image(clear, "image/jpeg"))) as jpeg:
@@ -150,10 +151,10 @@ def test_an_encoding_stops_at_its_byte_limit_and_names_the_other_formats():
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     size = len(encode_image(noise))
     assert encode_image(noise, max_bytes=size) == encode_image(noise)
-    with pytest.raises(AnswerTooLarge, match=f"as PNG passed the limit of {size - 1:,} bytes; ask for image/jpeg or "
+    with pytest.raises(ResponseTooLarge, match=f"as PNG passed the limit of {size - 1:,} bytes; ask for image/jpeg or "
                                              "image/webp"):
         encode_image(noise, max_bytes=size - 1)
-    with pytest.raises(AnswerTooLarge, match="as JPEG .* ask for image/png or image/webp"):
+    with pytest.raises(ResponseTooLarge, match="as JPEG .* ask for image/png or image/webp"):
         encode_image(noise, "image/jpeg", max_bytes=100)
 
 

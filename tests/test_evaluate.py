@@ -34,7 +34,7 @@ def test_bicubic_follows_the_protocol_and_writes_json(image_folder, tmp_path, ca
     records = json.loads(out.read_text())
     assert [(r["set"], r["scale"], r["method"], r["images"]) for r in records] == [
         ("test", 2, "bicubic", 3), ("test", 3, "bicubic", 3)]
-    assert set(records[0]) == {"set", "scale", "method", "psnr_y", "ssim_y", "psnr_rgb", "images", "precision"}
+    assert set(records[0]) == {"set", "scale", "method", "psnr_y", "ssim_y", "psnr_rgb", "images", "engine"}
     for record in records:
         expected = np.mean([reference_bicubic_psnr(p, record["scale"]) for p in sorted((data / "test").glob("*"))])
         assert record["psnr_y"] == pytest.approx(expected, abs=1e-9)

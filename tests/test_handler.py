@@ -409,7 +409,7 @@ def test_answer_the_estimate_let_through_is_still_refused_past_the_limit(model_d
 def test_jpeg_side_limit(model_dir):
     handler = make_handler(model_dir, max_input_pixels=10**6, max_output_pixels=4 * 10**6)
     result = one(handler, {"body": encode(Image.new("L", (40_000, 1)))}, Accept="image/jpeg")
-    assert "image/png" in error(result, 413, "image_too_large")
+    assert "image/png" in error(result, 413, "output_too_large")
 
 
 # --- batches, failures, settings -------------------------------------------------------------------------------
@@ -457,7 +457,7 @@ def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(
             shutil.copy2(path, tmp_path / "weights" / path.name)
     assert MODEL_CONFIG["handler"]["precision"] == "auto"
     handler = make_handler(tmp_path, precision="auto", threads=1)
-    choice = choose(SHIPPED, "auto", threads=1)  # the handler's measurement, read back from the cache
+    choice = choose(SHIPPED, "auto", engine_threads=1)  # the handler's measurement, read back from the cache
     chosen = choice.engine
     assert {engine.name for lane in handler.upscaler.lanes for engine in lane.values()} == {chosen}
     assert worst_costs(SHIPPED)[chosen] <= MAX_COST_DB

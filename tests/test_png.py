@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn.png import BAND, TooLarge, adler32_combine, encode_png
+from srcnn.cores import BAND
+from srcnn.png import LimitPassed, adler32_combine, encode_png
 
 
 def test_combined_adler32_is_the_checksum_of_the_whole():
@@ -47,5 +48,5 @@ def test_the_encoding_stops_at_its_limit_on_every_thread_count():
     for threads in (1, 3):  # stripes end in sync flushes: their sizes differ by a few bytes a stripe
         size = len(encode_png(noise, threads))
         assert len(encode_png(noise, threads, limit=size)) == size
-        with pytest.raises(TooLarge):
+        with pytest.raises(LimitPassed):
             encode_png(noise, threads, limit=size // 2)

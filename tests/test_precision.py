@@ -18,7 +18,7 @@ from srcnn.quantize import equalized, quantize_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
 from training.data import DATA_DIR, list_images, read_y
-from training.evaluate import EvaluateConfig, evaluate, precision_table
+from training.evaluate import EvaluateConfig, engine_table, evaluate
 
 
 @pytest.fixture(scope="module", params=SCALES, ids=lambda scale: f"x{scale}")
@@ -65,7 +65,7 @@ def pixel_patterns(scale, side=64):
 @pytest.mark.slow  # a second each: an engine built and run on large planes
 @pytest.mark.parametrize("name", INT8)
 def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
-    int8 = load_engine(weight_file(SHIPPED, scale), name=name, threads=1)
+    int8 = load_engine(weight_file(SHIPPED, scale), name=name, engine_threads=1)
     fp32 = int8.fp32  # the same runtime's fp32 engine
     planes = {"photograph": network_input(scale, (256, 256)), **pixel_patterns(scale, 256 // scale)}
     for pattern, plane in planes.items():  # at the engine's own tile (256²: one tile a pattern)
@@ -80,7 +80,7 @@ def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
 @pytest.mark.slow  # Set5 and Set14 through the engines
 def test_photographs_run_int8_throughout(scale):
     """The range guard recomputes at most 2% of Set5's and Set14's tiles in fp32, at the int8 engines' tile."""
-    int8 = load_engine(weight_file(SHIPPED, scale), name="openvino-int8", threads=1)  # 256² tiles, as served
+    int8 = load_engine(weight_file(SHIPPED, scale), name="openvino-int8", engine_threads=1)  # 256² tiles, as served
     tiles = 0
     for set_name in ("Set5", "Set14"):
         for path in list_images(DATA_DIR / set_name):
@@ -99,17 +99,17 @@ def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_th
     assert set(excluded) == {"openvino-bf16", "torch-bf16"}  # 0.048 dB at ×2 on Set5
     records = evaluate(EvaluateConfig(DATA_DIR, ("Set5",), (scale,), ("srcnn",), SHIPPED, None, "cpu",
                                       ("onnxruntime-fp32", *chosen)))
-    psnr = {record["precision"]: record["psnr_y"] for record in records}
+    psnr = {record["engine"]: record["psnr_y"] for record in records}
     recorded = read_sidecar(weight_file(SHIPPED, scale))["costs"]["engines"]
     for name in chosen:
         assert psnr["onnxruntime-fp32"] - psnr[name] <= MAX_COST_DB
         assert psnr["onnxruntime-fp32"] - psnr[name] == pytest.approx(recorded[name]["Set5"], abs=1e-3)
 
 
-def test_the_precision_table_gives_each_cost_against_fp32():
-    records = [{"set": "Set5", "scale": 2, "method": "srcnn", "precision": precision, "psnr_y": psnr}
-               for precision, psnr in (("onnxruntime-fp32", 36.93), ("openvino-int8", 36.915), ("torch-bf16", 36.90))]
-    rows = precision_table(records).splitlines()
+def test_the_engine_table_gives_each_cost_against_fp32():
+    records = [{"set": "Set5", "scale": 2, "method": "srcnn", "engine": name, "psnr_y": psnr}
+               for name, psnr in (("onnxruntime-fp32", 36.93), ("openvino-int8", 36.915), ("torch-bf16", 36.90))]
+    rows = engine_table(records).splitlines()
     assert rows[0] == ("| set | scale | onnxruntime-fp32 PSNR-Y (dB) | openvino-int8 PSNR-Y (dB) | openvino-int8 cost "
                        "(dB) | torch-bf16 PSNR-Y (dB) | torch-bf16 cost (dB) |")
     assert rows[2] == "| Set5 | ×2 | 36.930 | 36.915 | 0.015 | 36.900 | 0.030 |"
@@ -148,7 +148,7 @@ def test_onnx_runtime_runs_the_mapping_layer_as_one_int8_convolution(tmp_path):
 @pytest.mark.parametrize("name", INT8)
 def test_every_shipped_weight_file_is_calibrated_for_its_own_bytes(scale, name):
     engine = load_engine(weight_file(SHIPPED, scale), name=name)
-    assert isinstance(engine, GraphEngine) and (engine.name, engine.precision) == (name, "int8")
+    assert isinstance(engine, GraphEngine) and (engine.name, engine.arithmetic) == (name, "int8")
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_a_calibration_of_other_weights_is_refused(copied_weights):
     with torch.no_grad():
         model.convs[0].bias.add_(0.01)
     save_state_dict(model, copied_weights)
-    assert load_engine(copied_weights, name="onnxruntime-fp32").precision == "fp32"
+    assert load_engine(copied_weights, name="onnxruntime-fp32").arithmetic == "fp32"
     for name in INT8:
         with pytest.raises(ValueError, match="make calibrate"):
             load_engine(copied_weights, name=name)
@@ -197,4 +197,4 @@ def test_a_precision_the_device_cannot_run_is_refused():
         with pytest.raises(ValueError, match="calibration"):
             make_engine(SRCNN(), name=name)
     bf16 = make_engine(SRCNN(), name="torch-bf16")
-    assert isinstance(bf16, TorchEngine) and (bf16.name, bf16.precision) == ("torch-bf16", "bf16")
+    assert isinstance(bf16, TorchEngine) and (bf16.name, bf16.arithmetic) == ("torch-bf16", "bf16")

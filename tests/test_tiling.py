@@ -78,7 +78,7 @@ def test_make_engine_defaults_to_the_cpus_reference_and_builds_each_named_engine
     assert isinstance(make_engine(SRCNN()), OnnxEngine)
     assert isinstance(make_engine(SRCNN(), name="openvino-fp32"), OpenVinoEngine)
     bf16 = make_engine(SRCNN(), name="openvino-bf16")
-    assert (type(bf16), bf16.name, bf16.precision) == (OpenVinoEngine, "openvino-bf16", "bf16")
+    assert (type(bf16), bf16.name, bf16.arithmetic) == (OpenVinoEngine, "openvino-bf16", "bf16")
 
 
 def test_tile_shape_bounds_the_shapes_the_network_sees():

@@ -128,29 +128,29 @@ class EvaluateConfig:
     weights: Path
     json: Path | None
     device: str
-    precisions: tuple = ("onnxruntime-fp32",)  # engines (srcnn.engine.ENGINES)
+    engines: tuple = ("onnxruntime-fp32",)  # engine names (srcnn.engine.ENGINES)
 
 
 def evaluate(config):
-    """A record per (set, scale, method, precision): set, scale, method, precision (None for bicubic), psnr_y,
+    """A record per (set, scale, method, engine): set, scale, method, engine (None for bicubic), psnr_y,
     ssim_y, psnr_rgb, images."""
     records = []
-    networks = {precision: {} for precision in config.precisions}  # precision -> trained scale -> engine
+    networks = {name: {} for name in config.engines}  # engine name -> trained scale -> engine
     for scale in config.scales:
         runs = [("bicubic", None, None)] if "bicubic" in config.methods else []
         if "srcnn" in config.methods:
-            for precision, engines in networks.items():
+            for name, engines in networks.items():
                 for trained in passes(scale):
                     if trained not in engines:
                         path = weights_for_scale(config.weights, trained)
-                        engines[trained] = load_engine(path, config.device, name=precision)
-                runs.append(("srcnn", precision, engines))
+                        engines[trained] = load_engine(path, config.device, name=name)
+                runs.append(("srcnn", name, engines))
         for set_name in config.sets:
             paths = list_images(config.data_dir / set_name)
-            for method, precision, engines in runs:
-                label = f"{set_name} x{scale} {method}" + (f" {precision}" if precision else "")
+            for method, name, engines in runs:
+                label = f"{set_name} x{scale} {method}" + (f" {name}" if name else "")
                 scores = evaluate_set(paths, engines, scale, label)
-                records.append({"set": set_name, "scale": scale, "method": method, "precision": precision,
+                records.append({"set": set_name, "scale": scale, "method": method, "engine": name,
                                  **scores})
     return records
 
@@ -165,8 +165,8 @@ def markdown_table(records):
         key = (r["set"], r["scale"])
         paper_psnr = PAPER_PSNR.get(key, {}).get(r["method"])
         paper_ssim = PAPER_SSIM.get(key, {}).get(r["method"])
-        reference = r.get("precision") in (None, *REFERENCE.values())
-        method = r["method"] if reference else f"{r['method']} ({r['precision']})"
+        reference = r.get("engine") in (None, *REFERENCE.values())
+        method = r["method"] if reference else f"{r['method']} ({r['engine']})"
         lines.append(
             f"| {r['set']} | ×{r['scale']} | {method} | {r['psnr_y']:.2f} | "
             f"{'—' if paper_psnr is None else f'{paper_psnr:.2f}'} | {r['ssim_y']:.4f} | "
@@ -179,10 +179,10 @@ def engine_costs(records):
     """{(set, scale): {engine: PSNR-Y cost against the reference engine}} of SRCNN records (the reference, the
     first fp32 engine among them, included at 0)."""
     srcnn = [r for r in records if r["method"] == "srcnn"]
-    reference = next(r["precision"] for r in srcnn if r["precision"].endswith("fp32"))
+    reference = next(r["engine"] for r in srcnn if r["engine"].endswith("fp32"))
     costs = {}
     for r in srcnn:
-        costs.setdefault((r["set"], r["scale"]), {})[r["precision"]] = r["psnr_y"]
+        costs.setdefault((r["set"], r["scale"]), {})[r["engine"]] = r["psnr_y"]
     return {key: {engine: psnr_of[reference] - value for engine, value in psnr_of.items()}
             for key, psnr_of in costs.items()}
 
@@ -200,18 +200,18 @@ def write_costs(records, folder):
             record_costs(weight_file(folder, scale), measured)
 
 
-def precision_table(records):
+def engine_table(records):
     """SRCNN's PSNR-Y per engine, and its cost against the reference (the first fp32 engine), per set and scale."""
     srcnn = [r for r in records if r["method"] == "srcnn"]
-    precisions = list(dict.fromkeys(r["precision"] for r in srcnn))
-    reference = next(p for p in precisions if p.endswith("fp32"))
+    names = list(dict.fromkeys(r["engine"] for r in srcnn))
+    reference = next(p for p in names if p.endswith("fp32"))
     lines = ["| set | scale | " + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == reference else f" | {p} cost (dB)")
-                                             for p in precisions) + " |"]
-    lines.append("| --- | --- |" + " --- |" * (2 * len(precisions) - 1))
+                                             for p in names) + " |"]
+    lines.append("| --- | --- |" + " --- |" * (2 * len(names) - 1))
     for set_name, scale in dict.fromkeys((r["set"], r["scale"]) for r in srcnn):
-        psnr_of = {r["precision"]: r["psnr_y"] for r in srcnn if (r["set"], r["scale"]) == (set_name, scale)}
+        psnr_of = {r["engine"]: r["psnr_y"] for r in srcnn if (r["set"], r["scale"]) == (set_name, scale)}
         cells = [f"{psnr_of[p]:.3f}" + ("" if p == reference else f" | {psnr_of[reference] - psnr_of[p]:.3f}")
-                 for p in precisions]
+                 for p in names]
         lines.append(f"| {set_name} | ×{scale} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -239,7 +239,7 @@ def parse_args(argv=None):
                         help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the records to this JSON file")
     parser.add_argument("--device", default="cpu", help="torch device for the network (default: %(default)s)")
-    parser.add_argument("--precision", nargs="+", default=None, dest="precisions",
+    parser.add_argument("--engines", nargs="+", default=None,
                         choices=["auto", *sorted({name for engines in ENGINES.values() for name in engines})],
                         help="the engines to score, or auto: the one the service would choose on this machine "
                              "(srcnn.choice; default: the device's fp32 reference, the weights' own score); "
@@ -254,12 +254,12 @@ def parse_args(argv=None):
                      "to --weights")
     device = args.device.split(":")[0]
     folder = args.weights.parent if args.weights.is_file() else args.weights
-    precisions = [choose(folder, device=device).engine if name == "auto" else name
-                  for name in args.precisions or [REFERENCE[device]]]
-    if args.write_costs and (args.weights.is_file() or not any(p.endswith("fp32") for p in precisions)):
-        parser.error("--write-costs needs a folder of weights and an fp32 engine among --precision")
+    names = [choose(folder, device=device).engine if name == "auto" else name
+             for name in args.engines or [REFERENCE[device]]]
+    if args.write_costs and (args.weights.is_file() or not any(p.endswith("fp32") for p in names)):
+        parser.error("--write-costs needs a folder of weights and an fp32 engine among --engines")
     config = EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
-                            args.weights, args.json, args.device, tuple(dict.fromkeys(precisions)))
+                            args.weights, args.json, args.device, tuple(dict.fromkeys(names)))
     return config, args.write_costs
 
 
@@ -267,8 +267,8 @@ def main(argv=None):
     config, costs = parse_args(argv)
     records = evaluate(config)
     print(markdown_table(records))
-    if "srcnn" in config.methods and len(config.precisions) > 1 and any(p.endswith("fp32") for p in config.precisions):
-        print("\n" + precision_table(records))
+    if "srcnn" in config.methods and len(config.engines) > 1 and any(p.endswith("fp32") for p in config.engines):
+        print("\n" + engine_table(records))
     if costs:
         write_costs(records, config.weights)
     if config.json:
