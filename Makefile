@@ -30,12 +30,13 @@ $(VENV)/.java: $(VENV)/.installed requirements-java.txt
 	$(PY) -m serving prepare-venv
 	touch $@
 
-# The linter first (ruff, configured in pyproject.toml), then every test.
+# The linter and the formatter's check first (ruff, configured in pyproject.toml), then every test.
 test: setup lint
 	$(PY) -m pytest tests
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The tests that need no TorchServe and take no long computation (under a minute on the 2-core machine).
 test-fast: setup

@@ -31,9 +31,15 @@ def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50):
 def plain_onnx_session(model):
     """What a user would do: export the module with dynamic height and width, run a default session."""
     buffer = io.BytesIO()
-    torch.onnx.export(model, (torch.zeros(1, 1, 64, 64),), buffer, dynamo=False, input_names=["y"],
-                      output_names=["out"], dynamic_axes={"y": {2: "height", 3: "width"},
-                                                          "out": {2: "height", 3: "width"}})
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 64, 64),),
+        buffer,
+        dynamo=False,
+        input_names=["y"],
+        output_names=["out"],
+        dynamic_axes={"y": {2: "height", 3: "width"}, "out": {2: "height", 3: "width"}},
+    )
     return onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
@@ -58,8 +64,10 @@ def forward_engines(weights_path, threads, tiles):
     for name in ENGINES["cpu"]:
         engine = load_engine(weights_path, engine_threads=threads, name=name)
         engine.tile = tiles.get(name, engine.tile)
-        runs[f"{name}, {engine.tile}² tiles"] = ((lambda plane, engine=engine: super_resolve_plane(engine, plane)),
-                                                 engine)
+        runs[f"{name}, {engine.tile}² tiles"] = (
+            (lambda plane, engine=engine: super_resolve_plane(engine, plane)),
+            engine,
+        )
     return runs
 
 
@@ -68,9 +76,13 @@ def forward_rates(weights_path, planes, flop_per_pixel, threads, tiles):
     (`best_seconds`) and the times added; `tiles` as for `forward_engines`."""
     runs = forward_engines(weights_path, threads, tiles)
     pixels = sum(plane.size for plane in planes)
-    return {name: pixels * flop_per_pixel / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3)
-                                                for plane in planes) / 1e9
-            for name, (run, _) in runs.items()}
+    return {
+        name: pixels
+        * flop_per_pixel
+        / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3) for plane in planes)
+        / 1e9
+        for name, (run, _) in runs.items()
+    }
 
 
 def recomputed_tiles(weights_folder, planes_by_scale, name, threads):

@@ -46,9 +46,14 @@ def matmul_rate(convert):
 def numpy_elsewhere(environment):
     """`matmul_rate` of numpy in a process of its own with `environment` (OpenBLAS reads its settings when it
     loads)."""
-    run = subprocess.run([sys.executable, "-c", "import numpy; from bench.limit import matmul_rate; "
-                          "print(matmul_rate(numpy.asarray))"], capture_output=True, text=True, check=True,
-                         cwd=ROOT, env=environment)
+    run = subprocess.run(
+        [sys.executable, "-c", "import numpy; from bench.limit import matmul_rate; print(matmul_rate(numpy.asarray))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=environment,
+    )
     return float(run.stdout)
 
 
@@ -70,12 +75,18 @@ def layer_graph(conv, int8):
     if int8:
         nodes, initializers, output = int8_layer("x", conv, {"input_step": 1 / 64, "output_step": 1 / 64})
     else:
-        initializers = [numpy_helper.from_array(conv.weight.detach().numpy(), "w"),
-                        numpy_helper.from_array(conv.bias.detach().numpy(), "b")]
+        initializers = [
+            numpy_helper.from_array(conv.weight.detach().numpy(), "w"),
+            numpy_helper.from_array(conv.bias.detach().numpy(), "b"),
+        ]
         nodes, output = [helper.make_node("Conv", ["x", "w", "b"], ["out"])], "out"
-    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                             [1, conv.in_channels, "h", "w"])],
-                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], initializers)
+    graph = helper.make_graph(
+        nodes,
+        "layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, conv.in_channels, "h", "w"])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        initializers,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -99,6 +110,7 @@ def onnx_run(graph, batch):
     def make(threads):
         session = onnx_session(graph, threads)
         return lambda: session.run(None, {"x": batch})
+
     return make
 
 
@@ -106,6 +118,7 @@ def openvino_run(graph, batch, hint):
     def make(threads):
         request = openvino_request(graph, threads, hint)
         return lambda: request.infer({0: batch})
+
     return make
 
 
@@ -166,33 +179,44 @@ def isa_peak():
     CPU or its clock is not known)."""
     fields = cpuinfo()
     try:
-        per_cycle = flop_per_cycle(fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]),
-                                   set(fields["flags"].split()))
+        per_cycle = flop_per_cycle(
+            fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]), set(fields["flags"].split())
+        )
         ghz = float(fields["cpu MHz"]) / 1000
     except (KeyError, ValueError):
         return {"flop_per_cycle": None, "ghz": None, "gflops": None}
-    return {"flop_per_cycle": per_cycle, "ghz": ghz,
-            "gflops": None if per_cycle is None else per_cycle * ghz * machine_cores()}
+    return {
+        "flop_per_cycle": per_cycle,
+        "ghz": ghz,
+        "gflops": None if per_cycle is None else per_cycle * ghz * machine_cores(),
+    }
 
 
 def limits(weights):
     """Every rate measured, each arithmetic's limit (the fastest of its rates), and the ISA's fp32 peak."""
     rates = convolution_rates(weights)
     rates["fp32"].update(matmul_rates())
-    return {"rates": rates, "limits": {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()},
-            "isa_peak": isa_peak()}
+    return {
+        "rates": rates,
+        "limits": {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()},
+        "isa_peak": isa_peak(),
+    }
 
 
 def markdown(found):
     """Lines for bench/results.md."""
     limits, peak = found["limits"], found["isa_peak"]
-    lines = [f"Limits: fp32 **{limits['fp32']:.0f} GFLOP/s**, bf16 {limits['bf16']:.0f}, int8 {limits['int8']:.0f} "
-             "GOP/s: the fastest of each below (a multiply-add counted as two operations)."]
+    lines = [
+        f"Limits: fp32 **{limits['fp32']:.0f} GFLOP/s**, bf16 {limits['bf16']:.0f}, int8 {limits['int8']:.0f} "
+        "GOP/s: the fastest of each below (a multiply-add counted as two operations)."
+    ]
     if peak["gflops"]:
-        lines[0] += (f" The instruction set's fp32 peak at the {peak['ghz']:.2f} GHz /proc/cpuinfo reports: "
-                     f"{peak['gflops']:.0f} GFLOP/s ({peak['flop_per_cycle']} FLOP a cycle a core); the fp32 limit "
-                     f"is {limits['fp32'] / peak['gflops']:.2f}× that, so the cores ran at "
-                     f"{limits['fp32'] / peak['flop_per_cycle'] / machine_cores():.2f} GHz or more.")
+        lines[0] += (
+            f" The instruction set's fp32 peak at the {peak['ghz']:.2f} GHz /proc/cpuinfo reports: "
+            f"{peak['gflops']:.0f} GFLOP/s ({peak['flop_per_cycle']} FLOP a cycle a core); the fp32 limit "
+            f"is {limits['fp32'] / peak['gflops']:.2f}× that, so the cores ran at "
+            f"{limits['fp32'] / peak['flop_per_cycle'] / machine_cores():.2f} GHz or more."
+        )
     lines += ["", "| arithmetic | measured | GOP/s |", "| --- | --- | --- |"]
     for arithmetic, rates in found["rates"].items():
         for name, rate in sorted(rates.items(), key=lambda item: -item[1]):
@@ -202,8 +226,13 @@ def markdown(found):
 
 def checks(found, engines):
     """No engine of `engines` ({name: (arithmetic, GOP/s)}) faster than its arithmetic's limit."""
-    return [(f"{name} ({rate:.0f}) within the {arithmetic} limit ({found['limits'][arithmetic]:.0f})",
-             rate <= found["limits"][arithmetic] * 1.02) for name, (arithmetic, rate) in engines.items()]
+    return [
+        (
+            f"{name} ({rate:.0f}) within the {arithmetic} limit ({found['limits'][arithmetic]:.0f})",
+            rate <= found["limits"][arithmetic] * 1.02,
+        )
+        for name, (arithmetic, rate) in engines.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ PHONE, LARGE, SCALE = (4032, 3024), (6000, 4000), 2
 
 def photograph(data_dir, size):
     """A photograph of `size` = (width, height): Set14's largest image, bicubic-resized (PIL, RGB)."""
+
     def pixels(path):
         with Image.open(path) as image:
             return image.width * image.height
@@ -97,8 +98,12 @@ def photos(data_dir, weights, name, tile):
             started = time.perf_counter()
             answer = requests.put(url, data=bodies["phone"], timeout=1800)
             answer.raise_for_status()
-            results["phone"] = {"input": "x".join(map(str, PHONE)), "output": answer.headers["X-Output-Size"],
-                                "seconds": time.perf_counter() - started, "response_bytes": len(answer.content)}
+            results["phone"] = {
+                "input": "x".join(map(str, PHONE)),
+                "output": answer.headers["X-Output-Size"],
+                "seconds": time.perf_counter() - started,
+                "response_bytes": len(answer.content),
+            }
             pids = [worker["pid"] for worker in server.workers()]
             idle = max(peak_rss(pid) for pid in pids)  # each worker's peak so far, before the reset
             for pid in pids:
@@ -109,10 +114,15 @@ def photos(data_dir, weights, name, tile):
             seconds = time.perf_counter() - started
             peak = max(peak_rss(pid) for pid in pids)
             output = LARGE[0] * SCALE * LARGE[1] * SCALE
-            results["large"] = {"input": "x".join(map(str, LARGE)), "output": answer.headers["X-Output-Size"],
-                                "seconds": seconds, "response_bytes": len(answer.content),
-                                "peak_rss_bytes": peak, "peak_before_bytes": idle,
-                                "bytes_per_output_pixel": peak / output}
+            results["large"] = {
+                "input": "x".join(map(str, LARGE)),
+                "output": answer.headers["X-Output-Size"],
+                "seconds": seconds,
+                "response_bytes": len(answer.content),
+                "peak_rss_bytes": peak,
+                "peak_before_bytes": idle,
+                "bytes_per_output_pixel": peak / output,
+            }
         finally:
             server.stop()
     fastest = min(results["forward_s"].values())
@@ -124,20 +134,29 @@ def markdown(results):
     """Lines for bench/results.md."""
     forward = ", ".join(f"{way} {seconds:.1f} s" for way, seconds in results["forward_s"].items())
     phone, large = results["phone"], results["large"]
-    return [f"Photographs ({results['engine']}, {results['tile']}² tiles): the forward pass alone over "
-            f"{PHONE[0] * SCALE}×{PHONE[1] * SCALE} (a {PHONE[0]}×{PHONE[1]} photo's ×2 Y plane): {forward}. "
-            f"TorchServe, shipped settings, alone: {phone['input']} JPEG → {phone['output']} PNG "
-            f"({phone['response_bytes'] / 2**20:.1f} MiB) in {phone['seconds']:.1f} s, **{phone['of_forward']:.2f}× "
-            f"the faster forward pass**; {large['input']} JPEG → {large['output']} JPEG "
-            f"({large['response_bytes'] / 2**20:.1f} MiB) in {large['seconds']:.1f} s, worker peak "
-            f"**{large['peak_rss_bytes'] / 2**20:.0f} MiB, {large['bytes_per_output_pixel']:.1f} bytes per output "
-            f"pixel** (its peak before, at start-up and the warm-up: {large['peak_before_bytes'] / 2**20:.0f} MiB)."]
+    return [
+        f"Photographs ({results['engine']}, {results['tile']}² tiles): the forward pass alone over "
+        f"{PHONE[0] * SCALE}×{PHONE[1] * SCALE} (a {PHONE[0]}×{PHONE[1]} photo's ×2 Y plane): {forward}. "
+        f"TorchServe, shipped settings, alone: {phone['input']} JPEG → {phone['output']} PNG "
+        f"({phone['response_bytes'] / 2**20:.1f} MiB) in {phone['seconds']:.1f} s, **{phone['of_forward']:.2f}× "
+        f"the faster forward pass**; {large['input']} JPEG → {large['output']} JPEG "
+        f"({large['response_bytes'] / 2**20:.1f} MiB) in {large['seconds']:.1f} s, worker peak "
+        f"**{large['peak_rss_bytes'] / 2**20:.0f} MiB, {large['bytes_per_output_pixel']:.1f} bytes per output "
+        f"pixel** (its peak before, at start-up and the warm-up: {large['peak_before_bytes'] / 2**20:.0f} MiB)."
+    ]
 
 
 def checks(results):
     """The bar's lines for photographs."""
     phone, large = results["phone"], results["large"]
-    return [(f"a {phone['input']} photo → ×2 alone within 1.3× the forward pass on every core "
-             f"({phone['of_forward']:.2f}×)", phone["of_forward"] <= 1.3),
-            (f"worker peak ≤ 1.5 GB answering {large['input']} → ×2 ({large['peak_rss_bytes'] / 1e9:.2f} GB)",
-             large["peak_rss_bytes"] <= 1.5e9)]
+    return [
+        (
+            f"a {phone['input']} photo → ×2 alone within 1.3× the forward pass on every core "
+            f"({phone['of_forward']:.2f}×)",
+            phone["of_forward"] <= 1.3,
+        ),
+        (
+            f"worker peak ≤ 1.5 GB answering {large['input']} → ×2 ({large['peak_rss_bytes'] / 1e9:.2f} GB)",
+            large["peak_rss_bytes"] <= 1.5e9,
+        ),
+    ]

@@ -41,9 +41,23 @@ CALIBRATION_STEPS = (40, 160)
 
 def run(config, folder, scale, steps, threads, extra, validate_every=None):
     """Train `steps` steps of a recipe on the split in a scratch folder; returns (sidecar, CPU seconds)."""
-    args = ["--scale", str(scale), "--data-dir", str(config.data_dir), "--out", str(Path(folder) / "w.pth"),
-            "--eval-sets", "--holdout", "--steps", str(steps), "--validate-every", str(validate_every or steps),
-            "--threads", str(threads), *extra]
+    args = [
+        "--scale",
+        str(scale),
+        "--data-dir",
+        str(config.data_dir),
+        "--out",
+        str(Path(folder) / "w.pth"),
+        "--eval-sets",
+        "--holdout",
+        "--steps",
+        str(steps),
+        "--validate-every",
+        str(validate_every or steps),
+        "--threads",
+        str(threads),
+        *extra,
+    ]
     started = time.process_time()
     sidecar = train(parse_args(args), log=lambda message: None)
     return sidecar, time.process_time() - started
@@ -53,8 +67,9 @@ def cpu_seconds_per_step(config, extra):
     """The recipe's CPU cost of one step: longer run minus shorter run, so start-up and validation cancel."""
     with tempfile.TemporaryDirectory() as folder:
         run(config, folder, config.scale, 1, config.threads, extra)  # builds the patch cache once
-        short, long = (run(config, folder, config.scale, steps, config.threads, extra)[1]
-                       for steps in CALIBRATION_STEPS)
+        short, long = (
+            run(config, folder, config.scale, steps, config.threads, extra)[1] for steps in CALIBRATION_STEPS
+        )
     return (long - short) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0])
 
 
@@ -86,12 +101,18 @@ def main(argv=None):
             sidecar, spent = run(config, folder, config.scale, steps, config.threads, extra, max(1, steps // 4))
         curve = [f"{point['train_psnr_y']:.3f}" for point in sidecar["curve"]]
         rows.append((name, steps, spent, sidecar["curve"][-1]["train_psnr_y"]))
-        print(f"{name}: {per_step * 1000:.1f} CPU ms a step, {steps} steps in {spent:.0f} CPU s, validation "
-              f"PSNR-Y along the run {' / '.join(curve)} dB", file=sys.stderr, flush=True)
+        print(
+            f"{name}: {per_step * 1000:.1f} CPU ms a step, {steps} steps in {spent:.0f} CPU s, validation "
+            f"PSNR-Y along the run {' / '.join(curve)} dB",
+            file=sys.stderr,
+            flush=True,
+        )
     baseline = dict((name, psnr) for name, _, _, psnr in rows).get("baseline")
-    print(f"x{config.scale}, {config.cpu_seconds:.0f} CPU s a recipe, {config.threads} threads"
-          f"{', bfloat16 autocast' if config.amp else ''}; validation split of T91 (11 images), "
-          f"bicubic {validation_bicubic(config.data_dir, config.scale):.3f} dB")
+    print(
+        f"x{config.scale}, {config.cpu_seconds:.0f} CPU s a recipe, {config.threads} threads"
+        f"{', bfloat16 autocast' if config.amp else ''}; validation split of T91 (11 images), "
+        f"bicubic {validation_bicubic(config.data_dir, config.scale):.3f} dB"
+    )
     print("| recipe | steps | CPU s | validation PSNR-Y (dB) | against baseline |")
     print("| --- | --- | --- | --- | --- |")
     for name, steps, spent, psnr in rows:

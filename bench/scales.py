@@ -62,16 +62,19 @@ def main(argv=None):
     engines = load_engines(args.weights)
     _, held_out = split_validation(list_images(args.data_dir / "T91"))
     planes = [read_y(path) for path in held_out]
-    print("| factor | PSNR-Y of each chain (dB; a chain: the trained scales' passes in turn) | chosen "
-          "| best (its lead) |")
+    print(
+        "| factor | PSNR-Y of each chain (dB; a chain: the trained scales' passes in turn) | chosen | best (its lead) |"
+    )
     print("| --- | --- | --- | --- |")
     for factor in args.factors:
         scores = {chain: mean_psnr(planes, engines, factor, chain) for chain in candidates(factor)}
         best = max(scores, key=scores.get)
         chosen = passes(factor)
         cells = ", ".join(f"{name(chain)} {score:.3f}" for chain, score in scores.items())
-        print(f"| ×{factor:g} | {cells} | {name(chosen)} | {name(best)} ({scores[best] - scores[chosen]:+.3f}) |",
-              flush=True)
+        print(
+            f"| ×{factor:g} | {cells} | {name(chosen)} | {name(best)} ({scores[best] - scores[chosen]:+.3f}) |",
+            flush=True,
+        )
     return 0
 
 

@@ -50,8 +50,12 @@ def load(url, body, clients, count):
 def measured(url, body, clients, requests_per_client):
     """`load` at `clients` clients: requests/s, the requests' count and their median and 99th-percentile latency."""
     rate, latencies = load(url, body, clients, clients * requests_per_client)
-    return {"requests_per_s": rate, "requests": len(latencies), "p50_s": float(np.percentile(latencies, 50)),
-            "p99_s": float(np.percentile(latencies, 99))}
+    return {
+        "requests_per_s": rate,
+        "requests": len(latencies),
+        "p50_s": float(np.percentile(latencies, 50)),
+        "p99_s": float(np.percentile(latencies, 99)),
+    }
 
 
 @contextmanager
@@ -85,8 +89,10 @@ def in_turns(urls, body, clients_counts, requests_per_client, rounds=2):
 
 
 def ratios(results, over, under, clients_counts):
-    return {clients: results[over][clients]["requests_per_s"] / results[under][clients]["requests_per_s"]
-            for clients in clients_counts}
+    return {
+        clients: results[over][clients]["requests_per_s"] / results[under][clients]["requests_per_s"]
+        for clients in clients_counts
+    }
 
 
 def servers_in_turns(body, clients_counts, requests_per_client):
@@ -97,9 +103,15 @@ def servers_in_turns(body, clients_counts, requests_per_client):
         torchserve = private_server(Path(workdir) / "torchserve")
         predictor = Predictor(*free_ports(2), Path(workdir), Path(workdir))
         with running(torchserve, predictor):
-            results = in_turns({"torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
-                                "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer"},
-                               body, clients_counts, requests_per_client)
+            results = in_turns(
+                {
+                    "torchserve": f"{torchserve.inference_url}/predictions/{MODEL_NAME}",
+                    "kserve_predictor": f"{predictor.inference_url}/v2/models/{MODEL_NAME}/infer",
+                },
+                body,
+                clients_counts,
+                requests_per_client,
+            )
     results["ratio"] = ratios(results, "kserve_predictor", "torchserve", clients_counts)
     return results
 
@@ -137,9 +149,12 @@ def served(body, clients_counts, requests_per_client, big_body=None, workers=Non
             running = server.workers()
             load(url, body, len(running), 2 * len(running))  # warm every worker
             settings = yaml.safe_load(model_config.read_text())["handler"]
-            results = {"workers": len(running), "threads": settings["threads"], "precision": settings["precision"],
-                       "load": {clients: measured(url, body, clients, requests_per_client)
-                                for clients in clients_counts}}
+            results = {
+                "workers": len(running),
+                "threads": settings["threads"],
+                "precision": settings["precision"],
+                "load": {clients: measured(url, body, clients, requests_per_client) for clients in clients_counts},
+            }
             if big_body is None:
                 return results
             pids = [worker["pid"] for worker in server.workers()]
@@ -149,9 +164,12 @@ def served(body, clients_counts, requests_per_client, big_body=None, workers=Non
             seconds = time.perf_counter() - start
             if response.status_code != 200:
                 raise RuntimeError(f"the large request got {response.status_code}: {response.text[:300]}")
-            results["memory"] = {"idle_rss_bytes": max(idle.values()),
-                                 "peak_rss_bytes": max(peak_rss(pid) for pid in pids),
-                                 "response_bytes": len(response.content), "seconds": seconds}
+            results["memory"] = {
+                "idle_rss_bytes": max(idle.values()),
+                "peak_rss_bytes": max(peak_rss(pid) for pid in pids),
+                "response_bytes": len(response.content),
+                "seconds": seconds,
+            }
             return results
         finally:
             server.stop()

@@ -24,8 +24,20 @@ MODES = {"float32": (), "bfloat16 autocast": ("--amp",)}
 
 
 def steps_per_second(data_dir, scale, steps, extra, folder):
-    args = ["--scale", str(scale), "--data-dir", str(data_dir), "--out", str(Path(folder) / "w.pth"),
-            "--eval-sets", "--steps", str(steps), "--validate-every", str(steps), *extra]
+    args = [
+        "--scale",
+        str(scale),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(Path(folder) / "w.pth"),
+        "--eval-sets",
+        "--steps",
+        str(steps),
+        "--validate-every",
+        str(steps),
+        *extra,
+    ]
     sidecar = train(parse_args(args), log=lambda message: None)
     return steps / sidecar["wall_time_s"]
 
@@ -45,8 +57,10 @@ def main(argv=None):
             rates[mode].append(rate)
             print(f"round {round_number + 1}, {mode}: {rate:.2f} steps/s", file=sys.stderr)
     medians = {mode: statistics.median(values) for mode, values in rates.items()}
-    print(f"x{config.scale}, batch 128, {torch.get_num_threads()} threads, {config.steps} steps a run, "
-          f"{config.rounds} runs a mode")
+    print(
+        f"x{config.scale}, batch 128, {torch.get_num_threads()} threads, {config.steps} steps a run, "
+        f"{config.rounds} runs a mode"
+    )
     for mode, values in rates.items():
         print(f"{mode}: median {medians[mode]:.2f} steps/s (" + ", ".join(f"{v:.2f}" for v in values) + ")")
     print(f"bfloat16 / float32: {medians['bfloat16 autocast'] / medians['float32']:.2f}x")

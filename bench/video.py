@@ -36,7 +36,7 @@ def make_clip(path, data_dir, size, frames):
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = output.add_stream("aac", rate=48000, layout="stereo")
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, index * 4:index * 4 + width]), "rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, index * 4 : index * 4 + width]), "rgb24")
             output.mux(video.encode(frame))
         output.mux(video.encode(None))
         samples = 48000 * frames // RATE
@@ -71,30 +71,51 @@ def video(data_dir):
                 timings["still"].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 with ThreadPoolExecutor(len(singles)) as pool:
-                    list(pool.map(lambda index: singles[index % len(singles)].upscale(images[index], scale=SCALE),
-                                  range(len(images))))
+                    list(
+                        pool.map(
+                            lambda index: singles[index % len(singles)].upscale(images[index], scale=SCALE),
+                            range(len(images)),
+                        )
+                    )
                 timings["side_by_side"].append(time.perf_counter() - started)
             video_s, still_s = min(timings["video"]), min(timings["still"])
             output_pixels = size[0] * SCALE * size[1] * SCALE * frames
-            results["clips"][name] = {"input": "x".join(map(str, size)), "frames": frames, "video_s": video_s,
-                                      "still_s": still_s, "video_fps": frames / video_s,
-                                      "still_fps": frames / still_s, "video_mpx_per_s": output_pixels / video_s / 1e6,
-                                      "of_still": still_s / video_s,
-                                      "stripes_over_side_by_side": min(timings["side_by_side"]) / still_s}
+            results["clips"][name] = {
+                "input": "x".join(map(str, size)),
+                "frames": frames,
+                "video_s": video_s,
+                "still_s": still_s,
+                "video_fps": frames / video_s,
+                "still_fps": frames / still_s,
+                "video_mpx_per_s": output_pixels / video_s / 1e6,
+                "of_still": still_s / video_s,
+                "stripes_over_side_by_side": min(timings["side_by_side"]) / still_s,
+            }
     return results
 
 
 def markdown(results):
     """Lines for bench/results.md."""
-    return [f"Video ({results['engine']}, ×{results['scale']}, H.264 CRF 18 out, sound copied): "
-            + "; ".join(f"{name} ({clip['input']}, {clip['frames']} frames) {clip['video_fps']:.2f} frames/s, "
-                        f"{clip['video_mpx_per_s']:.2f} output Mpx/s, **{clip['of_still']:.2f}× the still-image "
-                        f"pipeline on the same frames** ({clip['still_fps']:.2f} frames/s; each frame in stripes on "
-                        f"every core {clip['stripes_over_side_by_side']:.2f}× as fast as frames side by side)"
-                        for name, clip in results["clips"].items()) + "."]
+    return [
+        f"Video ({results['engine']}, ×{results['scale']}, H.264 CRF 18 out, sound copied): "
+        + "; ".join(
+            f"{name} ({clip['input']}, {clip['frames']} frames) {clip['video_fps']:.2f} frames/s, "
+            f"{clip['video_mpx_per_s']:.2f} output Mpx/s, **{clip['of_still']:.2f}× the still-image "
+            f"pipeline on the same frames** ({clip['still_fps']:.2f} frames/s; each frame in stripes on "
+            f"every core {clip['stripes_over_side_by_side']:.2f}× as fast as frames side by side)"
+            for name, clip in results["clips"].items()
+        )
+        + "."
+    ]
 
 
 def checks(results):
     """The bar's lines for video."""
-    return [(f"{name} → ×{results['scale']} video at ≥ 80% of the still-image pipeline's output pixels a second "
-             f"({clip['of_still']:.2f}×)", clip["of_still"] >= 0.8) for name, clip in results["clips"].items()]
+    return [
+        (
+            f"{name} → ×{results['scale']} video at ≥ 80% of the still-image pipeline's output pixels a second "
+            f"({clip['of_still']:.2f}×)",
+            clip["of_still"] >= 0.8,
+        )
+        for name, clip in results["clips"].items()
+    ]

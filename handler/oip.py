@@ -34,10 +34,14 @@ from handler.protocol import ClientError, decode_base64
 HEADER = "Inference-Header-Content-Length"
 IMAGE, PIXELS = "image", "pixels"
 # The model's metadata: the same two tensors in and out (pixels may also be [H, W]).
-INPUTS = OUTPUTS = ({"name": IMAGE, "datatype": "BYTES", "shape": [1]},
-                    {"name": PIXELS, "datatype": "UINT8", "shape": [-1, -1, -1]})
-SHAPE_HINT = ('send one input: {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["<base64 of the file>"]}, '
-              'or the pixels as {"name": "pixels", "datatype": "UINT8", "shape": [H, W, 3]} (or [H, W, 4], [H, W])')
+INPUTS = OUTPUTS = (
+    {"name": IMAGE, "datatype": "BYTES", "shape": [1]},
+    {"name": PIXELS, "datatype": "UINT8", "shape": [-1, -1, -1]},
+)
+SHAPE_HINT = (
+    'send one input: {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["<base64 of the file>"]}, '
+    'or the pixels as {"name": "pixels", "datatype": "UINT8", "shape": [H, W, 3]} (or [H, W, 4], [H, W])'
+)
 BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/\r\n]+={0,2}")
 
 
@@ -77,16 +81,22 @@ def checked_shape(name, shape, count):
 
 def check_datatype(name, datatype):
     if datatype not in ("BYTES", "UINT8"):
-        raise mistake(f"input {name!r} is {datatype}; this model reads BYTES (an image file) or UINT8 (pixels): "
-                      f"{SHAPE_HINT}")
+        raise mistake(
+            f"input {name!r} is {datatype}; this model reads BYTES (an image file) or UINT8 (pixels): {SHAPE_HINT}"
+        )
 
 
 def tensor(name, datatype, shape, values, parameters=None):
     """A Tensor of the datatypes this model reads, its elements checked against its shape."""
     check_datatype(name, datatype)
     values = np.asarray(values).reshape(-1)
-    return Tensor(name, datatype, checked_shape(name, shape, values.size), values,
-                  parameters if isinstance(parameters, dict) else {})
+    return Tensor(
+        name,
+        datatype,
+        checked_shape(name, shape, values.size),
+        values,
+        parameters if isinstance(parameters, dict) else {},
+    )
 
 
 def bytes_elements(name, raw):
@@ -98,7 +108,7 @@ def bytes_elements(name, raw):
         (length,) = struct.unpack_from("<I", raw, offset)
         if offset + 4 + length > len(raw):
             raise mistake(f"input {name!r}: an element claims {length:,} bytes, past the end of its binary data")
-        elements.append(bytes(raw[offset + 4:offset + 4 + length]))
+        elements.append(bytes(raw[offset + 4 : offset + 4 + length]))
         offset += 4 + length
     array = np.empty(len(elements), dtype=object)
     array[:] = elements
@@ -142,8 +152,10 @@ def split_body(body, json_length):
     except ValueError:
         length = -1
     if not 0 <= length <= len(body):
-        raise mistake(f"the {HEADER} header says {json_length[:20]!r}, but the body is {len(body):,} bytes: it is "
-                      f"the length of the JSON that starts the body")
+        raise mistake(
+            f"the {HEADER} header says {json_length[:20]!r}, but the body is {len(body):,} bytes: it is "
+            f"the length of the JSON that starts the body"
+        )
     return body[:length], memoryview(body)[length:]
 
 
@@ -153,8 +165,11 @@ def read_request(request, binary=b""):
         raise mistake(f'an inference request is an object with a list of "inputs"; {SHAPE_HINT}')
     inputs, offset = [], 0
     for entry in request["inputs"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
-                not isinstance(entry.get("datatype"), str):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("datatype"), str)
+        ):
             raise mistake(f'each input is an object with a "name", a "datatype" and a "shape"; {SHAPE_HINT}')
         name, datatype = entry["name"], entry["datatype"]
         check_datatype(name, datatype)
@@ -162,9 +177,11 @@ def read_request(request, binary=b""):
         size = parameters.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                raise mistake(f"input {name!r}: binary_data_size {size} is more than the {len(binary) - offset:,} "
-                              f"bytes left after the JSON header")
-            raw, offset = binary[offset:offset + size], offset + size
+                raise mistake(
+                    f"input {name!r}: binary_data_size {size} is more than the {len(binary) - offset:,} "
+                    f"bytes left after the JSON header"
+                )
+            raw, offset = binary[offset : offset + size], offset + size
             values = bytes_elements(name, raw) if datatype == "BYTES" else np.frombuffer(raw, np.uint8)
         elif "data" in entry:
             values = json_elements(name, datatype, entry["data"])
@@ -181,8 +198,13 @@ def read_request(request, binary=b""):
         wanted = entry.get("parameters") if isinstance(entry.get("parameters"), dict) else {}
         outputs.append((entry["name"], bool(wanted.get("binary_data", parameters.get("binary_data_output")))))
     inference_id = request.get("id")
-    return Request(inference_id if isinstance(inference_id, str) else None, parameters, tuple(inputs),
-                   tuple(outputs), bool(parameters.get("binary_data_output")))
+    return Request(
+        inference_id if isinstance(inference_id, str) else None,
+        parameters,
+        tuple(inputs),
+        tuple(outputs),
+        bool(parameters.get("binary_data_output")),
+    )
 
 
 def image_of(inputs):
@@ -192,12 +214,16 @@ def image_of(inputs):
     (sent,) = inputs
     if sent.datatype == "BYTES":
         if sent.values.size != 1:
-            raise mistake(f"input {sent.name!r} holds {sent.values.size} elements; send one image a request "
-                          f"(parallel requests spread over the workers)")
+            raise mistake(
+                f"input {sent.name!r} holds {sent.values.size} elements; send one image a request "
+                f"(parallel requests spread over the workers)"
+            )
         return file_bytes(sent.name, sent.values[0])
     if len(sent.shape) not in (2, 3) or (len(sent.shape) == 3 and sent.shape[2] not in (1, 3, 4)):
-        raise mistake(f"input {sent.name!r}: pixels have the shape [H, W, 3] (RGB), [H, W, 4] (RGBA) or [H, W] "
-                      f"(grey), not {list(sent.shape)}")
+        raise mistake(
+            f"input {sent.name!r}: pixels have the shape [H, W, 3] (RGB), [H, W, 4] (RGBA) or [H, W] "
+            f"(grey), not {list(sent.shape)}"
+        )
     return sent.values.reshape(sent.shape)
 
 
@@ -212,8 +238,9 @@ def wanted_outputs(request_outputs, binary_outputs, sent_pixels):
     """(name, binary) of each output to answer: those asked for (known names only), else the input's kind."""
     for name, _ in request_outputs:
         if name not in (IMAGE, PIXELS):
-            raise mistake(f"this model's outputs are {IMAGE!r} (the image file) and {PIXELS!r} (its pixels), "
-                          f"not {name[:40]!r}")
+            raise mistake(
+                f"this model's outputs are {IMAGE!r} (the image file) and {PIXELS!r} (its pixels), not {name[:40]!r}"
+            )
     return tuple(request_outputs) or ((PIXELS if sent_pixels else IMAGE, binary_outputs),)
 
 
@@ -235,13 +262,19 @@ def response(model_name, inference_id, outputs, media_type, parameters=None):
         if name == IMAGE:
             entry["parameters"] = {"content_type": media_type}
         if binary:
-            data = b"".join(struct.pack("<I", len(item)) + item for item in values) if datatype == "BYTES" \
+            data = (
+                b"".join(struct.pack("<I", len(item)) + item for item in values)
+                if datatype == "BYTES"
                 else np.ascontiguousarray(values).tobytes()
+            )
             entry.setdefault("parameters", {})["binary_data_size"] = len(data)
             raw.append(data)
         else:
-            entry["data"] = [base64.b64encode(item).decode() for item in values] if datatype == "BYTES" \
+            entry["data"] = (
+                [base64.b64encode(item).decode() for item in values]
+                if datatype == "BYTES"
                 else values.reshape(-1).tolist()
+            )
         described.append(entry)
     answer = {"model_name": model_name, "id": inference_id, "outputs": described}
     if parameters:

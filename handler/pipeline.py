@@ -42,9 +42,11 @@ def plan(upload, headers, settings, trace, weights):
     trace.weights = ",".join(weights[trained] for trained in passes_between(image.size, output)) or "none"
     output_pixels = output[0] * output[1]
     if output_pixels > settings.max_output_pixels:
-        raise OutputTooLarge(f"×{trace.scale} of a {image.width}×{image.height} image gives {output[0]}×{output[1]} "
-                             f"= {output_pixels:,} pixels; the limit is {settings.max_output_pixels:,}: "
-                             f"{what_fits(image.size, scale, output, settings)}")
+        raise OutputTooLarge(
+            f"×{trace.scale} of a {image.width}×{image.height} image gives {output[0]}×{output[1]} "
+            f"= {output_pixels:,} pixels; the limit is {settings.max_output_pixels:,}: "
+            f"{what_fits(image.size, scale, output, settings)}"
+        )
     check_encodable(output, media_type)
     check_estimated_bytes(image, output, media_type, settings.max_response_bytes)
     return Job(image, output, media_type, upload)
@@ -63,16 +65,27 @@ def check_estimated_bytes(image, output, media_type, limit):
         return
     estimate = estimated_bytes(image, output, media_type)
     if estimate > limit * ESTIMATE_MARGIN:
-        refuse_answer(f"the answer would be about {estimate:,} bytes ({media_type}, {output[0]}×{output[1]}; "
-                      "estimated before computing it)", media_type, limit)
+        refuse_answer(
+            f"the answer would be about {estimate:,} bytes ({media_type}, {output[0]}×{output[1]}; "
+            "estimated before computing it)",
+            media_type,
+            limit,
+        )
 
 
 def respond(image, job, settings, threads, model_name, trace):
     """(body, content type, extra headers) answering `job` with its upscaled `image`, in the upload's wire
     format; the image is encoded on `threads` threads, and refused once its body passes max_response_bytes."""
     limit = settings.max_response_bytes
-    body, content_type, headers = answer(image, lambda: encode_image(image, job.media_type, limit, threads),
-                                         job.media_type, job.upload, model_name, trace.request_id, trace.done())
+    body, content_type, headers = answer(
+        image,
+        lambda: encode_image(image, job.media_type, limit, threads),
+        job.media_type,
+        job.upload,
+        model_name,
+        trace.request_id,
+        trace.done(),
+    )
     check_answer_bytes(len(body), job.media_type, content_type == "application/json", limit)
     return body, content_type, headers
 
@@ -80,12 +93,16 @@ def respond(image, job, settings, threads, model_name, trace):
 def check_answer_bytes(length, media_type, in_json, limit):
     """Refuse an answer body of `length` bytes over `limit` (max_response_bytes) with a 413 that says what to do."""
     if length > limit:
-        refuse_answer(f"the answer is {length:,} bytes ({media_type}{' in base64 JSON' if in_json else ''})",
-                      media_type, limit)
+        refuse_answer(
+            f"the answer is {length:,} bytes ({media_type}{' in base64 JSON' if in_json else ''})", media_type, limit
+        )
 
 
 def refuse_answer(what, media_type, limit):
     """The 413 of an answer over `limit`: `what` it is, and what would fit."""
-    advice = ("send a smaller image or ask for a smaller size" if media_type == "image/jpeg" else
-              "ask for image/jpeg or send a smaller image")
+    advice = (
+        "send a smaller image or ask for a smaller size"
+        if media_type == "image/jpeg"
+        else "ask for image/jpeg or send a smaller image"
+    )
     raise ResponseTooLarge(f"{what}, over the limit of {limit:,}; {advice}")

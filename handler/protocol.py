@@ -24,11 +24,20 @@ from srcnn.codec import (
 )
 from srcnn.scaling import ScaleError, largest_scale, largest_size, output_size, parse_scale, parse_size
 
-STATUS = {EmptyImage: 400, CorruptImage: 400, NotAnImage: 415, UnsupportedFormat: 415, ImageTooLarge: 413,
-          OutputTooLarge: 413, ResponseTooLarge: 413}
-SEND_HINT = ("send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
-             "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
-             '{"image": "<base64>"}')
+STATUS = {
+    EmptyImage: 400,
+    CorruptImage: 400,
+    NotAnImage: 415,
+    UnsupportedFormat: 415,
+    ImageTooLarge: 413,
+    OutputTooLarge: 413,
+    ResponseTooLarge: 413,
+}
+SEND_HINT = (
+    "send the image as the request body (curl -T img.png URL, or --data-binary @img.png with "
+    "-H 'Content-Type: image/png'), as one multipart file field (-F data=@img.png), or as JSON "
+    '{"image": "<base64>"}'
+)
 HINTS = {
     "scale": "set it with the X-Scale header, a 'scale' form field or the \"scale\" key of a JSON body",
     "size": "set it with the X-Size header, a 'size' form field or the \"size\" key of a JSON body",
@@ -61,8 +70,9 @@ class ClientError(Exception):
     def body(self):
         """{"code", "type", "message"}, and the message again as "error": what a KServe client reads (the
         handler cannot tell a body that is not JSON sent to the v2 route from one sent elsewhere)."""
-        return json.dumps({"code": self.status, "type": self.kind, "message": self.message, "error": self.message},
-                          ensure_ascii=False).encode()
+        return json.dumps(
+            {"code": self.status, "type": self.kind, "message": self.message, "error": self.message}, ensure_ascii=False
+        ).encode()
 
 
 def decode_base64(text, where):
@@ -154,8 +164,9 @@ def what_fits(input_size, scale, output, limits):
     while output_size(fitting, scale)[0] * output_size(fitting, scale)[1] > limits.max_output_pixels:
         fitting = largest_size(fitting, fitting[0] * fitting[1] - 1)  # rounding up of the sides at this scale
     largest = largest_scale(input_size, limits.max_output_pixels)
-    return (f"at ×{scale} send at most {fitting[0]}×{fitting[1]} (this image's shape)"
-            + (f", or ask this image for at most ×{largest}" if largest else ""))
+    return f"at ×{scale} send at most {fitting[0]}×{fitting[1]} (this image's shape)" + (
+        f", or ask this image for at most ×{largest}" if largest else ""
+    )
 
 
 def choose_media_type(accept):
@@ -179,8 +190,11 @@ def choose_media_type(accept):
             return media
         if media in ("*/*", "image/*"):
             return "image/png"
-    raise ClientError(406, "not_acceptable", f"answers can be {', '.join(ENCODE_FORMATS)}; the request's Accept "
-                                             f"header {accept[:80]!r} allows none of them")
+    raise ClientError(
+        406,
+        "not_acceptable",
+        f"answers can be {', '.join(ENCODE_FORMATS)}; the request's Accept header {accept[:80]!r} allows none of them",
+    )
 
 
 @dataclass
@@ -225,13 +239,22 @@ class Trace:
     def log_line(self):
         """One line of key=value pairs (values without spaces), for grep and log shippers alike; where the decoder
         warned, how many times and the first warning (URL-quoted)."""
+
         def size(pair):
             return f"{pair[0]}x{pair[1]}" if pair else "-"
 
-        values = {"id": self.request_id or "-", "wire": self.wire, "status": self.status, "error": self.error or "-",
-                   "scale": self.scale or "-", "input": size(self.input_size), "output": size(self.output_size),
-                   "format": self.media_type or "-", "weights": self.weights or "-",
-                   **{f"{stage}_ms": f"{ms:.1f}" for stage, ms in self.stages.items()}}
+        values = {
+            "id": self.request_id or "-",
+            "wire": self.wire,
+            "status": self.status,
+            "error": self.error or "-",
+            "scale": self.scale or "-",
+            "input": size(self.input_size),
+            "output": size(self.output_size),
+            "format": self.media_type or "-",
+            "weights": self.weights or "-",
+            **{f"{stage}_ms": f"{ms:.1f}" for stage, ms in self.stages.items()},
+        }
         if self.warnings:
             values.update(warnings=len(self.warnings), warning=quote(self.warnings[0][:100]))
         return "srcnn " + " ".join(f"{key}={value}" for key, value in values.items())

@@ -101,9 +101,11 @@ class SRCNNHandler(BaseHandler):
         files = {scale: weight_file(weights, scale) for scale in SCALES}
         missing = [scale for scale, path in files.items() if not path.exists()]
         if missing:
-            raise RuntimeError(f"weights for ×{missing} are missing: every scale needs all of {list(SCALES)} "
-                               f"(srcnn.scaling.passes), and the archive has "
-                               f"{sorted(set(SCALES) - set(missing))} under {weights}")
+            raise RuntimeError(
+                f"weights for ×{missing} are missing: every scale needs all of {list(SCALES)} "
+                f"(srcnn.scaling.passes), and the archive has "
+                f"{sorted(set(SCALES) - set(missing))} under {weights}"
+            )
         parse_scale(self.settings.default_scale)  # a ScaleError stops the worker with the range in its message
         # A precision the device cannot run, or int8 without its calibration, stops the worker the same way.
         # "auto" measures the candidates once per machine (srcnn.choice) and logs the choice and its reason.
@@ -114,14 +116,24 @@ class SRCNNHandler(BaseHandler):
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         self.initialized = True
         if without_envelope(context):
-            logger.info("TorchServe's KServe envelope (TS_SERVICE_ENVELOPE) taken off: the handler reads KServe v1 "
-                        "and v2 itself")
-        logger.info("SRCNN scales %s on %s, engine %s: %s%s; %d lanes; %s", sorted(self.upscaler.lanes[0]), self.device,
-                    choice.engine, choice.reason, " (cached measurement)" if choice.cached else "",
-                    len(self.upscaler.lanes), self.settings)
+            logger.info(
+                "TorchServe's KServe envelope (TS_SERVICE_ENVELOPE) taken off: the handler reads KServe v1 "
+                "and v2 itself"
+            )
+        logger.info(
+            "SRCNN scales %s on %s, engine %s: %s%s; %d lanes; %s",
+            sorted(self.upscaler.lanes[0]),
+            self.device,
+            choice.engine,
+            choice.reason,
+            " (cached measurement)" if choice.cached else "",
+            len(self.upscaler.lanes),
+            self.settings,
+        )
         if choice.refused:
-            logger.info("SRCNN engines not chosen: %s",
-                        "; ".join(f"{name} {why}" for name, why in choice.refused.items()))
+            logger.info(
+                "SRCNN engines not chosen: %s", "; ".join(f"{name} {why}" for name, why in choice.refused.items())
+            )
 
     def handle(self, data, context):
         """Every request of a batch takes the handler's own path (preprocess, inference, postprocess).
@@ -140,10 +152,17 @@ class SRCNNHandler(BaseHandler):
     def description(self):
         """What the service is, as JSON: the model, its scales and weights, its engine and its settings."""
         choice = self.upscaler.choice
-        return json.dumps({"model": self.model_name, "weights": {str(scale): identity for scale, identity
-                                                                 in self.weights.items()},
-                           "engine": choice.engine, "engine_reason": choice.reason, "lanes": len(self.upscaler.lanes),
-                           "settings": asdict(self.settings)}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "model": self.model_name,
+                "weights": {str(scale): identity for scale, identity in self.weights.items()},
+                "engine": choice.engine,
+                "engine_reason": choice.reason,
+                "lanes": len(self.upscaler.lanes),
+                "settings": asdict(self.settings),
+            },
+            ensure_ascii=False,
+        )
 
     def preprocess(self, data):
         """One Job (the decoded image, its scale and answer format) or ClientError per request."""
@@ -186,22 +205,28 @@ class SRCNNHandler(BaseHandler):
             requests, megapixels, stages = self._counters()
             requests.add_or_update(1, [*model, trace.wire, scale, outcome], trace.request_id)
             if trace.status < 300:
-                megapixels.add_or_update(trace.output_size[0] * trace.output_size[1] / 1e6, [*model, scale],
-                                         trace.request_id)
+                megapixels.add_or_update(
+                    trace.output_size[0] * trace.output_size[1] / 1e6, [*model, scale], trace.request_id
+                )
             for stage, milliseconds in trace.stages.items():
                 stages.add_or_update(milliseconds, [*model, stage], trace.request_id)
         except Exception:  # MetricsCacheKeyError and kin: the server's metrics_config is not serving/metrics.yaml
             self.counting = False
-            logger.warning("the server's metrics_config does not declare the SRCNN metrics (serving/metrics.yaml "
-                           "does): requests are not counted", exc_info=True)
+            logger.warning(
+                "the server's metrics_config does not declare the SRCNN metrics (serving/metrics.yaml "
+                "does): requests are not counted",
+                exc_info=True,
+            )
 
     def _counters(self):
         """The service's three counters, looked up once for the worker's metrics cache (TorchServe keeps one a
         worker; again only if a context brings another)."""
         metrics = self.context.metrics
         if self._counted_in is not metrics:
-            self._counter_objects = [metrics.get_metric(name, MetricTypes.COUNTER) for name in
-                                     ("SRCNNRequests", "SRCNNOutputMegapixels", "SRCNNStageMilliseconds")]
+            self._counter_objects = [
+                metrics.get_metric(name, MetricTypes.COUNTER)
+                for name in ("SRCNNRequests", "SRCNNOutputMegapixels", "SRCNNStageMilliseconds")
+            ]
             self._counted_in = metrics
         return self._counter_objects
 
@@ -225,9 +250,13 @@ class SRCNNHandler(BaseHandler):
         if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
             self.traces[index].wire = GRPC
         if header(headers, "explain") == "True":  # set by TorchServe's frontend on its explanation routes
-            raise ClientError(404, "no_explanations", "SRCNN has no explanations to give: send the image to "
-                              "/predictions/srcnn, /v1/models/srcnn:predict or /v2/models/srcnn/infer for its "
-                              "upscaled answer")
+            raise ClientError(
+                404,
+                "no_explanations",
+                "SRCNN has no explanations to give: send the image to "
+                "/predictions/srcnn, /v1/models/srcnn:predict or /v2/models/srcnn/infer for its "
+                "upscaled answer",
+            )
         upload = read_upload(row, headers)
         self.traces[index].wire = upload.wire
         return plan(upload, headers, self.settings, self.traces[index], self.weights)
@@ -237,8 +266,9 @@ class SRCNNHandler(BaseHandler):
 
     def _encode(self, index, result):
         image, job = result
-        body, content_type, headers = respond(image, job, self.settings, self.upscaler.threads,
-                                              self.model_name, self.traces[index])
+        body, content_type, headers = respond(
+            image, job, self.settings, self.upscaler.threads, self.model_name, self.traces[index]
+        )
         self.context.set_response_content_type(index, content_type)
         for name, value in headers.items():
             self.context.set_response_header(index, name, value)

@@ -30,9 +30,11 @@ from handler import oip
 from handler.protocol import SEND_HINT, ClientError, decode_base64, header
 
 REST, KSERVE_V1, KSERVE_V2, GRPC = "rest", "kserve-v1", "kserve-v2", "grpc"
-JSON_SHAPE = ('JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
-              '{"instances": [{"data": "<base64>"}]} (v1) or {"inputs": [{"name": "image", "shape": [-1], '
-              '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)')
+JSON_SHAPE = (
+    'JSON bodies must look like {"image": "<base64 of the image file>", "scale": 2}, or KServe\'s '
+    '{"instances": [{"data": "<base64>"}]} (v1) or {"inputs": [{"name": "image", "shape": [-1], '
+    '"datatype": "BYTES", "data": ["<base64>"]}]} (v2)'
+)
 
 
 SIZING = ("scale", "size")  # the keys and form fields that say how large the answer is
@@ -73,12 +75,18 @@ def read_upload(row, headers):
             error.wire = KSERVE_V2
             raise
     media_type = (header(headers, "Content-Type") or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and isinstance(row.get("body"), (bytes, bytearray)) \
-            and bytes(row["body"][:64]).lstrip().startswith(b"{"):
+    if (
+        media_type != "application/json"
+        and isinstance(row.get("body"), (bytes, bytearray))
+        and bytes(row["body"][:64]).lstrip().startswith(b"{")
+    ):
         media_type = "application/json"
     if media_type == "application/x-www-form-urlencoded":
-        raise ClientError(415, "form_body", "the body was sent as an HTML form (curl --data-binary without a "
-                                            f"Content-Type); {SEND_HINT}")
+        raise ClientError(
+            415,
+            "form_body",
+            f"the body was sent as an HTML form (curl --data-binary without a Content-Type); {SEND_HINT}",
+        )
     parts = {name: value for name, value in row.items() if value not in (None, "", b"", bytearray())}
     fields = {key: parts.pop(key, None) for key in SIZING}
     if media_type == "application/json" and "body" in parts:
@@ -86,11 +94,15 @@ def read_upload(row, headers):
         return upload if upload.scale is not None or upload.size is not None else replace(upload, **fields)
     wire = GRPC if is_grpc(headers) else REST
     if len(parts) > 1:
-        raise ClientError(400, "several_images", f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
-                                                 "; send exactly one image, and the scale as a 'scale' field")
+        raise ClientError(
+            400,
+            "several_images",
+            f"the request has {len(parts)} parts ({', '.join(sorted(parts))})"
+            "; send exactly one image, and the scale as a 'scale' field",
+        )
     if not parts:
         return Upload(b"", wire, **fields)
-    (name, value), = parts.items()
+    ((name, value),) = parts.items()
     if isinstance(value, str):  # text, had TorchServe decoded it
         return Upload(value.encode("utf-8", "surrogateescape"), wire, **fields)
     if not isinstance(value, (bytes, bytearray)):  # JSON, had TorchServe parsed it
@@ -104,13 +116,19 @@ def parse_json(raw):
     try:
         body = json.loads(bytes(raw))
     except json.JSONDecodeError as error:
-        raise ClientError(400, "invalid_json", f"{not_json}: {error.msg} at line {error.lineno}, column "
-                                               f"{error.colno} (byte {error.pos}); {JSON_SHAPE}") from None
+        raise ClientError(
+            400,
+            "invalid_json",
+            f"{not_json}: {error.msg} at line {error.lineno}, column {error.colno} (byte {error.pos}); {JSON_SHAPE}",
+        ) from None
     except ValueError as error:  # not UTF-8/16/32, or an integer of more than 4,300 digits
         raise ClientError(400, "invalid_json", f"{not_json}: {str(error)[:80]}; {JSON_SHAPE}") from None
     if not isinstance(body, dict):
-        raise ClientError(400, "invalid_json", f"the JSON body is {type(body).__name__ if body is not None else 'null'}"
-                                               f", not an object; {JSON_SHAPE}")
+        raise ClientError(
+            400,
+            "invalid_json",
+            f"the JSON body is {type(body).__name__ if body is not None else 'null'}, not an object; {JSON_SHAPE}",
+        )
     return body
 
 
@@ -144,8 +162,11 @@ def kserve_v1_upload(body):
     if isinstance(instance, str):
         return Upload(base64_image(instance, "the instance"), KSERVE_V1)
     if not isinstance(instance, dict) or not ({"data", "b64"} & set(instance)):
-        raise ClientError(400, "invalid_kserve", f'a KServe v1 instance is an object with the base64 image under '
-                                                 f'"data" (or "b64"), as in {shape}')
+        raise ClientError(
+            400,
+            "invalid_kserve",
+            f'a KServe v1 instance is an object with the base64 image under "data" (or "b64"), as in {shape}',
+        )
     key = "data" if "data" in instance else "b64"
     return Upload(base64_image(instance[key], f'the instance\'s "{key}"'), KSERVE_V1, **sizing(instance))
 
@@ -176,8 +197,10 @@ def answer(image, encode, media_type, upload, model_name, request_id, done=None)
     the image's file (called only where the answer holds it); `done` (handler.protocol.Trace.done) goes into a v2
     answer's parameters."""
     if upload.wire == KSERVE_V2:
-        outputs = [(name, binary, *oip.output_values(name, image, encode() if name == oip.IMAGE else None))
-                   for name, binary in upload.outputs]
+        outputs = [
+            (name, binary, *oip.output_values(name, image, encode() if name == oip.IMAGE else None))
+            for name, binary in upload.outputs
+        ]
         body, json_length = oip.response(model_name, upload.inference_id or request_id, outputs, media_type, done)
         if json_length is None:
             return body, "application/json", {}

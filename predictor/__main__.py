@@ -24,12 +24,17 @@ HTTP_PORT, GRPC_PORT = 8085, 8086
 def arguments(argv):
     from kserve import model_server
 
-    parser = argparse.ArgumentParser(prog="python -m predictor", parents=[model_server.parser],
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor", parents=[model_server.parser], description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--weights", type=Path, default=REPOSITORY / "weights", help="srcnn_x2/3/4.pth")
     parser.add_argument("--model-config", type=Path, default=REPOSITORY / "handler" / "model-config.yaml")
-    parser.add_argument("--config", type=Path, default=REPOSITORY / "config.properties",
-                        help="TorchServe's config, for max_request_size")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=REPOSITORY / "config.properties",
+        help="TorchServe's config, for max_request_size",
+    )
     parser.set_defaults(http_port=HTTP_PORT, grpc_port=GRPC_PORT, model_name="srcnn")
     args = parser.parse_args(argv)
     limit = int(read_properties(args.config)["max_request_size"])

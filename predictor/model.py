@@ -67,8 +67,15 @@ class SRCNNModel(Model):
         self.upscaler.prepare()
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         choice = self.upscaler.choice
-        logger.info("SRCNN scales %s, engine %s: %s%s; %d lanes; %s", list(SCALES), choice.engine, choice.reason,
-                    " (cached measurement)" if choice.cached else "", len(self.upscaler.lanes), self.settings)
+        logger.info(
+            "SRCNN scales %s, engine %s: %s%s; %d lanes; %s",
+            list(SCALES),
+            choice.engine,
+            choice.reason,
+            " (cached measurement)" if choice.cached else "",
+            len(self.upscaler.lanes),
+            self.settings,
+        )
         self.ready = True
         return self.ready
 
@@ -87,8 +94,12 @@ class SRCNNModel(Model):
         """The InferResponse to an InferRequest, or its refusal raised as a gRPC status."""
         trace = Trace(request_id=headers.get("x-request-id", ""), wire=GRPC_V2)
         try:
-            response = self.serve(trace, headers, lambda: request_upload(oip_request(payload)),
-                                  lambda image, job: self.tensors(payload, image, job, trace))
+            response = self.serve(
+                trace,
+                headers,
+                lambda: request_upload(oip_request(payload)),
+                lambda image, job: self.tensors(payload, image, job, trace),
+            )
         except ClientError as refusal:
             raise GrpcRefusal(refusal.message, GRPC_STATUS.get(refusal.status, StatusCode.INVALID_ARGUMENT)) from None
         if response_headers is not None:
@@ -101,8 +112,11 @@ class SRCNNModel(Model):
         trace = Trace(request_id=headers.get("x-request-id", ""))
         try:
             body, content_type, extra = self.serve(
-                trace, headers, lambda: read_upload({"body": body}, headers),
-                lambda image, job: respond(image, job, self.settings, self.upscaler.threads, self.name, trace))
+                trace,
+                headers,
+                lambda: read_upload({"body": body}, headers),
+                lambda image, job: respond(image, job, self.settings, self.upscaler.threads, self.name, trace),
+            )
         except ClientError as refusal:
             return refusal.status, error_body(refusal, trace.wire), "application/json", {}
         return 200, body, content_type, {**extra, **trace.headers()}
@@ -140,21 +154,30 @@ class SRCNNModel(Model):
         outputs, requested, size = [], [], 0
         for name, binary in job.upload.outputs:
             binary = binary or binary_everywhere
-            encoded = encode_image(image, job.media_type, self.settings.max_response_bytes,
-                                   self.upscaler.threads) if name == oip.IMAGE else None
+            encoded = (
+                encode_image(image, job.media_type, self.settings.max_response_bytes, self.upscaler.threads)
+                if name == oip.IMAGE
+                else None
+            )
             datatype, shape, values = oip.output_values(name, image, encoded)
             if datatype == "BYTES" and not binary:
                 values = np.array([base64.b64encode(item).decode() for item in values], dtype=object)
             size += sum(len(item) for item in values) if datatype == "BYTES" else values.nbytes
-            output = InferOutput(name, shape, datatype,
-                                 parameters={"content_type": job.media_type} if name == oip.IMAGE else None)
+            output = InferOutput(
+                name, shape, datatype, parameters={"content_type": job.media_type} if name == oip.IMAGE else None
+            )
             output.set_data_from_numpy(values.reshape(shape), binary_data=binary)
             outputs.append(output)
             requested.append(RequestedOutput(name, {"binary_data": binary}))
         check_answer_bytes(size, job.media_type, False, self.settings.max_response_bytes)
-        return InferResponse(response_id=request.id or trace.request_id, model_name=self.name, infer_outputs=outputs,
-                             parameters=trace.done(), requested_outputs=None if request.from_grpc else requested,
-                             use_binary_outputs=binary_everywhere)
+        return InferResponse(
+            response_id=request.id or trace.request_id,
+            model_name=self.name,
+            infer_outputs=outputs,
+            parameters=trace.done(),
+            requested_outputs=None if request.from_grpc else requested,
+            use_binary_outputs=binary_everywhere,
+        )
 
     def close(self, trace):
         """One log line and the metrics of a request, answered or refused."""
@@ -179,9 +202,13 @@ def oip_request(request):
             values = oip.json_elements(sent.name, sent.datatype, sent.data)
         inputs.append(oip.tensor(sent.name, sent.datatype, list(sent.shape), values, plain(sent.parameters)))
     parameters = plain(request.parameters)
-    outputs = tuple((wanted.name, bool(wanted.binary_data if wanted.binary_data is not None
-                                       else parameters.get("binary_data_output")))
-                    for wanted in request.request_outputs or ())
+    outputs = tuple(
+        (
+            wanted.name,
+            bool(wanted.binary_data if wanted.binary_data is not None else parameters.get("binary_data_output")),
+        )
+        for wanted in request.request_outputs or ()
+    )
     return oip.Request(request.id or None, parameters, tuple(inputs), outputs, request.use_binary_outputs)
 
 

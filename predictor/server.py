@@ -27,15 +27,19 @@ def install(app, model, request_limit):
 
     async def infer(model_name: str, request: Request, model_version: str | None = None):
         if model_name != model.name:
-            return JSONResponse({"error": f"no model {model_name[:40]!r} here; this server serves {model.name!r}"},
-                                status_code=404)
+            return JSONResponse(
+                {"error": f"no model {model_name[:40]!r} here; this server serves {model.name!r}"}, status_code=404
+            )
         body, headers = await request.body(), dict(request.headers)
         loop = asyncio.get_running_loop()
         status, answer, content_type, extra = await loop.run_in_executor(model.pool, model.rest, body, headers)
         return Response(answer, status_code=status, media_type=content_type, headers=extra)
 
-    for path in ("/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer",
-                 "/v2/models/{model_name}/versions/{model_version}/infer"):
+    for path in (
+        "/v1/models/{model_name}:predict",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+    ):
         app.add_api_route(path, infer, methods=["POST", "PUT"], include_in_schema=False)  # PUT: curl -T
     app.add_exception_handler(ClientError, too_large)
     app.add_middleware(BodyLimit, limit=request_limit)
@@ -82,8 +86,12 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), BODY_IDLE_SECONDS)
             except TimeoutError:
-                raise ClientError(408, "request_timeout", f"the request body paused for over {BODY_IDLE_SECONDS} s "
-                                  f"after {received:,} bytes; send it without pauses") from None
+                raise ClientError(
+                    408,
+                    "request_timeout",
+                    f"the request body paused for over {BODY_IDLE_SECONDS} s "
+                    f"after {received:,} bytes; send it without pauses",
+                ) from None
             received += len(message.get("body", b""))
             complete = not message.get("more_body", False)
             if received > self.limit:
@@ -97,7 +105,15 @@ class BodyLimit:
 
     async def too_large(self, send):
         body = json.dumps({"error": self.message()}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"x-error-type", b"request_too_large")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-error-type", b"request_too_large"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

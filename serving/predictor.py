@@ -62,9 +62,21 @@ class Predictor:
         RuntimeError with the log's tail."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as output:
-            process = subprocess.Popen([sys.executable, "-m", "predictor", "--http_port", str(self.http_port),
-                                        "--grpc_port", str(self.grpc_port)], cwd=REPOSITORY, stdout=output,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "predictor",
+                    "--http_port",
+                    str(self.http_port),
+                    "--grpc_port",
+                    str(self.grpc_port),
+                ],
+                cwd=REPOSITORY,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:

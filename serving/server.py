@@ -61,22 +61,36 @@ class Server:
         """One line saying why this server cannot start (a TorchServe already running, a port taken), or None."""
         pid = running_torchserve(self.tmpdir)
         if pid:
-            return (f"TorchServe is already running (pid {pid}): stop it with `make stop` (or torchserve --stop), "
-                    f"then start again")
-        for key, default in (("inference_address", "http://127.0.0.1:8080"),
-                             ("management_address", "http://127.0.0.1:8081"),
-                             ("metrics_address", "http://127.0.0.1:8082"), ("grpc_inference_port", "7070"),
-                             ("grpc_management_port", "7071")):
+            return (
+                f"TorchServe is already running (pid {pid}): stop it with `make stop` (or torchserve --stop), "
+                f"then start again"
+            )
+        for key, default in (
+            ("inference_address", "http://127.0.0.1:8080"),
+            ("management_address", "http://127.0.0.1:8081"),
+            ("metrics_address", "http://127.0.0.1:8082"),
+            ("grpc_inference_port", "7070"),
+            ("grpc_management_port", "7071"),
+        ):
             value = self.properties.get(key, default)
             host, port = ("127.0.0.1", value) if value.isdigit() else value.rsplit("/", 1)[-1].rsplit(":", 1)
             if not port_is_free(host, int(port)):
-                return (f"port {port} ({key} in {self.config}) is taken by another program; stop it, or set "
-                        f"another port there")
+                return (
+                    f"port {port} ({key} in {self.config}) is taken by another program; stop it, or set "
+                    f"another port there"
+                )
         return None
 
     def torchserve(self, *arguments, output=subprocess.PIPE):
-        return subprocess.run([str(BIN / "torchserve"), *arguments], cwd=self.workdir, env=self.environment(),
-                              stdout=output, stderr=subprocess.STDOUT, text=True, timeout=120)
+        return subprocess.run(
+            [str(BIN / "torchserve"), *arguments],
+            cwd=self.workdir,
+            env=self.environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
 
     def start(self, timeout=180):
         """Start TorchServe and wait until every worker of the model is READY; on failure stop it and raise
@@ -85,8 +99,9 @@ class Server:
         console = self.log_dir / "console.log"
         # The Java frontend keeps the launcher's stdout open for its whole life: give it a file, not a pipe.
         with console.open("a") as output:
-            result = self.torchserve("--start", *self.arguments, "--ts-config", str(Path(self.config).resolve()),
-                                     output=output)
+            result = self.torchserve(
+                "--start", *self.arguments, "--ts-config", str(Path(self.config).resolve()), output=output
+            )
         if result.returncode != 0:
             raise RuntimeError(f"torchserve --start failed; end of the logs:\n{self.log_tail()}")
         try:
@@ -110,8 +125,9 @@ class Server:
     def workers(self):
         """The model's workers as the management API reports them; [] while it cannot say."""
         try:
-            response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=self.headers("management"),
-                                    timeout=5)
+            response = requests.get(
+                f"{self.management_url}/models/{MODEL_NAME}", headers=self.headers("management"), timeout=5
+            )
             return response.json()[0]["workers"] if response.ok else []
         except (requests.RequestException, ValueError, LookupError):
             return []
@@ -206,10 +222,19 @@ def kserve_server(store, ports=(8085, 8081, 8082, 7070, 7071), tmpdir=None):
     store = Path(store).resolve()
     inference, management, metrics, grpc_inference, grpc_management = ports
     overrides = {
-        "inference_address": f"http://127.0.0.1:{inference}", "management_address": f"http://127.0.0.1:{management}",
-        "metrics_address": f"http://127.0.0.1:{metrics}", "grpc_inference_address": "127.0.0.1",
-        "grpc_inference_port": str(grpc_inference), "grpc_management_port": str(grpc_management),
-        "metrics_config": str(store / "config" / "metrics.yaml"), "service_envelope": "",
+        "inference_address": f"http://127.0.0.1:{inference}",
+        "management_address": f"http://127.0.0.1:{management}",
+        "metrics_address": f"http://127.0.0.1:{metrics}",
+        "grpc_inference_address": "127.0.0.1",
+        "grpc_inference_port": str(grpc_inference),
+        "grpc_management_port": str(grpc_management),
+        "metrics_config": str(store / "config" / "metrics.yaml"),
+        "service_envelope": "",
     }
-    return Server(config=store / "config" / "config.properties", workdir=store, tmpdir=tmpdir,
-                  overrides=overrides, arguments=(f"--model-store={store / 'model-store'}",))
+    return Server(
+        config=store / "config" / "config.properties",
+        workdir=store,
+        tmpdir=tmpdir,
+        overrides=overrides,
+        arguments=(f"--model-store={store / 'model-store'}",),
+    )

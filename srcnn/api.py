@@ -36,8 +36,9 @@ class Upscaler:
     `device` a torch device ("cuda" runs torch-fp32 under "auto", on one thread of the host).
     """
 
-    def __init__(self, weights: str | Path = SHIPPED, precision: str = "auto", threads: int | None = None,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, weights: str | Path = SHIPPED, precision: str = "auto", threads: int | None = None, device: str = "cpu"
+    ) -> None:
         self.threads = 1 if str(device).startswith("cuda") else threads or machine_cores()
         engines, self.choice = load_chosen(Path(weights), precision, device, engine_threads=1)
         self.lanes = [engines]  # the others are loaded by `prepare`, or when an image first needs them
@@ -54,8 +55,9 @@ class Upscaler:
         """The name of the engine that runs the network (srcnn.engine.ENGINES), and `choice.reason` says why."""
         return self.choice.engine
 
-    def upscale(self, image: Image.Image, scale: object = None,
-                size: tuple[int | None, int | None] | None = None) -> Image.Image:
+    def upscale(
+        self, image: Image.Image, scale: object = None, size: tuple[int | None, int | None] | None = None
+    ) -> Image.Image:
         """A new PIL image: `image` (any mode Pillow decodes; 16-bit and palette images are converted, alpha kept)
         enlarged by `scale` (default 2) or to `size` = (width, height), either side None to keep the aspect ratio.
         Grey stays grey, colour stays colour; the result has 8 bits a channel and the image's colour profile and
@@ -70,9 +72,16 @@ class Upscaler:
             result = upscale(image, self.lanes, scale, size)
         return carry_metadata(image, result)
 
-    def upscale_video(self, source: str | Path, target: str | Path, scale: object = None,
-                      size: tuple[int | None, int | None] | None = None, codec: str | None = None,
-                      crf: int | None = None, progress=None) -> None:
+    def upscale_video(
+        self,
+        source: str | Path,
+        target: str | Path,
+        scale: object = None,
+        size: tuple[int | None, int | None] | None = None,
+        codec: str | None = None,
+        crf: int | None = None,
+        progress=None,
+    ) -> None:
         """Write the video file `target` (.mp4, .mov, .mkv or .webm): the video `source` with every frame enlarged
         as `upscale` does, by `scale` (default 2) or to `size`, the sound and subtitles copied, encoded with `codec`
         ("h264", "hevc", "vp9", "av1"; default: the container's) at quality `crf`. `progress(done, total)` is called
@@ -83,5 +92,14 @@ class Upscaler:
 
         if scale is None and size is None:
             scale = DEFAULT_SCALE
-        upscale_video(lambda image, frame_size: self.upscale(image, size=frame_size), source, target, scale, size,
-                      codec, crf, progress, engine=f"{self.engine} {self.choice.tile}")
+        upscale_video(
+            lambda image, frame_size: self.upscale(image, size=frame_size),
+            source,
+            target,
+            scale,
+            size,
+            codec,
+            crf,
+            progress,
+            engine=f"{self.engine} {self.choice.tile}",
+        )

@@ -192,8 +192,12 @@ def stripe_unit(image_size, engines, size):
     return math.lcm(BAND, enlarged_stream(Rows(height, width, BAND), engines, size).band)
 
 
-def upscale(image: Image.Image, engines: dict | list | None, scale: object = None,
-            size: tuple[int | None, int | None] | None = None) -> Image.Image:
+def upscale(
+    image: Image.Image,
+    engines: dict | list | None,
+    scale: object = None,
+    size: tuple[int | None, int | None] | None = None,
+) -> Image.Image:
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
     thread that may compute at once ("lanes": an engine runs on one thread at a time).
@@ -219,8 +223,11 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
             return luma, chroma, None
         # Alpha twice: enlarged as Y is (the network's passes), which divides Y and is the answer's alpha, and as
         # Cb and Cr are (bicubic), which divides them: each premultiplied plane over the alpha enlarged its way.
-        return luma, chroma, (enlarged_stream(ChannelRows(pixels, None), engines, size),
-                              ResizedRows(ChannelRows(pixels, None), *size))
+        return (
+            luma,
+            chroma,
+            (enlarged_stream(ChannelRows(pixels, None), engines, size), ResizedRows(ChannelRows(pixels, None), *size)),
+        )
 
     result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
     pasting = threading.Lock()
@@ -230,10 +237,13 @@ def upscale(image: Image.Image, engines: dict | list | None, scale: object = Non
         for band_top in range(top, bottom, BAND):
             band_bottom = min(bottom, band_top + BAND)
             merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
-            alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom))
-                                                 for plane in alpha]
-            ycbcr_to_rgb8(luma.rows(band_top, band_bottom),
-                          *(plane.rows(band_top, band_bottom) for plane in chroma), merged, alphas)
+            alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom)) for plane in alpha]
+            ycbcr_to_rgb8(
+                luma.rows(band_top, band_bottom),
+                *(plane.rows(band_top, band_bottom) for plane in chroma),
+                merged,
+                alphas,
+            )
             if alphas is not None:
                 merged[..., 3] = to_uint8(alphas[0])
             band = Image.fromarray(merged)

@@ -74,8 +74,9 @@ def machine():
     instruction sets that decide which engine is fastest, from /proc/cpuinfo."""
     fields = cpuinfo()
     model = fields.get("model name") or platform.processor() or platform.machine()
-    model += "".join(f", {label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model"))
-                     if key in fields)
+    model += "".join(
+        f", {label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model")) if key in fields
+    )
     flags = set(fields.get("flags", "").split())
     return {"cpu": model, "cores": os.cpu_count(), "isa": [flag for flag in ISA_FLAGS if flag in flags]}
 
@@ -98,11 +99,16 @@ def worst_costs(folder):
         path = weight_file(folder, scale)
         if not path.exists():
             return {}
-        scale_worst = {engine: max(by_set[name] for name in EVALUATION_SETS)
-                       for engine, by_set in recorded_costs(path).items()
-                       if all(name in by_set for name in EVALUATION_SETS)}
-        worst = scale_worst if worst is None else {engine: max(cost, scale_worst[engine])
-                                                   for engine, cost in worst.items() if engine in scale_worst}
+        scale_worst = {
+            engine: max(by_set[name] for name in EVALUATION_SETS)
+            for engine, by_set in recorded_costs(path).items()
+            if all(name in by_set for name in EVALUATION_SETS)
+        }
+        worst = (
+            scale_worst
+            if worst is None
+            else {engine: max(cost, scale_worst[engine]) for engine, cost in worst.items() if engine in scale_worst}
+        )
     return worst or {}
 
 
@@ -201,10 +207,21 @@ def choose(folder, setting="auto", device="cpu", engine_threads=None, build=None
         names.remove(REFERENCE[device])
         names.insert(0, REFERENCE[device])
     if build is None:
+
         def build(name):
             return load_engine(weight_file(folder, SCALES[0]), device, engine_threads, name)
-    key = json.dumps({"machine": machine(), "libraries": library_versions(), "engine_threads": engine_threads,
-                      "device": device, "engines": names, "tiles": PROBE_TILES}, sort_keys=True)
+
+    key = json.dumps(
+        {
+            "machine": machine(),
+            "libraries": library_versions(),
+            "engine_threads": engine_threads,
+            "device": device,
+            "engines": names,
+            "tiles": PROBE_TILES,
+        },
+        sort_keys=True,
+    )
     cache = cache_folder() if cache is None else cache
     if cache is False:
         return measured_choice(names, build, excluded)
@@ -239,10 +256,13 @@ def measured_choice(names, build, excluded):
     seconds, tiles, agreement, refused = measure(names, build)
     refused = {**excluded, **refused}
     name = fastest(seconds, agreement, refused)
-    others = ", ".join(f"{other} {seconds[other] / seconds[name]:.2f}×" for other in sorted(seconds, key=seconds.get)
-                       if other != name)
-    reason = (f"the fastest of {len(seconds)} measured here, in {tiles[name]}² tiles (the others' time against "
-              f"it, each at its best tile: {others or 'none'})")
+    others = ", ".join(
+        f"{other} {seconds[other] / seconds[name]:.2f}×" for other in sorted(seconds, key=seconds.get) if other != name
+    )
+    reason = (
+        f"the fastest of {len(seconds)} measured here, in {tiles[name]}² tiles (the others' time against "
+        f"it, each at its best tile: {others or 'none'})"
+    )
     return Choice(name, reason, tiles[name], seconds, tiles, agreement, refused)
 
 

@@ -74,11 +74,13 @@ class Task:
 
 def argument(parse):
     """An argparse type from a srcnn.scaling parser: its message on a bad value."""
+
     def convert(text):
         try:
             return parse(text)
         except ScaleError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
+
     return convert
 
 
@@ -86,45 +88,79 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="srcnn", description="SRCNN super-resolution of image files.")
     parser.add_argument("--version", action="version", version=f"srcnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("upscale", description=__doc__.split("\n\n")[2],
-                                  help="upscale image files or folders")
+    command = commands.add_parser(
+        "upscale", description=__doc__.split("\n\n")[2], help="upscale image files or folders"
+    )
     command.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files, or folders")
-    command.add_argument("-o", "--output",
-                         help="the output file (one input) or folder (several, or a name ending in /); default: "
-                              "beside each input")
+    command.add_argument(
+        "-o",
+        "--output",
+        help="the output file (one input) or folder (several, or a name ending in /); default: beside each input",
+    )
     sizing = command.add_mutually_exclusive_group()
     sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8, such as 2.5 (default 2)")
-    sizing.add_argument("--size", type=argument(parse_size), metavar="WxH",
-                        help="the output size, such as 1920x1080, or 1920x or x1080 to keep the aspect ratio")
-    command.add_argument("--format", choices=FORMATS,
-                         help="an image's: png, jpeg or webp (default: -o's extension, else png)")
-    command.add_argument("--codec", choices=CODECS,
-                         help="a video's (default h264; vp9 in a .webm); the container is -o's extension")
-    command.add_argument("--crf", type=int, metavar="N",
-                         help="a video's quality, lower is better (default: 18 for h264, 20 hevc, 31 vp9, 30 av1)")
-    command.add_argument("--server", metavar="URL", help="a running TorchServe to do the work, e.g. "
-                                                          "http://127.0.0.1:8080 (default: this machine)")
+    sizing.add_argument(
+        "--size",
+        type=argument(parse_size),
+        metavar="WxH",
+        help="the output size, such as 1920x1080, or 1920x or x1080 to keep the aspect ratio",
+    )
+    command.add_argument(
+        "--format", choices=FORMATS, help="an image's: png, jpeg or webp (default: -o's extension, else png)"
+    )
+    command.add_argument(
+        "--codec", choices=CODECS, help="a video's (default h264; vp9 in a .webm); the container is -o's extension"
+    )
+    command.add_argument(
+        "--crf",
+        type=int,
+        metavar="N",
+        help="a video's quality, lower is better (default: 18 for h264, 20 hevc, 31 vp9, 30 av1)",
+    )
+    command.add_argument(
+        "--server",
+        metavar="URL",
+        help="a running TorchServe to do the work, e.g. http://127.0.0.1:8080 (default: this machine)",
+    )
     command.add_argument("--jobs", type=int, default=4, help="requests in flight with --server (default 4)")
-    command.add_argument("--force", action="store_true",
-                         help="redo outputs that exist (by default a complete one is skipped); never an input")
-    page = commands.add_parser("compare", description="Write one self-contained HTML page (images embedded, "
-                               "nothing fetched) with a slider between bicubic and SRCNN on IMAGE, the input "
-                               "(nearest neighbour) on offer too, zoom and pan kept in step.",
-                               help="a before/after page of one image")
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="redo outputs that exist (by default a complete one is skipped); never an input",
+    )
+    page = commands.add_parser(
+        "compare",
+        description="Write one self-contained HTML page (images embedded, "
+        "nothing fetched) with a slider between bicubic and SRCNN on IMAGE, the input "
+        "(nearest neighbour) on offer too, zoom and pan kept in step.",
+        help="a before/after page of one image",
+    )
     page.add_argument("image", type=Path, metavar="IMAGE")
     page.add_argument("-o", "--output", type=Path, required=True, help="the page to write, such as page.html")
     page_sizing = page.add_mutually_exclusive_group()
     page_sizing.add_argument("--scale", type=argument(parse_scale), help="a factor from 1 to 8 (default 2)")
     page_sizing.add_argument("--size", type=argument(parse_size), metavar="WxH", help="the output size, as upscale's")
     for subcommand in (command, page):
-        subcommand.add_argument("--weights", type=Path, default=SHIPPED,
-                                help="folder of srcnn_x{2,3,4}.pth, locally (default: the shipped weights)")
-        subcommand.add_argument("--threads", type=int, default=0,
-                                help="the most cores one image is computed on, locally (default: every core)")
-        subcommand.add_argument("--precision", choices=settings("cpu"), default="auto",
-                                help="the network's engine or arithmetic, locally (default auto: the service's, "
-                                     "the fastest measured on this machine within 0.02 dB of fp32; "
-                                     "docs/speed-and-precision.md, Precision)")
+        subcommand.add_argument(
+            "--weights",
+            type=Path,
+            default=SHIPPED,
+            help="folder of srcnn_x{2,3,4}.pth, locally (default: the shipped weights)",
+        )
+        subcommand.add_argument(
+            "--threads",
+            type=int,
+            default=0,
+            help="the most cores one image is computed on, locally (default: every core)",
+        )
+        subcommand.add_argument(
+            "--precision",
+            choices=settings("cpu"),
+            default="auto",
+            help="the network's engine or arithmetic, locally (default auto: the service's, "
+            "the fastest measured on this machine within 0.02 dB of fp32; "
+            "docs/speed-and-precision.md, Precision)",
+        )
     args = parser.parse_args(argv)
     if args.scale is None and args.size is None:
         args.scale = DEFAULT_SCALE
@@ -137,12 +173,18 @@ def parse_args(argv):
         parser.error(f"no such file or folder: {', '.join(missing)}")
     sources, args.videos, args.left_alone = collect(args.inputs)
     if not sources:
-        parser.error(f"no images or videos to upscale in {', '.join(str(path) for path in args.inputs)}"
-                     + (f" ({len(args.left_alone)} files that are neither)" if args.left_alone else ""))
+        parser.error(
+            f"no images or videos to upscale in {', '.join(str(path) for path in args.inputs)}"
+            + (f" ({len(args.left_alone)} files that are neither)" if args.left_alone else "")
+        )
     folder_named = args.output is not None and args.output.endswith(("/", os.sep))
     args.output = None if args.output is None else Path(args.output)
-    one_file = (len(sources) == 1 and not args.inputs[0].is_dir() and not folder_named
-                and not (args.output and args.output.is_dir()))
+    one_file = (
+        len(sources) == 1
+        and not args.inputs[0].is_dir()
+        and not folder_named
+        and not (args.output and args.output.is_dir())
+    )
     if args.output and one_file and sources[0] in args.videos:
         if args.output.suffix.lower() not in OUTPUT_FORMATS:
             parser.error(f"-o {args.output}: name a {', '.join(OUTPUT_FORMATS)} file for a video")
@@ -161,9 +203,14 @@ def parse_args(argv):
         parser.error("--jobs must be at least 1")
     args.format = args.format or "png"
     image_extension = FORMATS[args.format][1]
-    return args, plan(sources, args.videos, args.output if one_file else None, None if one_file else args.output,
-                      label(args.scale, args.size),
-                      lambda source: output_suffix(source) if source in args.videos else image_extension)
+    return args, plan(
+        sources,
+        args.videos,
+        args.output if one_file else None,
+        None if one_file else args.output,
+        label(args.scale, args.size),
+        lambda source: output_suffix(source) if source in args.videos else image_extension,
+    )
 
 
 # The end of an output's name: _x2, _x2.5, _64x48, _64x or _x48 (see `label`).
@@ -198,7 +245,7 @@ def collect(inputs):
 
 
 def kind_of(path):
-    """"image" when `path` starts as an image in a format srcnn reads (its header, read by Pillow), "video" when
+    """ "image" when `path` starts as an image in a format srcnn reads (its header, read by Pillow), "video" when
     FFmpeg opens it as a video container srcnn reads (srcnn.video), else None."""
     try:
         with Image.open(path, formats=DECODE_FORMATS):
@@ -214,8 +261,9 @@ def earlier_output(path, stems, names):
         return False
     made_from = OUTPUT_SUFFIX.sub("", path.stem)
     parts = made_from.split("-")
-    return made_from in stems or any(f"{'-'.join(parts[:cut])}.{parts[cut]}".lower() in names
-                                     for cut in range(1, len(parts)))
+    return made_from in stems or any(
+        f"{'-'.join(parts[:cut])}.{parts[cut]}".lower() in names for cut in range(1, len(parts))
+    )
 
 
 def label(scale, size):
@@ -237,11 +285,15 @@ def plan(sources, videos, output_file, output_folder, name_label, extension):
         return (output_folder or source.parent) / f"{name}_{name_label}{extension(source)}"
 
     names = {source: source.stem for source in sources}
-    for widen in (lambda source: f"{source.stem}-{source.suffix[1:].lower()}",
-                  lambda source: f"{source.stem}-{source.suffix[1:].lower()}-{source.parent.resolve().name}"):
+    for widen in (
+        lambda source: f"{source.stem}-{source.suffix[1:].lower()}",
+        lambda source: f"{source.stem}-{source.suffix[1:].lower()}-{source.parent.resolve().name}",
+    ):
         shared = Counter(target(source, name).resolve() for source, name in names.items())
-        names = {source: widen(source) if shared[target(source, name).resolve()] > 1 else name
-                 for source, name in names.items()}
+        names = {
+            source: widen(source) if shared[target(source, name).resolve()] > 1 else name
+            for source, name in names.items()
+        }
     return [Task(source, target(source, name), source in videos) for source, name in names.items()]
 
 
@@ -269,6 +321,7 @@ class Remote:
         import requests  # here, not at the top: the local command never needs HTTP
 
         from srcnn.client import predictions_url
+
         self.session = requests.Session()
         self.url = predictions_url(args.server)
         sizing = {"X-Scale": f"{args.scale:g}"} if args.size is None else {"X-Size": label(None, args.size)}
@@ -276,6 +329,7 @@ class Remote:
 
     def __call__(self, data):
         from srcnn.client import Refused, remote_upscale
+
         try:
             return remote_upscale(self.session, self.url, data, self.headers)
         except Refused as error:
@@ -295,10 +349,17 @@ class FrameProgress:
     def __call__(self, done, total):
         if self.bar is None:
             if done:
-                tqdm.write(f"srcnn: {self.task.source}: resuming, {done} frames done by a stopped run",
-                           file=sys.stderr)
-            self.bar = tqdm(total=total, initial=done, unit="frame", desc=self.task.source.name, file=sys.stderr,
-                            position=int(self.nested), leave=not self.nested, disable=None)
+                tqdm.write(f"srcnn: {self.task.source}: resuming, {done} frames done by a stopped run", file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                unit="frame",
+                desc=self.task.source.name,
+                file=sys.stderr,
+                position=int(self.nested),
+                leave=not self.nested,
+                disable=None,
+            )
         self.bar.update(done - self.bar.n)
 
     def close(self):
@@ -428,8 +489,11 @@ def main(argv=None):
                 attempt(task)
     except KeyboardInterrupt:
         progress.close()
-        print(f"srcnn: interrupted after {progress.n} of {len(ready)}; the same command goes on from there "
-              "(a video from the frames it had done)", file=sys.stderr)
+        print(
+            f"srcnn: interrupted after {progress.n} of {len(ready)}; the same command goes on from there "
+            "(a video from the frames it had done)",
+            file=sys.stderr,
+        )
         return 130
     finally:
         signal.signal(signal.SIGTERM, terminate)
@@ -439,11 +503,16 @@ def main(argv=None):
     done = len(tasks) - len(failures) - skipped
     if len(tasks) > 1 or failures or skipped or args.left_alone:
         left = ", ".join(str(path) for path in args.left_alone[:5]) + (", …" if len(args.left_alone) > 5 else "")
-        print(f"srcnn: {done} of {len(tasks)} written" +
-              (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else "") +
-              (f"; {len(args.left_alone)} neither images nor videos srcnn reads, left alone: {left}"
-               if args.left_alone else ""),
-              file=sys.stderr)
+        print(
+            f"srcnn: {done} of {len(tasks)} written"
+            + (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else "")
+            + (
+                f"; {len(args.left_alone)} neither images nor videos srcnn reads, left alone: {left}"
+                if args.left_alone
+                else ""
+            ),
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 

@@ -25,8 +25,25 @@ from srcnn.scaling import largest_size
 pillow_heif.register_heif_opener()  # HEIC/HEIF for Image.open: the format "HEIF", its transforms applied on reading
 
 # What the service decodes: Pillow's formats that hold photographs, pictures and icons well, and HEIC (pillow-heif).
-DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "HEIF", "AVIF", "BMP", "TIFF", "GIF", "TGA", "PPM", "ICO", "CUR", "PSD",
-                  "SGI", "PCX", "QOI", "DDS")
+DECODE_FORMATS = (
+    "PNG",
+    "JPEG",
+    "WEBP",
+    "HEIF",
+    "AVIF",
+    "BMP",
+    "TIFF",
+    "GIF",
+    "TGA",
+    "PPM",
+    "ICO",
+    "CUR",
+    "PSD",
+    "SGI",
+    "PCX",
+    "QOI",
+    "DDS",
+)
 ENCODE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 ENCODE_MEDIA = {name: media for media, name in ENCODE_FORMATS.items()}
 MAX_SIDE = {"PNG": 2**31 - 1, "JPEG": 65_535, "WEBP": 16_383}
@@ -106,14 +123,25 @@ class CappedBuffer(io.BytesIO):
 
 def answer_too_large(format, limit):
     others = [media for media in ENCODE_FORMATS if media != ENCODE_MEDIA[format]]
-    return ResponseTooLarge(f"the answer as {format} passed the limit of {limit:,} bytes; ask for "
-                          f"{' or '.join(others)} (Accept), or send a smaller image")
+    return ResponseTooLarge(
+        f"the answer as {format} passed the limit of {limit:,} bytes; ask for "
+        f"{' or '.join(others)} (Accept), or send a smaller image"
+    )
 
 
 # The first bytes of the accepted formats whose files announce themselves: a body that starts so and that no decoder
 # takes is a damaged file of that format (corrupt_image), not something else (not_an_image).
-SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-              (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"qoif", "QOI"), (b"8BPS", "PSD"), (b"DDS ", "DDS"))
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"qoif", "QOI"),
+    (b"8BPS", "PSD"),
+    (b"DDS ", "DDS"),
+)
 BRANDS = {b"WEBP": "WebP", b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 
 
@@ -182,20 +210,25 @@ def decoded(data, max_pixels):
     try:
         image = Image.open(io.BytesIO(bytes(data)), formats=DECODE_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageTooLarge(f"the image is far over the limit of {max_pixels:,} pixels ({error}); send one of at "
-                            f"most {max_pixels:,} pixels") from None
+        raise ImageTooLarge(
+            f"the image is far over the limit of {max_pixels:,} pixels ({error}); send one of at "
+            f"most {max_pixels:,} pixels"
+        ) from None
     except UnidentifiedImageError:
         name = sniff_format(data)
         if name:
             raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
         video = video_format(data)
         if video:
-            raise UnsupportedFormat(f"this is a video ({video}), and the service takes images; a video is upscaled "
-                                    "on the machine that has it, frame by frame: srcnn upscale clip.mp4") from None
+            raise UnsupportedFormat(
+                f"this is a video ({video}), and the service takes images; a video is upscaled "
+                "on the machine that has it, frame by frame: srcnn upscale clip.mp4"
+            ) from None
         announced = announced_format(data)
         if announced:
-            raise CorruptImage(f"the {announced} header could not be read: the file is damaged or cut short; send "
-                               f"the whole file") from None
+            raise CorruptImage(
+                f"the {announced} header could not be read: the file is damaged or cut short; send the whole file"
+            ) from None
         raise NotAnImage(f"the body is not an image; send {FORMATS_TEXT}") from None
     except Exception as error:  # a recognised header that Pillow cannot parse
         raise CorruptImage(f"the image header could not be read ({type(error).__name__}: {error})") from None
@@ -217,8 +250,10 @@ def check_input_pixels(width, height, max_pixels):
     """Raise ImageTooLarge, saying what fits, for an input of more than `max_pixels` pixels."""
     if width * height > max_pixels:
         most = largest_size((width, height), max_pixels)
-        raise ImageTooLarge(f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
-                            f"send it resized to at most {most[0]}×{most[1]} (its shape)")
+        raise ImageTooLarge(
+            f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
+            f"send it resized to at most {most[0]}×{most[1]} (its shape)"
+        )
 
 
 def decode_pixels(pixels: np.ndarray, max_pixels: int) -> Image.Image:
@@ -242,8 +277,11 @@ def to_supported_mode(image):
     converted = converted_mode(image)
     if key is not None:
         converted = with_colour_key(image, converted, key)
-    converted.info = {key: image.info[key] for key in METADATA if key in image.info
-                      and (key != "icc_profile" or image.mode not in FOREIGN_PROFILE_MODES)}
+    converted.info = {
+        key: image.info[key]
+        for key in METADATA
+        if key in image.info and (key != "icc_profile" or image.mode not in FOREIGN_PROFILE_MODES)
+    }
     return converted
 
 
@@ -345,8 +383,10 @@ def check_encodable(size, media_type):
     name = ENCODE_FORMATS[media_type]
     if max(size) > MAX_SIDE[name]:
         holding = [other for other, format in ENCODE_FORMATS.items() if max(size) <= MAX_SIDE[format]]
-        raise OutputTooLarge(f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
-                             f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)")
+        raise OutputTooLarge(
+            f"{name} images can be at most {MAX_SIDE[name]:,} pixels on a side; the answer would "
+            f"be {size[0]}×{size[1]}: ask for {' or '.join(holding)} (Accept)"
+        )
 
 
 def estimated_bytes(image: Image.Image, size: tuple[int, int], media_type: str, strips: int = 8, rows: int = 16) -> int:
@@ -366,8 +406,9 @@ def estimated_bytes(image: Image.Image, size: tuple[int, int], media_type: str, 
     return round(len(encode_image(sample, media_type)) * size[0] * size[1] / (sample.width * sample.height))
 
 
-def encode_image(image: Image.Image, media_type: str = "image/png", max_bytes: int | None = None,
-                 threads: int = 1) -> bytes:
+def encode_image(
+    image: Image.Image, media_type: str = "image/png", max_bytes: int | None = None, threads: int = 1
+) -> bytes:
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white. PNG is
     encoded on `threads` threads (srcnn.png).
 
@@ -391,7 +432,10 @@ def encode_image(image: Image.Image, media_type: str = "image/png", max_bytes: i
         del metadata["exif"]  # from a PNG or WebP whose EXIF no JPEG segment can hold; the profile still goes
     buffer = CappedBuffer(max_bytes or float("inf"), name)
     # PNG of other modes as srcnn.png does: Z_RLE deflate at level 1 after the row filters (docs/decisions.md, D11).
-    options = {"PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE}, "JPEG": {"quality": 95},
-               "WEBP": {"quality": 95}}[name]
+    options = {
+        "PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE},
+        "JPEG": {"quality": 95},
+        "WEBP": {"quality": 95},
+    }[name]
     image.save(buffer, format=name, **options, **metadata)
     return buffer.getvalue()

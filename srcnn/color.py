@@ -8,13 +8,16 @@ rounded constants.
 import numpy as np
 
 # Rows give Y, Cb, Cr from R, G, B in [0, 1], scaled to 0..255 (MATLAB rgb2ycbcr).
-_RGB_TO_YCBCR = np.array(
-    [
-        [65.481, 128.553, 24.966],
-        [-37.797, -74.203, 112.0],
-        [112.0, -93.786, -18.214],
-    ]
-) / 255.0
+_RGB_TO_YCBCR = (
+    np.array(
+        [
+            [65.481, 128.553, 24.966],
+            [-37.797, -74.203, 112.0],
+            [112.0, -93.786, -18.214],
+        ]
+    )
+    / 255.0
+)
 _OFFSET = np.array([16.0, 128.0, 128.0])
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
@@ -33,8 +36,9 @@ def _affine(values, matrix, before, after):
     result = np.empty((len(flat), len(matrix)), np.float32)
     for start in range(0, len(flat), _CHUNK):
         chunk = flat[start : start + _CHUNK].astype(np.float64) - before  # (n, 3)
-        result[start : start + _CHUNK] = (chunk[:, :1] * matrix[:, 0] + chunk[:, 1:2] * matrix[:, 1]
-                                          + chunk[:, 2:] * matrix[:, 2] + after)
+        result[start : start + _CHUNK] = (
+            chunk[:, :1] * matrix[:, 0] + chunk[:, 1:2] * matrix[:, 1] + chunk[:, 2:] * matrix[:, 2] + after
+        )
     return result.reshape(*values.shape[:-1], len(matrix))
 
 

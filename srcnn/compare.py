@@ -114,7 +114,14 @@ def compare_page(image, upscaler, scale=None, size=None, title="image"):  # one 
     srcnn.scaling.output_size takes them): SRCNN by `upscaler` (srcnn.api.Upscaler), bicubic by the same colour
     path without the network, and the input enlarged with nearest neighbour."""
     width, height = output_size(image.size, scale, size)
-    images = {"srcnn": upscaler.upscale(image, scale, size), "bicubic": upscale(image, None, scale, size),
-              "nearest": image.resize((width, height), Image.Resampling.NEAREST)}
-    return PAGE.format(title=html.escape(title), width=width, height=height,
-                       **{name: data_uri(picture) for name, picture in images.items()})
+    images = {
+        "srcnn": upscaler.upscale(image, scale, size),
+        "bicubic": upscale(image, None, scale, size),
+        "nearest": image.resize((width, height), Image.Resampling.NEAREST),
+    }
+    return PAGE.format(
+        title=html.escape(title),
+        width=width,
+        height=height,
+        **{name: data_uri(picture) for name, picture in images.items()},
+    )

@@ -71,4 +71,3 @@ def thread_pool(threads):
                 _pool[1].shutdown(wait=False)  # its threads end once idle
             _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="srcnn-lane"))
         return _pool[1]
-

@@ -20,9 +20,14 @@ from srcnn.weights import SCALES, int8_calibration, load_model, weight_file
 # Every engine by device: name -> (runtime, arithmetic). "fp32" engines compute the reference itself; the others'
 # PSNR-Y cost against it is measured per weight file (`make evaluate-precision`, the sidecar's "costs").
 ENGINES = {
-    "cpu": {"onnxruntime-fp32": ("onnxruntime", "fp32"), "onnxruntime-int8": ("onnxruntime", "int8"),
-            "openvino-fp32": ("openvino", "fp32"), "openvino-int8": ("openvino", "int8"),
-            "openvino-bf16": ("openvino", "bf16"), "torch-bf16": ("torch", "bf16")},
+    "cpu": {
+        "onnxruntime-fp32": ("onnxruntime", "fp32"),
+        "onnxruntime-int8": ("onnxruntime", "int8"),
+        "openvino-fp32": ("openvino", "fp32"),
+        "openvino-int8": ("openvino", "int8"),
+        "openvino-bf16": ("openvino", "bf16"),
+        "torch-bf16": ("torch", "bf16"),
+    },
     "cuda": {"torch-fp32": ("torch", "fp32"), "torch-bf16": ("torch", "bf16"), "torch-fp16": ("torch", "fp16")},
 }
 REFERENCE = {"cpu": "onnxruntime-fp32", "cuda": "torch-fp32"}  # what costs are measured against
@@ -142,9 +147,12 @@ def openvino_request(graph, engine_threads=None, hint="fp32"):
     ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16")."""
     import openvino  # a dependency of this engine alone
 
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
-              # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
-              "ENABLE_CPU_PINNING": False}
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
+        # Lanes of single-threaded engines (D11) must not all be pinned to the first core.
+        "ENABLE_CPU_PINNING": False,
+    }
     if engine_threads:
         config["INFERENCE_NUM_THREADS"] = engine_threads
     core = openvino.Core()
@@ -198,8 +206,12 @@ def onnx_graph(model, calibration=None):
         nodes.append(helper.make_node("ReduceMax", ["relu0"], ["first_max"], keepdims=0))
         outputs.append(helper.make_tensor_value_info("first_max", TensorProto.FLOAT, []))
     graph = helper.make_graph(
-        nodes, "srcnn", [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "height", "width"])], outputs,
-        initializers)
+        nodes,
+        "srcnn",
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "height", "width"])],
+        outputs,
+        initializers,
+    )
     graph_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(graph_model)
     return graph_model
@@ -250,8 +262,12 @@ def make_engine(model, engine_threads=None, name=None, calibration=None):
     if runtime == "onnxruntime":
         return OnnxEngine(model, engine_threads, calibration if arithmetic == "int8" else None)
     if runtime == "openvino":
-        return OpenVinoEngine(model, engine_threads, calibration if arithmetic == "int8" else None,
-                              "fp32" if arithmetic == "int8" else arithmetic)
+        return OpenVinoEngine(
+            model,
+            engine_threads,
+            calibration if arithmetic == "int8" else None,
+            "fp32" if arithmetic == "int8" else arithmetic,
+        )
     if device == "cpu" and engine_threads:
         torch.set_num_threads(engine_threads)
     return TorchEngine(copy.deepcopy(model).to(TORCH_DTYPES[arithmetic]))
@@ -265,8 +281,10 @@ def load_engine(weights_path, device="cpu", engine_threads=None, name=None):
     if ENGINES[device_type].get(name, (None, None))[1] == "int8":
         calibration = int8_calibration(weights_path)
         if calibration is None:
-            raise ValueError(f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
-                             f"`make calibrate` (python -m training.calibrate --weights {weights_path})")
+            raise ValueError(
+                f"{weights_path} has no int8 calibration for these weights in its sidecar: run "
+                f"`make calibrate` (python -m training.calibrate --weights {weights_path})"
+            )
     return make_engine(load_model(weights_path, device), engine_threads, name, calibration)
 
 

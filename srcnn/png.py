@@ -50,8 +50,9 @@ def paeth_filtered(rows, above, channels):
     left[:, channels:], upper_left[:, channels:] = x[:, :-channels], up[:, :-channels]
     # Paeth's distances from left + up - upper_left to the left, upper and upper-left neighbours; ties in that order.
     to_left, to_up, to_corner = np.abs(up - upper_left), np.abs(left - upper_left), np.abs(left + up - 2 * upper_left)
-    predicted = np.where((to_left <= to_up) & (to_left <= to_corner), left,
-                         np.where(to_up <= to_corner, up, upper_left))
+    predicted = np.where(
+        (to_left <= to_up) & (to_left <= to_corner), left, np.where(to_up <= to_corner, up, upper_left)
+    )
     filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
     filtered[:, 0] = 4
     filtered[:, 1:] = (x - predicted).astype(np.uint8)  # modulo 256

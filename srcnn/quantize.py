@@ -82,9 +82,11 @@ def calibrate(model, planes):
         raise ValueError(f"int8 calibration is written for the 9-5-5 network on Y, not layers {model.layers}")
     first, second = layer_samples(model, planes)
     first_range, second_range = (ranges / ranges.max() for ranges in (first.amax(1), second.amax(1)))
-    calibration = {"first_factors": (first_range.clamp_min(RANGE_FLOOR) ** EQUALIZATION_POWER).tolist(),
-                   "mapping_factors": second_range.clamp_min(RANGE_FLOOR).tolist(),
-                   "bias_correction": [0.0] * len(second_range)}
+    calibration = {
+        "first_factors": (first_range.clamp_min(RANGE_FLOOR) ** EQUALIZATION_POWER).tolist(),
+        "mapping_factors": second_range.clamp_min(RANGE_FLOOR).tolist(),
+        "bias_correction": [0.0] * len(second_range),
+    }
     first = first / torch.tensor(calibration["first_factors"])[:, None]
     second = second / torch.tensor(calibration["mapping_factors"])[:, None]
     # Every 7th and 3rd value: ~260,000 per layer from 82 planes, enough for a clip that holds to 3 digits.

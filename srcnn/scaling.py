@@ -17,6 +17,8 @@ MIN_SCALE, MAX_SCALE = 1, 8
 DEFAULT_SCALE = 2  # without a scale or a size (srcnn upscale, Upscaler), as model-config.yaml's default_scale
 SCALE_PATTERN = re.compile(r"\s*([0-9]{1,3}(?:\.[0-9]{1,6})?)\s*")
 SIZE_PATTERN = re.compile(r"\s*([0-9]{1,6})?\s*[x×X]\s*([0-9]{1,6})?\s*")
+
+
 # Which network serves a factor that is not a trained scale (see passes), chosen by measurement with the shipped
 # weights (`python -m bench.scales`, docs/decisions.md, D8); tests/test_scaling.py repeats it at ×1.5, ×2.5 and
 # ×3.5 so that new weights cannot leave a stale choice.
@@ -55,8 +57,10 @@ def parse_size(value: object) -> tuple[int | None, int | None]:
     match = SIZE_PATTERN.fullmatch(value) if isinstance(value, str) else None
     sides = tuple(None if side is None else int(side) for side in match.groups()) if match else (None, None)
     if sides == (None, None) or 0 in sides:
-        raise ScaleError(f"size must be WIDTHxHEIGHT in pixels, or one side alone to keep the aspect ratio "
-                         f"(1920x1080, 1920x or x1080), not {str(value)[:40]!r}")
+        raise ScaleError(
+            f"size must be WIDTHxHEIGHT in pixels, or one side alone to keep the aspect ratio "
+            f"(1920x1080, 1920x or x1080), not {str(value)[:40]!r}"
+        )
     return sides
 
 
@@ -65,8 +69,9 @@ def scaled_side(side, scale):
     return math.floor(side * Fraction(str(scale)) + Fraction(1, 2))
 
 
-def output_size(input_size: tuple[int, int], scale: object = None,
-                size: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
+def output_size(
+    input_size: tuple[int, int], scale: object = None, size: tuple[int | None, int | None] | None = None
+) -> tuple[int, int]:
     """The (width, height) of the answer to an input of `input_size` = (width, height) at `scale` (see
     parse_scale) or `size` (see parse_size); each side 1 to 8 times the input's. Raises ScaleError."""
     width, height = input_size
@@ -82,8 +87,10 @@ def output_size(input_size: tuple[int, int], scale: object = None,
         target_height = scaled_side(height, Fraction(target_width, width))
     factors = target_width / width, target_height / height
     if not all(MIN_SCALE <= factor <= MAX_SCALE for factor in factors):
-        raise ScaleError(f"a size of {target_width}x{target_height} is {factors[0]:.3g}× by {factors[1]:.3g}× the "
-                         f"{width}x{height} image; each side must be {MIN_SCALE} to {MAX_SCALE} times the image's")
+        raise ScaleError(
+            f"a size of {target_width}x{target_height} is {factors[0]:.3g}× by {factors[1]:.3g}× the "
+            f"{width}x{height} image; each side must be {MIN_SCALE} to {MAX_SCALE} times the image's"
+        )
     return target_width, target_height
 
 
@@ -103,8 +110,9 @@ def largest_scale(size, max_pixels):
     or None when even ×1 has more."""
     width, height = size
     # Each side rounds up by at most half a pixel, so the answer may be over sqrt(max / pixels) by 1/side.
-    hundredths = min(100 * MAX_SCALE, math.floor(100 * (math.sqrt(max_pixels / (width * height)) +
-                                                        1 / min(width, height))) + 1)
+    hundredths = min(
+        100 * MAX_SCALE, math.floor(100 * (math.sqrt(max_pixels / (width * height)) + 1 / min(width, height))) + 1
+    )
     while hundredths >= 100 * MIN_SCALE:
         scale = Fraction(hundredths, 100)
         if scaled_side(width, scale) * scaled_side(height, scale) <= max_pixels:

@@ -39,14 +39,34 @@ from srcnn.scaling import output_size
 
 # The containers srcnn reads videos from (FFmpeg's demuxer names): a file that FFmpeg opens in another one, such as
 # a picture or a text file, is not taken for a video.
-VIDEO_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "mpeg", "flv", "ogg",
-                              "asf"})
+VIDEO_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf"})
 # The extensions people give videos: a file named so is read as one, and a damaged one answered as a damaged video.
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg",
-                            ".flv", ".ogv", ".wmv", ".3gp"})
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mts",
+        ".m2ts",
+        ".ts",
+        ".mpg",
+        ".mpeg",
+        ".flv",
+        ".ogv",
+        ".wmv",
+        ".3gp",
+    }
+)
 # The containers srcnn writes, by the output's extension, and the codec each has by default.
-OUTPUT_FORMATS = {".mp4": ("mp4", "h264"), ".mov": ("mov", "h264"), ".mkv": ("matroska", "h264"),
-                  ".webm": ("webm", "vp9")}
+OUTPUT_FORMATS = {
+    ".mp4": ("mp4", "h264"),
+    ".mov": ("mov", "h264"),
+    ".mkv": ("matroska", "h264"),
+    ".webm": ("webm", "vp9"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,8 +80,9 @@ class Codec:
 CODECS = {
     "h264": Codec("libx264", 18, range(0, 52), (("preset", "medium"),)),
     "hevc": Codec("libx265", 20, range(0, 52), (("preset", "medium"), ("x265-params", "log-level=error"))),
-    "vp9": Codec("libvpx-vp9", 31, range(0, 64), (("b", "0"), ("deadline", "good"), ("cpu-used", "4"),
-                                                  ("row-mt", "1"))),
+    "vp9": Codec(
+        "libvpx-vp9", 31, range(0, 64), (("b", "0"), ("deadline", "good"), ("cpu-used", "4"), ("row-mt", "1"))
+    ),
     "av1": Codec("libsvtav1", 30, range(1, 64), (("preset", "8"),)),
 }
 PIXEL_FORMAT = "yuv420p"
@@ -100,6 +121,7 @@ def output_suffix(source) -> str:
 class Encoding:
     """How the video stream is encoded: everything an encoder is opened with, so that every part's encoder and the
     final stream's are the same (and their codec headers identical)."""
+
     codec: str
     crf: int
     width: int
@@ -134,16 +156,19 @@ class Encoding:
         try:
             context.open()
         except av.FFmpegError as error:
-            raise VideoError(f"{CODECS[self.codec].encoder} cannot encode {self.width}×{self.height} frames at CRF "
-                             f"{self.crf} (FFmpeg: {error.strerror}); ask for a smaller size or another --codec, "
-                             "--crf") from None
+            raise VideoError(
+                f"{CODECS[self.codec].encoder} cannot encode {self.width}×{self.height} frames at CRF "
+                f"{self.crf} (FFmpeg: {error.strerror}); ask for a smaller size or another --codec, "
+                "--crf"
+            ) from None
         return context
 
     def frame(self, image, source):
         """The video frame to encode from the enlarged PIL `image` of the decoded frame `source`: its colour matrix
         and range, its timestamp and duration."""
         frame = av.VideoFrame.from_image(image).reformat(
-            format=PIXEL_FORMAT, dst_colorspace=self.colorspace or None, dst_color_range=self.color_range or None)
+            format=PIXEL_FORMAT, dst_colorspace=self.colorspace or None, dst_color_range=self.color_range or None
+        )
         frame.pts, frame.time_base, frame.duration = source.pts, Fraction(*self.time_base), source.duration
         return frame
 
@@ -173,8 +198,13 @@ def upscale_video(upscale, source, target, scale=None, size=None, codec=None, cr
         encoding = encoding_of(video, codec, crf, output_size((video.width, video.height), scale, size))
         encoding.encoder()  # refused before any work
         stat = source.stat()
-        job = {"source": str(source.resolve()), "bytes": stat.st_size, "modified": stat.st_mtime_ns,
-               "engine": engine, **asdict(encoding)}
+        job = {
+            "source": str(source.resolve()),
+            "bytes": stat.st_size,
+            "modified": stat.st_mtime_ns,
+            "engine": engine,
+            **asdict(encoding),
+        }
         parts = Parts(target.with_name(f".{target.name}.parts"), job)
         total = video.frames or estimated_frames(video)
         if progress:
@@ -234,13 +264,17 @@ def check_container(format_name, target, codec, carried):
     with av.open(io.BytesIO(), "w", format=format_name) as probe:
         supported = probe.supported_codecs
     if codec not in supported:
-        raise VideoError(f"a {target.suffix} file cannot hold {codec} video; give another --codec or name a .mkv "
-                         "output, which holds the most codecs")
+        raise VideoError(
+            f"a {target.suffix} file cannot hold {codec} video; give another --codec or name a .mkv "
+            "output, which holds the most codecs"
+        )
     for stream in carried:
         name = stream.codec_context.codec.canonical_name
         if name not in supported:
-            raise VideoError(f"a {target.suffix} file cannot hold the input's {name} {stream.type}, which is copied "
-                             "as it is; name a .mkv output, which holds the most codecs")
+            raise VideoError(
+                f"a {target.suffix} file cannot hold the input's {name} {stream.type}, which is copied "
+                "as it is; name a .mkv output, which holds the most codecs"
+            )
 
 
 def encoding_of(video, codec, crf, size):
@@ -249,12 +283,19 @@ def encoding_of(video, codec, crf, size):
     context = video.codec_context
     rate = frame_rate(video)
     aspect = video.sample_aspect_ratio
-    return Encoding(codec, CODECS[codec].crf if crf is None else crf, width, height,
-                    (video.time_base.numerator, video.time_base.denominator),
-                    (rate.numerator, rate.denominator) if rate else None,
-                    int(context.colorspace), int(context.color_range), int(context.color_primaries),
-                    int(context.color_trc),
-                    (aspect.numerator, aspect.denominator) if aspect and aspect != 1 else None)
+    return Encoding(
+        codec,
+        CODECS[codec].crf if crf is None else crf,
+        width,
+        height,
+        (video.time_base.numerator, video.time_base.denominator),
+        (rate.numerator, rate.denominator) if rate else None,
+        int(context.colorspace),
+        int(context.color_range),
+        int(context.color_primaries),
+        int(context.color_trc),
+        (aspect.numerator, aspect.denominator) if aspect and aspect != 1 else None,
+    )
 
 
 def frame_rate(video):
@@ -273,13 +314,22 @@ def estimated_frames(video):
 def check_length(container, video, last, frames):
     """A VideoWarning when the video ends more than CUT_SHORT seconds before the duration its container states (a
     file cut short whose header was written whole, as Matroska's is): the frames that decode are the output."""
-    stated = (video.duration * video.time_base if video.duration else
-              container.duration / av.time_base if container.duration else None)
+    stated = (
+        video.duration * video.time_base
+        if video.duration
+        else container.duration / av.time_base
+        if container.duration
+        else None
+    )
     start = video.start_time * video.time_base if video.start_time is not None else 0
     end = last.time - start + (last.duration or 0) * last.time_base
     if stated is not None and stated - end > CUT_SHORT:
-        warnings.warn(f"the video ends at {float(end):.1f} s of the {float(stated):.1f} s its container states (cut "
-                      f"short?); the {frames} frames that decode were enlarged", VideoWarning, stacklevel=3)
+        warnings.warn(
+            f"the video ends at {float(end):.1f} s of the {float(stated):.1f} s its container states (cut "
+            f"short?); the {frames} frames that decode were enlarged",
+            VideoWarning,
+            stacklevel=3,
+        )
 
 
 def decoded(container, video):
@@ -301,7 +351,7 @@ def decoded(container, video):
 # little-endian length, bytes), then each packet as RECORD (pts, dts, duration, keyframe, length) and its bytes.
 MAGIC = b"srcnn video part 1\n"
 RECORD = struct.Struct("<qqqBI")
-NONE = -(2 ** 63)  # a timestamp the encoder left unset
+NONE = -(2**63)  # a timestamp the encoder left unset
 
 
 class Parts:
@@ -341,8 +391,13 @@ class Parts:
                 header = extradata
                 while record := file.read(RECORD.size):
                     pts, dts, duration, keyframe, length = RECORD.unpack(record)
-                    yield (None if pts == NONE else pts, None if dts == NONE else dts, duration, bool(keyframe),
-                           file.read(length))
+                    yield (
+                        None if pts == NONE else pts,
+                        None if dts == NONE else dts,
+                        duration,
+                        bool(keyframe),
+                        file.read(length),
+                    )
 
 
 class Part:
@@ -364,9 +419,16 @@ class Part:
     def write(self, packets):
         for packet in packets:
             data = bytes(packet)
-            self.file.write(RECORD.pack(NONE if packet.pts is None else packet.pts,
-                                        NONE if packet.dts is None else packet.dts, packet.duration or 0,
-                                        packet.is_keyframe, len(data)) + data)
+            self.file.write(
+                RECORD.pack(
+                    NONE if packet.pts is None else packet.pts,
+                    NONE if packet.dts is None else packet.dts,
+                    packet.duration or 0,
+                    packet.is_keyframe,
+                    len(data),
+                )
+                + data
+            )
 
     def close(self):
         """Flush the encoder and keep the part (synced to disk before it is named complete); None."""

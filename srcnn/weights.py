@@ -63,8 +63,10 @@ def record_int8_calibration(weights_path, calibration):
 def costs_identity(weights_path):
     """What recorded costs apply to: the weights' sha256 and their int8 calibration's."""
     calibration = read_sidecar(weights_path).get("int8")
-    return {"weights_sha256": file_sha256(weights_path),
-            "int8_sha256": hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()}
+    return {
+        "weights_sha256": file_sha256(weights_path),
+        "int8_sha256": hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest(),
+    }
 
 
 def recorded_costs(weights_path):
@@ -81,8 +83,9 @@ def record_costs(weights_path, measured):
     engines = recorded_costs(weights_path)
     for engine, by_set in measured.items():
         engines.setdefault(engine, {}).update({name: round(cost, 4) for name, cost in by_set.items()})
-    write_sidecar(weights_path, {**read_sidecar(weights_path),
-                                 "costs": {**costs_identity(weights_path), "engines": engines}})
+    write_sidecar(
+        weights_path, {**read_sidecar(weights_path), "costs": {**costs_identity(weights_path), "engines": engines}}
+    )
 
 
 def save_state_dict(model, path):

@@ -40,7 +40,6 @@ def torch_threads():
     torch.set_num_threads(threads)
 
 
-
 @pytest.fixture
 def scene():
     return make_scene

@@ -43,8 +43,7 @@ def make_photo(width, height, orientation=6, format="JPEG", **options):
     the scene stored sideways (`orientation` 6 means "turn it 90° clockwise to view"), an sRGB ICC profile, EXIF
     Make, DateTime, its pixel dimensions and 72 dpi. Viewed upright it is `height` wide and `width` high."""
     exif = Image.Exif()
-    exif.update({0x010F: "Phonemaker", 0x0132: "2026:12:01 10:20:30", 0x0112: orientation, 0x011A: 72.0,
-                 0x011B: 72.0})
+    exif.update({0x010F: "Phonemaker", 0x0132: "2026:12:01 10:20:30", 0x0112: orientation, 0x011A: 72.0, 0x011B: 72.0})
     exif.get_ifd(0x8769).update({0xA002: width, 0xA003: height})
     buffer = io.BytesIO()
     settings = {"quality": 95, "dpi": (72, 72)} if format == "JPEG" else options
@@ -71,8 +70,19 @@ def worker_pids(server):
     return sorted(worker["pid"] for worker in server.workers())
 
 
-def make_clip(path, size=(96, 64), frames=12, rate=30, audio=True, codec="libx264", pix_fmt="yuv420p",
-              rotation=None, stamps=None, subtitles=(), colorspace=None):
+def make_clip(
+    path,
+    size=(96, 64),
+    frames=12,
+    rate=30,
+    audio=True,
+    codec="libx264",
+    pix_fmt="yuv420p",
+    rotation=None,
+    stamps=None,
+    subtitles=(),
+    colorspace=None,
+):
     """A clip of the panning test card at `rate` frames a second (or at the timestamps `stamps`, in 1/rate units),
     with a stereo AAC tone as long as the video, subtitle lines as (start, text) in milliseconds, and the display
     rotation and colour matrix given."""
@@ -89,7 +99,7 @@ def make_clip(path, size=(96, 64), frames=12, rate=30, audio=True, codec="libx26
         sound = output.add_stream("aac", rate=48000, layout="stereo") if audio else None
         lines = output.add_mux_stream("subrip") if subtitles else None
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, 2 * index:2 * index + width]), "rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[:, 2 * index : 2 * index + width]), "rgb24")
             frame.pts, frame.time_base = (stamps[index] if stamps else index), Fraction(1, rate)
             if colorspace is not None:
                 frame = frame.reformat(format=pix_fmt, dst_colorspace=colorspace)

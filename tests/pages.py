@@ -25,5 +25,5 @@ def command_block(page, name):
 def table_after(page, name):
     """The first Markdown table after the block `name` of `page`, as its lines."""
     text = (REPOSITORY / page).read_text()
-    rest = text[text.index(f"<!-- block: {name} -->"):]
+    rest = text[text.index(f"<!-- block: {name} -->") :]
     return re.search(r"^(\|.*\|\n)+", rest, re.M).group(0).splitlines()

@@ -20,8 +20,11 @@ def digest(data):
 
 def tracked(folder):
     """{path relative to the repository: sha256} of the files under `folder`, caches left out."""
-    return {str(path.relative_to(REPOSITORY)): digest(path.read_bytes())
-            for path in sorted((REPOSITORY / folder).rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
+    return {
+        str(path.relative_to(REPOSITORY)): digest(path.read_bytes())
+        for path in sorted((REPOSITORY / folder).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +50,11 @@ def test_the_archive_holds_the_srcnn_package_and_every_shipped_weight_file(archi
         weights = weight_file(REPOSITORY / "weights", scale)
         for path in (weights, sidecar_path(weights)):
             assert archive[f"weights/{path.name}"] == digest(path.read_bytes())
-    assert set(archive) - {"MAR-INF/MANIFEST.json"} <= {name for name in archive
-                                                         if name.split("/")[0] in ("handler", "srcnn", "weights")
-                                                         or name in ("model-config.yaml", "srcnn_handler.py")}
+    assert set(archive) - {"MAR-INF/MANIFEST.json"} <= {
+        name
+        for name in archive
+        if name.split("/")[0] in ("handler", "srcnn", "weights") or name in ("model-config.yaml", "srcnn_handler.py")
+    }
 
 
 def imported_modules(path):

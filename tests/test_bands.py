@@ -46,20 +46,29 @@ def whole_image(image, engines, scale=None, size=None):
     if pixels.shape[-1] == 4:
         on_luma_scale = (16 + pixels[..., 3] * (219 / 255)).astype(np.float32)
         alphas = [(plane - 16) * (255 / 219) for plane in (enlarged(on_luma_scale), resize_plane(on_luma_scale, size))]
-    ycbcr_to_rgb8(enlarged(ycbcr[..., 0]), resize_plane(ycbcr[..., 1], size), resize_plane(ycbcr[..., 2], size),
-                  merged, alphas)
+    ycbcr_to_rgb8(
+        enlarged(ycbcr[..., 0]), resize_plane(ycbcr[..., 1], size), resize_plane(ycbcr[..., 2], size), merged, alphas
+    )
     if alphas is not None:
         merged[..., 3] = to_uint8(alphas[0])
     return merged
 
 
-@pytest.mark.parametrize("width, height, scale, size", [
-    (41, 33, 2, None), (37, 23, 3, None), (29, 31, 4, None),  # trained scales, odd sides
-    (45, BAND // 2 + 1, 2, None),  # the answer's rows just past one band
-    (20, 129, 2, None),  # a network pass of two tile rows and a bit (256² tiles: 258 rows)
-    (33, 27, 2.5, None), (17, 13, 5.3, None), (60, 50, 1.1, None),  # fractional factors, one and two passes
-    (30, 40, None, (71, 47)), (23, 19, None, (None, 150)),  # sizes, one changing the aspect ratio
-])
+@pytest.mark.parametrize(
+    "width, height, scale, size",
+    [
+        (41, 33, 2, None),
+        (37, 23, 3, None),
+        (29, 31, 4, None),  # trained scales, odd sides
+        (45, BAND // 2 + 1, 2, None),  # the answer's rows just past one band
+        (20, 129, 2, None),  # a network pass of two tile rows and a bit (256² tiles: 258 rows)
+        (33, 27, 2.5, None),
+        (17, 13, 5.3, None),
+        (60, 50, 1.1, None),  # fractional factors, one and two passes
+        (30, 40, None, (71, 47)),
+        (23, 19, None, (None, 150)),  # sizes, one changing the aspect ratio
+    ],
+)
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_banded_equals_the_whole_image_within_one_grey_level(engines, width, height, scale, size, mode):
     rng = np.random.default_rng(width * height)
@@ -176,8 +185,13 @@ def test_the_first_windows_of_two_lanes_side_by_side_finish():
     outcomes = []
     for _ in range(8):
         try:
-            run = subprocess.run([sys.executable, "-c", FIRST_WINDOWS, "openvino-int8"], cwd=ROOT, capture_output=True,
-                                 text=True, timeout=60)  # seconds when it works
+            run = subprocess.run(
+                [sys.executable, "-c", FIRST_WINDOWS, "openvino-int8"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )  # seconds when it works
             outcomes.append("finished" if run.returncode == 0 else run.stderr[-1000:])
         except subprocess.TimeoutExpired:
             outcomes.append("deadlocked")

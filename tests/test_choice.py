@@ -40,10 +40,12 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
 
     def fake(names, build, plane=None, runs=None):
         asked.append(list(names))
-        return ({name: seconds[name] for name in names if name in seconds},
-                {name: 128 if name.startswith("openvino") else 256 for name in names if name in seconds},
-                {name: (agreement or {}).get(name, 60.0) for name in names if name in seconds},
-                {name: why for name, why in (refused or {}).items() if name in names})
+        return (
+            {name: seconds[name] for name in names if name in seconds},
+            {name: 128 if name.startswith("openvino") else 256 for name in names if name in seconds},
+            {name: (agreement or {}).get(name, 60.0) for name in names if name in seconds},
+            {name: why for name, why in (refused or {}).items() if name in names},
+        )
 
     monkeypatch.setattr(choice, "measure", fake)
     return asked
@@ -51,13 +53,20 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
 
 # Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is
 # several times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×; with AVX2 alone int8 barely beats fp32.
-AMX = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.05, "onnxruntime-int8": 0.59, "openvino-int8": 0.16,
-       "openvino-bf16": 0.2, "torch-bf16": 0.5}
+AMX = {
+    "onnxruntime-fp32": 1.0,
+    "openvino-fp32": 1.05,
+    "onnxruntime-int8": 0.59,
+    "openvino-int8": 0.16,
+    "openvino-bf16": 0.2,
+    "torch-bf16": 0.5,
+}
 VNNI_ORT_AHEAD = {"onnxruntime-fp32": 1.0, "openvino-fp32": 1.1, "onnxruntime-int8": 0.45, "openvino-int8": 0.5}
 
 
-@pytest.mark.parametrize("seconds, expected", [(AMX, "openvino-int8"), (VNNI_ORT_AHEAD, "onnxruntime-int8")],
-                         ids=["amx", "vnni"])
+@pytest.mark.parametrize(
+    "seconds, expected", [(AMX, "openvino-int8"), (VNNI_ORT_AHEAD, "onnxruntime-int8")], ids=["amx", "vnni"]
+)
 def test_auto_serves_the_fastest_engine_within_the_cost(monkeypatch, weights, seconds, expected):
     asked = forced(monkeypatch, seconds)
     chosen = choose(weights, "auto", engine_threads=1, cache=False)
@@ -78,8 +87,9 @@ def test_an_engine_that_disagrees_with_the_reference_here_is_refused(monkeypatch
 
 
 def test_an_engine_that_cannot_run_here_is_left_out(monkeypatch, weights):
-    missing = {name: "does not run here: No module named 'openvino'" for name in ENGINES["cpu"]
-               if name.startswith("openvino")}
+    missing = {
+        name: "does not run here: No module named 'openvino'" for name in ENGINES["cpu"] if name.startswith("openvino")
+    }
     forced(monkeypatch, {name: AMX[name] for name in AMX if name not in missing}, refused=missing)
     chosen = choose(weights, "auto", cache=False)
     assert chosen.engine == "onnxruntime-int8" and "openvino" in chosen.refused["openvino-int8"]
@@ -157,8 +167,9 @@ def test_measure_times_every_engine_that_builds_and_compares_it_with_the_first()
         return Scaled({"reference": 1.0, "same": 1.0, "off": 1.1}[name])
 
     plane = probe_plane((96, 80))
-    seconds, tiles, agreement, refused = measure(["reference", "same", "off", "missing"], build, plane, runs=1,
-                                                 tiles=(32, 64))
+    seconds, tiles, agreement, refused = measure(
+        ["reference", "same", "off", "missing"], build, plane, runs=1, tiles=(32, 64)
+    )
     assert set(seconds) == {"reference", "same", "off"} and all(value > 0 for value in seconds.values())
     assert set(tiles.values()) <= {32, 64} and set(tiles) == set(seconds)
     assert agreement["same"] == float("inf") and agreement["off"] < 30

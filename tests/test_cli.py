@@ -35,18 +35,31 @@ def size_of(path):
         return image.size
 
 
-@pytest.mark.parametrize(("arguments", "size"), [
-    (["--scale", "2.5"], (100, 75)), (["--size", "64x48"], (64, 48)), (["--size", "80x"], (80, 60)),
-    (["--size", "x45"], (60, 45)), ([], (80, 60)),
-])
+@pytest.mark.parametrize(
+    ("arguments", "size"),
+    [
+        (["--scale", "2.5"], (100, 75)),
+        (["--size", "64x48"], (64, 48)),
+        (["--size", "80x"], (80, 60)),
+        (["--size", "x45"], (60, 45)),
+        ([], (80, 60)),
+    ],
+)
 def test_output_sizes_of_a_40_by_30_png(picture, arguments, size):
     out = picture.parent / "out.png"
     assert main([*UPSCALE, str(picture), "-o", str(out), *arguments]) == 0
     assert size_of(out) == size
 
 
-@pytest.mark.parametrize("setting", [pytest.param("auto", marks=pytest.mark.slow), "onnxruntime-fp32", "torch-bf16",
-                                     pytest.param("int8", marks=pytest.mark.slow)])  # slow: they measure engines
+@pytest.mark.parametrize(
+    "setting",
+    [
+        pytest.param("auto", marks=pytest.mark.slow),
+        "onnxruntime-fp32",
+        "torch-bf16",
+        pytest.param("int8", marks=pytest.mark.slow),
+    ],
+)  # slow: they measure engines
 def test_output_is_upscale_of_the_decoded_input(picture, setting):
     out = picture.parent / "out.png"
     assert main([*UPSCALE, str(picture), "-o", str(out), "--scale", "2.5", "--precision", setting]) == 0
@@ -60,8 +73,21 @@ def test_output_is_upscale_of_the_decoded_input(picture, setting):
 @pytest.mark.parametrize("name", ["big.png", "big.jpg", "big.webp"])
 def test_a_phone_photo_keeps_its_profile_and_metadata_and_stands_upright(tmp_path, name):
     (tmp_path / "photo.jpg").write_bytes(make_photo(40, 30))
-    assert main([*UPSCALE, str(tmp_path / "photo.jpg"), "-o", str(tmp_path / name), "--scale", "3",
-                 "--precision", "onnxruntime-fp32"]) == 0
+    assert (
+        main(
+            [
+                *UPSCALE,
+                str(tmp_path / "photo.jpg"),
+                "-o",
+                str(tmp_path / name),
+                "--scale",
+                "3",
+                "--precision",
+                "onnxruntime-fp32",
+            ]
+        )
+        == 0
+    )
     assert_faithful((tmp_path / name).read_bytes(), (90, 120))
 
 
@@ -69,8 +95,12 @@ def test_default_names_beside_the_input(picture):
     assert main([*UPSCALE, str(picture)]) == 0
     assert main([*UPSCALE, str(picture), "--size", "64x"]) == 0
     assert main([*UPSCALE, str(picture), "--scale", "1.5", "--format", "jpeg"]) == 0
-    assert sorted(path.name for path in picture.parent.iterdir()) == ["in.png", "in_64x.png", "in_x1.5.jpg",
-                                                                       "in_x2.png"]
+    assert sorted(path.name for path in picture.parent.iterdir()) == [
+        "in.png",
+        "in_64x.png",
+        "in_x1.5.jpg",
+        "in_x2.png",
+    ]
     with Image.open(picture.parent / "in_x1.5.jpg") as image:
         assert (image.format, image.size) == ("JPEG", (60, 45))
 
@@ -92,7 +122,8 @@ def test_a_folder_with_a_text_file_writes_the_images_and_names_it(tmp_path, scen
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0_x3.png", "p1_x3.png", "p2_x3.png"]
     assert size_of(tmp_path / "out" / "p2_x3.png") == (66, 48)
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"srcnn: 3 of 3 written; 1 neither images nor videos srcnn reads, left alone: {folder / 'notes.txt'}")
+        f"srcnn: 3 of 3 written; 1 neither images nor videos srcnn reads, left alone: {folder / 'notes.txt'}"
+    )
 
 
 def test_a_file_named_that_is_not_an_image_fails(tmp_path, capsys):
@@ -114,16 +145,25 @@ def test_camera_and_phone_folders_upscale_every_picture_under_names_of_their_own
     out = tmp_path / "big"
     assert main([*UPSCALE, str(folder), "-o", str(out), "--scale", "2"]) == 0
     sizes = {path.name: size_of(path) for path in out.iterdir()}
-    assert sizes == {"IMG_0001_x2.png": (48, 32), "IMG_0002_x2.png": (40, 28), "IMG_0003_x2.png": (36, 24),
-                     "photo-png_x2.png": (32, 20), "photo-tga_x2.png": (32, 20)}
+    assert sizes == {
+        "IMG_0001_x2.png": (48, 32),
+        "IMG_0002_x2.png": (40, 28),
+        "IMG_0003_x2.png": (36, 24),
+        "photo-png_x2.png": (32, 20),
+        "photo-tga_x2.png": (32, 20),
+    }
     summary = capsys.readouterr().err.splitlines()[-1]
     assert summary.startswith("srcnn: 5 of 5 written; 2 neither images nor videos srcnn reads, left alone: ")
     assert str(folder / "IMG_0001.CR2") in summary and str(folder / "IMG_0002.MOV") in summary
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0  # beside the inputs, twice: the second run skips
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
     assert capsys.readouterr().err.splitlines()[-1].startswith("srcnn: 0 of 5 written, 5 skipped")
-    assert sorted(path.name for path in folder.glob("photo*")) == ["photo-png_x2.png", "photo-tga_x2.png",
-                                                                   "photo.png", "photo.tga"]
+    assert sorted(path.name for path in folder.glob("photo*")) == [
+        "photo-png_x2.png",
+        "photo-tga_x2.png",
+        "photo.png",
+        "photo.tga",
+    ]
 
 
 def test_an_input_is_never_overwritten(picture, capsys):
@@ -153,7 +193,8 @@ def test_a_batch_run_again_skips_what_is_done_and_never_takes_its_outputs_as_inp
     assert sorted(written) == ["p0.png", "p0_x2.png", "p1.png", "p1_x2.png", "p2.png", "p2_x2.png"]
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "srcnn: 0 of 3 written, 3 skipped: their outputs exist (--force redoes them)")
+        "srcnn: 0 of 3 written, 3 skipped: their outputs exist (--force redoes them)"
+    )
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
     (folder / "p1_x2.png").unlink()  # as if that one had not been done
     assert main([*UPSCALE, str(folder), "--scale", "2"]) == 0
@@ -171,11 +212,14 @@ def test_o_with_a_slash_names_a_folder_for_one_input(picture):
     assert [path.name for path in out.iterdir()] == ["in_x2.png"]
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out") + "/"], "no such file or folder: "),
-    (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out.png")], "no such file or folder: "),
-    (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no images or videos to upscale in "),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out") + "/"], "no such file or folder: "),
+        (lambda tmp: [str(tmp / "nosuch.png"), "-o", str(tmp / "out.png")], "no such file or folder: "),
+        (lambda tmp: [str((tmp / "empty").mkdir() or tmp / "empty")], "no images or videos to upscale in "),
+    ],
+)
 def test_a_missing_input_or_an_empty_folder_is_a_usage_error(tmp_path, capsys, make, message):
     with pytest.raises(SystemExit) as stop:
         main([*UPSCALE, *make(tmp_path)])
@@ -193,8 +237,12 @@ def test_two_inputs_of_one_name_from_two_folders_both_get_outputs(tmp_path, scen
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         scene(10, 10).save(tmp_path / folder / "same.png")
-    assert main([*UPSCALE, str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"),
-                 "-o", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [*UPSCALE, str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png"), "-o", str(tmp_path / "out")]
+        )
+        == 0
+    )
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["same-png-a_x2.png", "same-png-b_x2.png"]
 
 
@@ -206,10 +254,18 @@ def test_a_size_out_of_range_for_one_image_fails_that_image(tmp_path, scene, cap
     assert (tmp_path / "large_120x.png").exists() and not (tmp_path / "small_120x.png").exists()
 
 
-@pytest.mark.parametrize("arguments", [
-    ["--scale", "9"], ["--scale", "2", "--size", "64x48"], ["--size", "0x0"], ["-o", "out.jpg", "--format", "png"],
-    ["-o", "out.txt"], ["--jobs", "0"], [],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--scale", "9"],
+        ["--scale", "2", "--size", "64x48"],
+        ["--size", "0x0"],
+        ["-o", "out.jpg", "--format", "png"],
+        ["-o", "out.txt"],
+        ["--jobs", "0"],
+        [],
+    ],
+)
 def test_usage_errors_exit_2(picture, arguments, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*UPSCALE, *([str(picture)] if arguments else []), *arguments])
@@ -268,8 +324,10 @@ def test_server_output_matches_local(server, tmp_path, scene, capsys):
     for arguments in (["--scale", "2.5"], ["--size", "64x"]):
         local, remote = tmp_path / "local", tmp_path / "remote"
         assert main([*UPSCALE, str(folder), "-o", str(local), "--force", "--precision", "auto", *arguments]) == 0
-        assert main([*UPSCALE, str(folder), "-o", str(remote), "--force", "--server", server.inference_url,
-                     *arguments]) == 0  # c.txt is left alone either way
+        assert (
+            main([*UPSCALE, str(folder), "-o", str(remote), "--force", "--server", server.inference_url, *arguments])
+            == 0
+        )  # c.txt is left alone either way
         for name in ("a", "b"):
             label = "x2.5" if arguments[0] == "--scale" else "64x"
             mine = np.asarray(Image.open(local / f"{name}_{label}.png"), dtype=int)
@@ -279,8 +337,9 @@ def test_server_output_matches_local(server, tmp_path, scene, capsys):
 
 def test_server_refusal_prints_its_message(server, tmp_path, capsys):
     (tmp_path / "c.txt").write_text("text")
-    assert main([*UPSCALE, str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server",
-                 server.inference_url]) == 1
+    assert (
+        main([*UPSCALE, str(tmp_path / "c.txt"), "-o", str(tmp_path / "c.png"), "--server", server.inference_url]) == 1
+    )
     assert "the server answered 415: the body is not an image" in capsys.readouterr().err
 
 
@@ -288,8 +347,10 @@ def test_weights_without_the_precisions_calibration_are_a_usage_error(picture, t
     for scale in (2, 3, 4):
         save_state_dict(identity_model, tmp_path / "weights" / f"srcnn_x{scale}.pth")
     out = tmp_path / "out.png"
-    assert main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights"),
-                 "--precision", "int8"]) == 2
+    assert (
+        main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights"), "--precision", "int8"])
+        == 2
+    )
     assert "make calibrate" in capsys.readouterr().err and not out.exists()
     # auto serves what it can: without calibration or measured costs, an fp32 engine
     assert main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights")]) == 0

@@ -40,8 +40,11 @@ def target(request):
         return server.inference_url, lambda: server.pid() == pid and server.ready(), [server.log]
     server = request.getfixturevalue("server" if request.param == "torchserve" else "enveloped_server")
     pids = worker_pids(server)
-    return (server.inference_url, lambda: worker_pids(server) == pids,
-            [server.log_dir / "model_log.log", server.log_dir / "ts_log.log"])
+    return (
+        server.inference_url,
+        lambda: worker_pids(server) == pids,
+        [server.log_dir / "model_log.log", server.log_dir / "ts_log.log"],
+    )
 
 
 def logs_since(files):
@@ -90,8 +93,9 @@ def test_tritonclient_sends_pixels_and_gets_pixels(target):
     client = triton.InferenceServerClient(host(url))
     pixels = triton.InferInput("pixels", [16, 24, 3], "UINT8")
     pixels.set_data_from_numpy(np.asarray(CARD))
-    answer = client.infer("srcnn", [pixels], outputs=[triton.InferRequestedOutput("pixels"),
-                                                      triton.InferRequestedOutput("image")])
+    answer = client.infer(
+        "srcnn", [pixels], outputs=[triton.InferRequestedOutput("pixels"), triton.InferRequestedOutput("image")]
+    )
     upscaled = answer.as_numpy("pixels")
     assert upscaled.shape == (32, 48, 3) and upscaled.dtype == np.uint8
     assert np.array_equal(upscaled, np.asarray(Image.open(io.BytesIO(answer.as_numpy("image")[0]))))  # one answer
@@ -103,10 +107,13 @@ def refused(client_call):
     return raised.value
 
 
-@pytest.mark.parametrize("element, parameters, status, words", [
-    (b"\x00not an image at all", {}, "415", "not an image"),
-    (PNG, {"scale": 9}, "422", "from 1 to 8"),
-])
+@pytest.mark.parametrize(
+    "element, parameters, status, words",
+    [
+        (b"\x00not an image at all", {}, "415", "not an image"),
+        (PNG, {"scale": 9}, "422", "from 1 to 8"),
+    ],
+)
 def test_tritonclient_shows_the_refusal(target, element, parameters, status, words):
     url, unchanged, logs = target
     written = logs_since(logs)
@@ -140,8 +147,9 @@ def test_the_kserve_sdk_predicts_v1_and_infers_v2(target):
     async def calls():
         v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
         v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
-        predicted = await v1.infer(url, {"instances": [{"data": base64.b64encode(PNG).decode(), "scale": 4}]},
-                                   model_name="srcnn")
+        predicted = await v1.infer(
+            url, {"instances": [{"data": base64.b64encode(PNG).decode(), "scale": 4}]}, model_name="srcnn"
+        )
         inferred = await v2.infer(url, kserve_v2_request(scale=2.5), model_name="srcnn")
         with pytest.raises(httpx.HTTPStatusError) as raised:
             await v2.infer(url, kserve_v2_request(b"\xff\xfe text, not an image"), model_name="srcnn")
@@ -160,8 +168,10 @@ def test_the_predictor_is_ready_and_describes_its_tensors(predictor):
     client = triton.InferenceServerClient(host(predictor.inference_url))
     assert client.is_model_ready("srcnn") and client.is_server_ready()
     metadata = client.get_model_metadata("srcnn")
-    assert [(tensor["name"], tensor["datatype"]) for tensor in metadata["inputs"]] == [("image", "BYTES"),
-                                                                                        ("pixels", "UINT8")]
+    assert [(tensor["name"], tensor["datatype"]) for tensor in metadata["inputs"]] == [
+        ("image", "BYTES"),
+        ("pixels", "UINT8"),
+    ]
     assert [tensor["name"] for tensor in metadata["outputs"]] == ["image", "pixels"]
     rest = InferenceRESTClient(RESTConfig(protocol="v2"))
     assert asyncio.run(rest.is_model_ready(predictor.inference_url, "srcnn"))
@@ -212,8 +222,12 @@ print(json.dumps(report))
 
 def test_tritonclient_over_grpc(predictor, tmp_path):
     (tmp_path / "card.png").write_bytes(PNG)
-    run = subprocess.run([sys.executable, "-c", TRITON_GRPC, f"127.0.0.1:{predictor.grpc_port}",
-                          str(tmp_path / "card.png")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", TRITON_GRPC, f"127.0.0.1:{predictor.grpc_port}", str(tmp_path / "card.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["ready"] and report["inputs"] == ["image", "pixels"]
@@ -233,8 +247,9 @@ def test_the_predictor_closes_a_body_that_stalls(predictor):
     response = connection.getresponse()
     waited = time.monotonic() - started
     assert response.status == 408 and BODY_IDLE_SECONDS - 1 < waited < BODY_IDLE_SECONDS + 10
-    assert json.loads(response.read())["error"] == (f"the request body paused for over {BODY_IDLE_SECONDS} s after "
-                                                    "1,000 bytes; send it without pauses")
+    assert json.loads(response.read())["error"] == (
+        f"the request body paused for over {BODY_IDLE_SECONDS} s after 1,000 bytes; send it without pauses"
+    )
     connection.close()
     assert predictor.ready()
 

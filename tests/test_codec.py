@@ -36,9 +36,14 @@ def encoded(image, format="PNG", **options):
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data, error", [
-    (b"", EmptyImage), (b"hello, not a picture", NotAnImage), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, CorruptImage),
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"", EmptyImage),
+        (b"hello, not a picture", NotAnImage),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, CorruptImage),
+    ],
+)
 def test_each_unusable_upload_is_its_own_error(data, error):
     with pytest.raises(error):
         decode_image(data, 1 << 20)
@@ -52,10 +57,16 @@ def test_a_truncated_image_is_corrupt_and_a_large_one_is_refused_from_its_header
         decode_image(png, 4095)
 
 
-@pytest.mark.parametrize("image, mode", [
-    (Image.new("P", (4, 4)), "RGB"), (Image.new("1", (4, 4)), "L"), (Image.new("CMYK", (4, 4)), "RGB"),
-    (Image.new("LA", (4, 4)), "LA"), (Image.new("RGBA", (4, 4)), "RGBA"),
-])
+@pytest.mark.parametrize(
+    "image, mode",
+    [
+        (Image.new("P", (4, 4)), "RGB"),
+        (Image.new("1", (4, 4)), "L"),
+        (Image.new("CMYK", (4, 4)), "RGB"),
+        (Image.new("LA", (4, 4)), "LA"),
+        (Image.new("RGBA", (4, 4)), "RGBA"),
+    ],
+)
 def test_decoded_modes_are_normalised(image, mode):
     assert decode_image(encoded(image, "TIFF"), 1 << 20).mode == mode
 
@@ -74,8 +85,11 @@ def test_exif_orientation_is_applied():
 
 def test_answers_respect_format_limits_and_jpeg_puts_alpha_on_white():
     check_encodable((16_383, 10), "image/webp")
-    with pytest.raises(OutputTooLarge, match=r"at most 16,383 pixels on a side; the answer would be 16384×10: ask for "
-                       r"image/png or image/jpeg \(Accept\)"):
+    with pytest.raises(
+        OutputTooLarge,
+        match=r"at most 16,383 pixels on a side; the answer would be 16384×10: ask for "
+        r"image/png or image/jpeg \(Accept\)",
+    ):
         check_encodable((16_384, 10), "image/webp")
     check_encodable((65_535, 10), "image/jpeg")
     with pytest.raises(OutputTooLarge, match="JPEG images can be at most 65,535 .* ask for image/png \\(Accept\\)"):
@@ -151,19 +165,23 @@ def test_an_encoding_stops_at_its_byte_limit_and_names_the_other_formats():
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     size = len(encode_image(noise))
     assert encode_image(noise, max_bytes=size) == encode_image(noise)
-    with pytest.raises(ResponseTooLarge, match=f"as PNG passed the limit of {size - 1:,} bytes; ask for image/jpeg or "
-                                             "image/webp"):
+    with pytest.raises(
+        ResponseTooLarge, match=f"as PNG passed the limit of {size - 1:,} bytes; ask for image/jpeg or image/webp"
+    ):
         encode_image(noise, max_bytes=size - 1)
     with pytest.raises(ResponseTooLarge, match="as JPEG .* ask for image/png or image/webp"):
         encode_image(noise, "image/jpeg", max_bytes=100)
 
 
-@pytest.mark.parametrize("mode, pixels, key, keyed", [
-    ("1", np.array([[0, 255, 0]], np.uint8), 0, [[True, False, True]]),
-    ("L", np.array([[0, 50, 100], [50, 7, 50]], np.uint8), 50, [[False, True, False], [True, False, True]]),
-    ("I;16", np.array([[0, 1000, 60000]], np.uint16), 1000, [[False, True, False]]),
-    ("RGB", np.array([[[1, 2, 3], [4, 5, 6], [4, 5, 7]]], np.uint8), (4, 5, 6), [[False, True, False]]),
-])
+@pytest.mark.parametrize(
+    "mode, pixels, key, keyed",
+    [
+        ("1", np.array([[0, 255, 0]], np.uint8), 0, [[True, False, True]]),
+        ("L", np.array([[0, 50, 100], [50, 7, 50]], np.uint8), 50, [[False, True, False], [True, False, True]]),
+        ("I;16", np.array([[0, 1000, 60000]], np.uint16), 1000, [[False, True, False]]),
+        ("RGB", np.array([[[1, 2, 3], [4, 5, 6], [4, 5, 7]]], np.uint8), (4, 5, 6), [[False, True, False]]),
+    ],
+)
 def test_a_colour_key_becomes_alpha(mode, pixels, key, keyed):
     buffer = io.BytesIO()
     Image.fromarray(pixels).convert(mode).save(buffer, "PNG", transparency=key)  # a tRNS chunk, written by Pillow
@@ -189,20 +207,24 @@ def psd(pixels):
 CARD = Image.fromarray((np.random.default_rng(5).random((30, 40, 3)) * 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize("data, size, mode", [
-    (written_by_pillow(CARD, "HEIF", quality=90), (40, 30), "RGB"),  # pillow-heif's encoder
-    (written_by_pillow(CARD, "AVIF", quality=90), (40, 30), "RGB"),
-    (written_by_pillow(CARD, "TGA"), (40, 30), "RGB"),
-    (written_by_pillow(CARD, "PPM"), (40, 30), "RGB"),
-    (written_by_pillow(CARD.convert("L"), "PPM"), (40, 30), "L"),  # PGM
-    (written_by_pillow(CARD.convert("1"), "PPM"), (40, 30), "L"),  # PBM
-    (written_by_pillow(CARD.resize((48, 48)), "ICO", sizes=[(16, 16), (48, 48)]), (48, 48), "RGB"),  # the largest
-    (written_by_pillow(CARD, "SGI"), (40, 30), "RGB"),
-    (written_by_pillow(CARD, "PCX"), (40, 30), "RGB"),
-    (written_by_pillow(CARD, "QOI"), (40, 30), "RGB"),
-    (written_by_pillow(CARD.convert("RGBA"), "DDS"), (40, 30), "RGBA"),
-    (psd(np.asarray(CARD)), (40, 30), "RGB"),
-], ids=["HEIC", "AVIF", "TGA", "PPM", "PGM", "PBM", "ICO", "SGI", "PCX", "QOI", "DDS", "PSD"])
+@pytest.mark.parametrize(
+    "data, size, mode",
+    [
+        (written_by_pillow(CARD, "HEIF", quality=90), (40, 30), "RGB"),  # pillow-heif's encoder
+        (written_by_pillow(CARD, "AVIF", quality=90), (40, 30), "RGB"),
+        (written_by_pillow(CARD, "TGA"), (40, 30), "RGB"),
+        (written_by_pillow(CARD, "PPM"), (40, 30), "RGB"),
+        (written_by_pillow(CARD.convert("L"), "PPM"), (40, 30), "L"),  # PGM
+        (written_by_pillow(CARD.convert("1"), "PPM"), (40, 30), "L"),  # PBM
+        (written_by_pillow(CARD.resize((48, 48)), "ICO", sizes=[(16, 16), (48, 48)]), (48, 48), "RGB"),  # the largest
+        (written_by_pillow(CARD, "SGI"), (40, 30), "RGB"),
+        (written_by_pillow(CARD, "PCX"), (40, 30), "RGB"),
+        (written_by_pillow(CARD, "QOI"), (40, 30), "RGB"),
+        (written_by_pillow(CARD.convert("RGBA"), "DDS"), (40, 30), "RGBA"),
+        (psd(np.asarray(CARD)), (40, 30), "RGB"),
+    ],
+    ids=["HEIC", "AVIF", "TGA", "PPM", "PGM", "PBM", "ICO", "SGI", "PCX", "QOI", "DDS", "PSD"],
+)
 def test_the_formats_pillow_decodes_well_are_read(data, size, mode):
     image = decode_image(data, 10**6)
     assert (image.size, image.mode) == (size, mode)
@@ -214,21 +236,30 @@ def test_an_image_format_not_read_is_named():
     assert "IM images are not supported" in str(refused.value)
 
 
-@pytest.mark.parametrize(("name", "codec", "container"), [
-    ("clip.mp4", "libx264", "MP4 or QuickTime"), ("clip.mov", "libx264", "MP4 or QuickTime"),
-    ("clip.mkv", "libx264", "Matroska or WebM"), ("clip.webm", "libvpx-vp9", "Matroska or WebM"),
-    ("clip.avi", "mpeg4", "AVI"), ("clip.mpg", "mpeg2video", "MPEG"),
-])
+@pytest.mark.parametrize(
+    ("name", "codec", "container"),
+    [
+        ("clip.mp4", "libx264", "MP4 or QuickTime"),
+        ("clip.mov", "libx264", "MP4 or QuickTime"),
+        ("clip.mkv", "libx264", "Matroska or WebM"),
+        ("clip.webm", "libvpx-vp9", "Matroska or WebM"),
+        ("clip.avi", "mpeg4", "AVI"),
+        ("clip.mpg", "mpeg2video", "MPEG"),
+    ],
+)
 def test_a_video_is_refused_with_where_videos_are_done(tmp_path, name, codec, container):
     data = make_clip(tmp_path / name, frames=2, codec=codec, audio=False).read_bytes()
     with pytest.raises(UnsupportedFormat) as refused:
         decode_image(data, 10**6)
-    assert str(refused.value) == (f"this is a video ({container}), and the service takes images; a video is upscaled "
-                                  "on the machine that has it, frame by frame: srcnn upscale clip.mp4")
+    assert str(refused.value) == (
+        f"this is a video ({container}), and the service takes images; a video is upscaled "
+        "on the machine that has it, frame by frame: srcnn upscale clip.mp4"
+    )
 
 
-@pytest.mark.parametrize("format, cut", [("TIFF", 12), ("JPEG", 20), ("AVIF", 40), ("PNG", 12), ("WEBP", 14),
-                                         ("GIF", 8), ("QOI", 6)])
+@pytest.mark.parametrize(
+    "format, cut", [("TIFF", 12), ("JPEG", 20), ("AVIF", 40), ("PNG", 12), ("WEBP", 14), ("GIF", 8), ("QOI", 6)]
+)
 def test_a_damaged_header_of_a_format_read_here_is_corrupt_and_named(format, cut):
     data = written_by_pillow(CARD, format)[:cut]
     with pytest.raises(CorruptImage) as refused:

@@ -19,8 +19,21 @@ BROWSER, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 def page(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compare")
     make_scene(60, 40).save(folder / "img.png")
-    assert main(["compare", str(folder / "img.png"), "--scale", "3", "-o", str(folder / "page.html"),
-                 "--precision", "onnxruntime-fp32"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(folder / "img.png"),
+                "--scale",
+                "3",
+                "-o",
+                str(folder / "page.html"),
+                "--precision",
+                "onnxruntime-fp32",
+            ]
+        )
+        == 0
+    )
     return folder / "page.html"
 
 
@@ -47,8 +60,9 @@ def test_a_missing_image_is_a_usage_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (BROWSER and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run "
-                                                    "installs them)")
+@pytest.mark.skipif(
+    not (BROWSER and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+)
 def test_the_page_loads_in_chromium_and_its_slider_and_zoom_work(page, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -58,8 +72,7 @@ def test_the_page_loads_in_chromium_and_its_slider_and_zoom_work(page, tmp_path)
 
     options = webdriver.ChromeOptions()
     options.binary_location = BROWSER
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,600",
-                 "--disable-dev-shm-usage"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,600", "--disable-dev-shm-usage"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -67,7 +80,8 @@ def test_the_page_loads_in_chromium_and_its_slider_and_zoom_work(page, tmp_path)
         driver.get(page.as_uri())
         sizes = driver.execute_script(
             "return ['bicubic', 'nearest', 'srcnn'].map(id => {const i = document.getElementById(id); "
-            "return [i.complete, i.naturalWidth, i.naturalHeight];});")
+            "return [i.complete, i.naturalWidth, i.naturalHeight];});"
+        )
         assert sizes == [[True, 180, 120]] * 3
         clip = "return document.getElementById('srcnn').style.clipPath;"
         assert driver.execute_script(clip) == "inset(0px 0px 0px 50%)"
@@ -84,7 +98,8 @@ def test_the_page_loads_in_chromium_and_its_slider_and_zoom_work(page, tmp_path)
         assert before != after and "scale(" in after
         boxes = driver.execute_script(  # the two images sit in one transformed stage: zoomed and panned alike
             "return ['bicubic', 'srcnn'].map(id => JSON.stringify(document.getElementById(id)"
-            ".getBoundingClientRect()));")
+            ".getBoundingClientRect()));"
+        )
         assert boxes[0] == boxes[1]
         driver.find_element("id", "left").send_keys("input")
         assert driver.execute_script("return document.getElementById('nearest').hidden;") is False

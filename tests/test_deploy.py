@@ -25,11 +25,17 @@ from tools.hostile import encode
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
 MANIFESTS = sorted((ROOT / "deploy").glob("*/*.yaml"))
-DOCUMENTS = [(path, index, document) for path in MANIFESTS
-             for index, document in enumerate(yaml.safe_load_all(path.read_text())) if document]
-CRDS = {("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-v1beta1.json",
-        ("serving.kserve.io/v1alpha1", "ServingRuntime"): "servingruntime-v1alpha1.json",
-        ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "clusterservingruntime-v1alpha1.json"}
+DOCUMENTS = [
+    (path, index, document)
+    for path in MANIFESTS
+    for index, document in enumerate(yaml.safe_load_all(path.read_text()))
+    if document
+]
+CRDS = {
+    ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-v1beta1.json",
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"): "servingruntime-v1alpha1.json",
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "clusterservingruntime-v1alpha1.json",
+}
 
 
 def strict(schema):
@@ -40,15 +46,20 @@ def strict(schema):
     if not isinstance(schema, dict):
         return schema
     result = {key: strict(value) for key, value in schema.items()}
-    if "properties" in schema and "additionalProperties" not in schema \
-            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         result["additionalProperties"] = False
     return result
 
 
 # One validator a kind, its schema checked once (jsonschema.validate checks the 600 KB schema on every call).
-STRICT_CRDS = {kind: jsonschema.Draft7Validator(strict(json.loads((ROOT / "deploy" / "schemas" / name).read_text())))
-               for (_, kind), name in CRDS.items()}
+STRICT_CRDS = {
+    kind: jsonschema.Draft7Validator(strict(json.loads((ROOT / "deploy" / "schemas" / name).read_text())))
+    for (_, kind), name in CRDS.items()
+}
 API_VERSIONS = {kind: api_version for api_version, kind in CRDS}
 
 
@@ -58,32 +69,45 @@ def validate(document):
         assert document["apiVersion"] == API_VERSIONS[document["kind"]]
         STRICT_CRDS[document["kind"]].validate(document)
         # The CRD's schema leaves metadata open: check it as Kubernetes checks any object's.
-        kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]},
-                                     KUBERNETES, strict=True)
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]}, KUBERNETES, strict=True
+        )
     else:
         kubernetes_validate.validate(document, KUBERNETES, strict=True)
 
 
 def test_there_are_inferenceservices_and_plain_kubernetes_objects():
     kinds = sorted(document["kind"] for _, _, document in DOCUMENTS)
-    assert kinds == ["ClusterServingRuntime", "ClusterServingRuntime", "Deployment", "HorizontalPodAutoscaler",
-                     *["InferenceService"] * 6, "Service", "ServingRuntime", "ServingRuntime"]
+    assert kinds == [
+        "ClusterServingRuntime",
+        "ClusterServingRuntime",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        *["InferenceService"] * 6,
+        "Service",
+        "ServingRuntime",
+        "ServingRuntime",
+    ]
 
 
-@pytest.mark.parametrize("path, index, document", DOCUMENTS,
-                         ids=[f"{path.relative_to(ROOT)}#{index}" for path, index, _ in DOCUMENTS])
+@pytest.mark.parametrize(
+    "path, index, document", DOCUMENTS, ids=[f"{path.relative_to(ROOT)}#{index}" for path, index, _ in DOCUMENTS]
+)
 def test_every_manifest_validates(path, index, document):
     validate(document)
 
 
-@pytest.mark.parametrize("kind, where", [
-    ("InferenceService", ("spec", "predictor")),
-    ("InferenceService", ("spec", "predictor", "model")),
-    ("ServingRuntime", ("spec",)),
-    ("ClusterServingRuntime", ("spec", "containers", 0)),
-    ("Deployment", ("spec", "template", "spec", "containers", 0)),
-    ("HorizontalPodAutoscaler", ("spec",)),
-])
+@pytest.mark.parametrize(
+    "kind, where",
+    [
+        ("InferenceService", ("spec", "predictor")),
+        ("InferenceService", ("spec", "predictor", "model")),
+        ("ServingRuntime", ("spec",)),
+        ("ClusterServingRuntime", ("spec", "containers", 0)),
+        ("Deployment", ("spec", "template", "spec", "containers", 0)),
+        ("HorizontalPodAutoscaler", ("spec",)),
+    ],
+)
 def test_a_misspelt_field_fails(kind, where):
     document = copy.deepcopy(next(document for _, _, document in DOCUMENTS if document["kind"] == kind))
     node = document
@@ -95,8 +119,11 @@ def test_a_misspelt_field_fails(kind, where):
 
 
 def test_the_inferenceservices_name_what_kserve_needs():
-    services = {path.name: document for path, _, document in DOCUMENTS
-                if document["kind"] == "InferenceService" and path.parent.name == "kserve"}
+    services = {
+        path.name: document
+        for path, _, document in DOCUMENTS
+        if document["kind"] == "InferenceService" and path.parent.name == "kserve"
+    }
     assert set(services) == {"inferenceservice-v1.yaml", "inferenceservice-v2.yaml", "inferenceservice-v2-gpu.yaml"}
     for name, service in services.items():
         predictor = service["spec"]["predictor"]
@@ -105,13 +132,15 @@ def test_the_inferenceservices_name_what_kserve_needs():
         assert model["protocolVersion"] == ("v1" if name.endswith("v1.yaml") else "v2")
         assert model["storageUri"] and model["resources"]["requests"]["cpu"]
         assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"] and predictor["scaleTarget"] > 0
-    assert services["inferenceservice-v2-gpu.yaml"]["spec"]["predictor"]["model"]["resources"]["limits"][
-        "nvidia.com/gpu"] == "1"
+    assert (
+        services["inferenceservice-v2-gpu.yaml"]["spec"]["predictor"]["model"]["resources"]["limits"]["nvidia.com/gpu"]
+        == "1"
+    )
 
 
 def test_the_plain_deployment_has_probes_resources_and_an_autoscaler():
     kinds = {document["kind"]: document for path, _, document in DOCUMENTS if path.parent.name == "kubernetes"}
-    container, = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
     assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == kinds["Deployment"]["metadata"]["name"]
     assert kinds["Service"]["spec"]["selector"] == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
@@ -156,14 +185,20 @@ def test_the_store_holds_the_runtimes_layout(kserve):
 
 def test_the_rehearsal_answers_v2_v1_health_and_metrics(kserve, scene):
     png = base64.b64encode(encode(scene(20, 15))).decode()
-    v2 = requests.post(f"{kserve.inference_url}/v2/models/srcnn/infer", timeout=120,
-                       json={"inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": [png]}]})
+    v2 = requests.post(
+        f"{kserve.inference_url}/v2/models/srcnn/infer",
+        timeout=120,
+        json={"inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": [png]}]},
+    )
     assert v2.status_code == 200, v2.text
     assert Image.open(io.BytesIO(base64.b64decode(v2.json()["outputs"][0]["data"][0]))).size == (40, 30)
-    v1 = requests.post(f"{kserve.inference_url}/v1/models/srcnn:predict", json={"instances": [{"data": png}]},
-                       timeout=120)
-    assert v1.status_code == 200 and Image.open(io.BytesIO(base64.b64decode(v1.json()["predictions"][0]))).size == \
-        (40, 30)
+    v1 = requests.post(
+        f"{kserve.inference_url}/v1/models/srcnn:predict", json={"instances": [{"data": png}]}, timeout=120
+    )
+    assert v1.status_code == 200 and Image.open(io.BytesIO(base64.b64decode(v1.json()["predictions"][0]))).size == (
+        40,
+        30,
+    )
     assert requests.get(f"{kserve.inference_url}/v2/health/ready", timeout=30).json() == {"ready": True}
     assert requests.get(f"{kserve.inference_url}/ping", timeout=30).status_code == 200  # the Deployment's probe
     metrics = requests.get(f"{kserve.properties['metrics_address']}/metrics", timeout=30).text
@@ -173,17 +208,27 @@ def test_the_rehearsal_answers_v2_v1_health_and_metrics(kserve, scene):
 
 
 def test_the_runtimes_run_torchserve_as_kserves_runtime_did_and_nothing_names_the_bundled_one():
-    runtimes = {document["kind"]: document for path, _, document in DOCUMENTS
-                if document["kind"].endswith("Runtime") and path.parent.name == "kserve"}
+    runtimes = {
+        document["kind"]: document
+        for path, _, document in DOCUMENTS
+        if document["kind"].endswith("Runtime") and path.parent.name == "kserve"
+    }
     assert runtimes["ServingRuntime"]["spec"] == runtimes["ClusterServingRuntime"]["spec"]  # one runtime, two scopes
     spec = runtimes["ServingRuntime"]["spec"]
     assert {runtime["metadata"]["name"] for runtime in runtimes.values()} == {"srcnn-torchserve"}
     assert "env" not in spec["containers"][0]  # no TS_SERVICE_ENVELOPE: the handler reads KServe v1 and v2 itself
-    container, = spec["containers"]
-    assert container["args"] == ["torchserve", "--start", "--model-store=/mnt/models/model-store",
-                                 "--ts-config=/mnt/models/config/config.properties"]
-    assert container["securityContext"]["runAsNonRoot"] and spec["annotations"]["prometheus.kserve.io/port"] == \
-        read_properties(KSERVE / "config.properties")["metrics_address"].rsplit(":", 1)[1]
+    (container,) = spec["containers"]
+    assert container["args"] == [
+        "torchserve",
+        "--start",
+        "--model-store=/mnt/models/model-store",
+        "--ts-config=/mnt/models/config/config.properties",
+    ]
+    assert (
+        container["securityContext"]["runAsNonRoot"]
+        and spec["annotations"]["prometheus.kserve.io/port"]
+        == read_properties(KSERVE / "config.properties")["metrics_address"].rsplit(":", 1)[1]
+    )
     assert {"v1", "v2"} <= set(spec["protocolVersions"])
     assert [fmt["name"] for fmt in spec["supportedModelFormats"]] == ["pytorch"]
     for path in sorted((ROOT / "deploy").rglob("*")):
@@ -206,31 +251,45 @@ PREDICTOR = ROOT / "deploy" / "predictor"
 
 
 def test_the_predictors_runtime_serves_every_protocol_from_its_image():
-    runtimes = {document["kind"]: document for path, _, document in DOCUMENTS
-                if document["kind"].endswith("Runtime") and path.parent == PREDICTOR}
+    runtimes = {
+        document["kind"]: document
+        for path, _, document in DOCUMENTS
+        if document["kind"].endswith("Runtime") and path.parent == PREDICTOR
+    }
     assert runtimes["ServingRuntime"]["spec"] == runtimes["ClusterServingRuntime"]["spec"]
     assert {runtime["metadata"]["name"] for runtime in runtimes.values()} == {"srcnn-kserve"}
     spec = runtimes["ServingRuntime"]["spec"]
     assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
-    container, = spec["containers"]
+    (container,) = spec["containers"]
     assert container["args"] == ["--model_name={{.Name}}", "--http_port=8080", "--grpc_port=8081"]
     assert spec["annotations"]["prometheus.kserve.io/port"] == "8080" and container["securityContext"]["runAsNonRoot"]
-    services = {path.name: document["spec"]["predictor"]["model"] for path, _, document in DOCUMENTS
-                if document["kind"] == "InferenceService" and path.parent == PREDICTOR}
+    services = {
+        path.name: document["spec"]["predictor"]["model"]
+        for path, _, document in DOCUMENTS
+        if document["kind"] == "InferenceService" and path.parent == PREDICTOR
+    }
     assert {name: model["protocolVersion"] for name, model in services.items()} == {
-        "inferenceservice-v1.yaml": "v1", "inferenceservice-v2.yaml": "v2", "inferenceservice-grpc-v2.yaml": "grpc-v2"}
+        "inferenceservice-v1.yaml": "v1",
+        "inferenceservice-v2.yaml": "v2",
+        "inferenceservice-grpc-v2.yaml": "grpc-v2",
+    }
     for model in services.values():
         assert (model["modelFormat"]["name"], model["runtime"]) == ("srcnn", "srcnn-kserve")
         assert "storageUri" not in model  # the weights are in the image
-    assert services["inferenceservice-grpc-v2.yaml"]["ports"] == [{"name": "h2c", "containerPort": 8081,
-                                                                    "protocol": "TCP"}]
+    assert services["inferenceservice-grpc-v2.yaml"]["ports"] == [
+        {"name": "h2c", "containerPort": 8081, "protocol": "TCP"}
+    ]
 
 
 def test_the_predictors_image_holds_what_it_imports_pinned():
     dockerfile = (PREDICTOR / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "\nFROM python:3.11" in dockerfile
-    copied = {word.rstrip("/") for line in dockerfile.replace("\\\n", " ").splitlines() if line.startswith("COPY ")
-              for word in line.split()[1:-1]}
+    copied = {
+        word.rstrip("/")
+        for line in dockerfile.replace("\\\n", " ").splitlines()
+        if line.startswith("COPY ")
+        for word in line.split()[1:-1]
+    }
     assert {"srcnn", "handler", "predictor", "config.properties"} <= copied
     assert {f"weights/srcnn_x{scale}.{suffix}" for scale in (2, 3, 4) for suffix in ("pth", "json")} <= copied
     pinned = (ROOT / "requirements.txt").read_text().splitlines()

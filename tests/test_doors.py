@@ -37,21 +37,26 @@ def predict(grpc_api, **inputs):
     return stub.Predictions(messages.PredictionsRequest(model_name="srcnn", input=inputs), timeout=120)
 
 
-@pytest.mark.parametrize("sizing, size", [({}, (40, 30)), ({"scale": b"3"}, (60, 45)), ({"scale": b"2.5"}, (50, 38)),
-                                          ({"size": b"x30"}, (40, 30))])
+@pytest.mark.parametrize(
+    "sizing, size",
+    [({}, (40, 30)), ({"scale": b"3"}, (60, 45)), ({"scale": b"2.5"}, (50, 38)), ({"size": b"x30"}, (40, 30))],
+)
 def test_grpc_answers_the_upscaled_png(grpc_api, scene, sizing, size):
     inputs = {"data": encode(scene(20, 15))} | sizing
     answer = Image.open(io.BytesIO(predict(grpc_api, **inputs).prediction))
     assert (answer.format, answer.size) == ("PNG", size)
 
 
-@pytest.mark.parametrize("inputs, code, status, kind", [
-    ({"data": b"hello, world"}, grpc.StatusCode.INVALID_ARGUMENT, 415, "not_an_image"),
-    ({"data": "TRUNCATED"}, grpc.StatusCode.INVALID_ARGUMENT, 400, "corrupt_image"),
-    ({"data": "PNG", "scale": b"9"}, grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_scale"),
-    ({"data": b""}, grpc.StatusCode.INVALID_ARGUMENT, 400, "empty_body"),
-    ({"data": "HUGE"}, grpc.StatusCode.RESOURCE_EXHAUSTED, 413, "image_too_large"),
-])
+@pytest.mark.parametrize(
+    "inputs, code, status, kind",
+    [
+        ({"data": b"hello, world"}, grpc.StatusCode.INVALID_ARGUMENT, 415, "not_an_image"),
+        ({"data": "TRUNCATED"}, grpc.StatusCode.INVALID_ARGUMENT, 400, "corrupt_image"),
+        ({"data": "PNG", "scale": b"9"}, grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_scale"),
+        ({"data": b""}, grpc.StatusCode.INVALID_ARGUMENT, 400, "empty_body"),
+        ({"data": "HUGE"}, grpc.StatusCode.RESOURCE_EXHAUSTED, 413, "image_too_large"),
+    ],
+)
 def test_grpc_refusals_are_grpc_errors_with_the_json_error(server, grpc_api, scene, inputs, code, status, kind):
     pids = worker_pids(server)
     png = encode(scene(40, 40))
@@ -87,14 +92,13 @@ def test_grpc_ping(grpc_api):
 
 
 def kserve_v1(server, instance):
-    return requests.post(f"{server.inference_url}/v1/models/srcnn:predict", json={"instances": [instance]},
-                         timeout=120)
+    return requests.post(f"{server.inference_url}/v1/models/srcnn:predict", json={"instances": [instance]}, timeout=120)
 
 
 def test_kserve_v1_predict(server, scene):
     response = kserve_v1(server, {"data": base64.b64encode(encode(scene(20, 15))).decode(), "scale": 3})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
-    prediction, = response.json()["predictions"]
+    (prediction,) = response.json()["predictions"]
     assert Image.open(io.BytesIO(base64.b64decode(prediction))).size == (60, 45)
     assert response.headers["X-Scale"] == "3"
     sized = kserve_v1(server, {"data": base64.b64encode(encode(scene(20, 15))).decode(), "size": "50x"})
@@ -104,8 +108,17 @@ def test_kserve_v1_predict(server, scene):
 
 
 def test_kserve_v2_infer(server, scene):
-    request = {"id": "42", "inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES",
-                                       "data": [base64.b64encode(encode(scene(20, 15))).decode()]}]}
+    request = {
+        "id": "42",
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [-1],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(encode(scene(20, 15))).decode()],
+            }
+        ],
+    }
     response = requests.post(f"{server.inference_url}/v2/models/srcnn/infer", json=request, timeout=120)
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -130,11 +143,25 @@ def test_kserve_v2_health_and_metadata(server):
 def test_grpc_client_command(server, scene, tmp_path, capsys):
     scene(20, 15).save(tmp_path / "in.png")
     (tmp_path / "text.png").write_bytes(b"not an image at all")
-    assert grpc_client([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--scale", "4",
-                        "--address", grpc_address(server)]) == 0
+    assert (
+        grpc_client(
+            [
+                str(tmp_path / "in.png"),
+                "-o",
+                str(tmp_path / "out.png"),
+                "--scale",
+                "4",
+                "--address",
+                grpc_address(server),
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "out.png").size == (80, 60)
-    assert grpc_client([str(tmp_path / "text.png"), "-o", str(tmp_path / "bad.png"), "--address",
-                        grpc_address(server)]) == 1
+    assert (
+        grpc_client([str(tmp_path / "text.png"), "-o", str(tmp_path / "bad.png"), "--address", grpc_address(server)])
+        == 1
+    )
     code, error = capsys.readouterr().err.strip().split(": ", 1)
     assert code == "INVALID_ARGUMENT" and json.loads(error)["type"] == "not_an_image"
     assert not (tmp_path / "bad.png").exists()
@@ -144,7 +171,7 @@ def srcnn_metrics(server):
     """{(name, labels without Hostname): value} of the SRCNN* samples on the Prometheus endpoint."""
     text = requests.get(f"{server.properties['metrics_address']}/metrics", timeout=30).text
     samples = {}
-    for name, labels, value in re.findall(r'^(SRCNN\w+)\{(.*?),?\} (\S+)$', text, re.M):
+    for name, labels, value in re.findall(r"^(SRCNN\w+)\{(.*?),?\} (\S+)$", text, re.M):
         pairs = tuple(pair for pair in re.findall(r'(\w+)="([^"]*)"', labels) if pair[0] != "Hostname")
         samples[name, pairs] = float(value)
     return samples

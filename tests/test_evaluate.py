@@ -29,11 +29,17 @@ def reference_bicubic_psnr(path, scale):
 def test_bicubic_follows_the_protocol_and_writes_json(image_folder, tmp_path, capsys):
     data = image_folder(test=3)
     out = tmp_path / "records.json"
-    assert main(["--data-dir", str(data), "--sets", "test", "--scales", "2", "3", "--method", "bicubic",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            ["--data-dir", str(data), "--sets", "test", "--scales", "2", "3", "--method", "bicubic", "--json", str(out)]
+        )
+        == 0
+    )
     records = json.loads(out.read_text())
     assert [(r["set"], r["scale"], r["method"], r["images"]) for r in records] == [
-        ("test", 2, "bicubic", 3), ("test", 3, "bicubic", 3)]
+        ("test", 2, "bicubic", 3),
+        ("test", 3, "bicubic", 3),
+    ]
     assert set(records[0]) == {"set", "scale", "method", "psnr_y", "ssim_y", "psnr_rgb", "images", "engine"}
     for record in records:
         expected = np.mean([reference_bicubic_psnr(p, record["scale"]) for p in sorted((data / "test").glob("*"))])
@@ -62,8 +68,9 @@ def test_srcnn_weights_from_a_folder_and_the_paper_column(image_folder, tmp_path
 
 
 @pytest.mark.parametrize(("scale", "multiple", "low_fraction"), [(2.5, 5, (2, 5)), (1.5, 3, (2, 3)), (6, 6, (1, 6))])
-def test_fractional_and_large_factors_crop_so_the_low_resolution_size_is_whole(image_folder, tmp_path, scale,
-                                                                                multiple, low_fraction):
+def test_fractional_and_large_factors_crop_so_the_low_resolution_size_is_whole(
+    image_folder, tmp_path, scale, multiple, low_fraction
+):
     data = image_folder(test=2, size=(97, 83))
     out = tmp_path / "records.json"
     main(["--data-dir", str(data), "--sets", "test", "--scales", str(scale), "--method", "bicubic", "--json", str(out)])
@@ -80,7 +87,7 @@ def test_fractional_and_large_factors_crop_so_the_low_resolution_size_is_whole(i
         up = np.floor(np.clip(np.asarray(low.resize((width, height), Image.Resampling.BICUBIC)), 0, 255) + 0.5)
         mse = np.mean((y[border:-border, border:-border] - up[border:-border, border:-border]) ** 2)
         expected.append(10 * math.log10(255**2 / mse))
-    record, = json.loads(out.read_text())
+    (record,) = json.loads(out.read_text())
     assert record["scale"] == scale
     assert record["psnr_y"] == pytest.approx(np.mean(expected), abs=1e-9)
 
@@ -99,8 +106,7 @@ def test_other_factors_run_the_passes_of_the_trained_networks(image_folder, tmp_
     for scale in (2, 3, 4):
         save_state_dict(identity_model, weights / f"srcnn_x{scale}.pth")
     out = tmp_path / "records.json"
-    main(["--data-dir", str(data), "--sets", "test", "--scales", "2.5", "--weights", str(weights),
-          "--json", str(out)])
+    main(["--data-dir", str(data), "--sets", "test", "--scales", "2.5", "--weights", str(weights), "--json", str(out)])
     bicubic, srcnn = json.loads(out.read_text())
     # identity networks: ×3 up then bicubic down again differs from bicubic straight to the size, only a little
     assert srcnn["psnr_y"] != bicubic["psnr_y"]

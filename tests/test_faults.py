@@ -72,8 +72,9 @@ def test_killed_worker_is_replaced_and_only_requests_in_flight_fail(own_server, 
     assert all(sent < killed_at + 1.0 for sent, _, _ in failed)
     assert recovered_at - killed_at < 60
     deadline = time.monotonic() + 120  # TorchServe starts a replacement worker
-    while (len(worker_pids(own_server)) < len(pids) or old_pid in worker_pids(own_server)) and \
-            time.monotonic() < deadline:
+    while (
+        len(worker_pids(own_server)) < len(pids) or old_pid in worker_pids(own_server)
+    ) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert len(worker_pids(own_server)) == len(pids) and old_pid not in worker_pids(own_server)
 
@@ -111,9 +112,29 @@ def test_token_authorisation_on(tmp_path, scene):
 def test_killed_training_loses_at_most_one_checkpoint_interval(image_folder, tmp_path):
     interval_minutes = 0.03  # 1.8 s
     out = tmp_path / "w.pth"
-    arguments = ["--scale", "2", "--data-dir", str(image_folder()), "--train-set", "train", "--eval-sets",
-                 "--out", str(out), "--steps", "400", "--batch-size", "16", "--threads", "1", "--validate-every",
-                 "1000", "--cache-dir", str(tmp_path / "cache"), "--checkpoint-minutes", str(interval_minutes)]
+    arguments = [
+        "--scale",
+        "2",
+        "--data-dir",
+        str(image_folder()),
+        "--train-set",
+        "train",
+        "--eval-sets",
+        "--out",
+        str(out),
+        "--steps",
+        "400",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--validate-every",
+        "1000",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--checkpoint-minutes",
+        str(interval_minutes),
+    ]
     command = [sys.executable, "-m", "training.train", *arguments]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = out.with_suffix(".ckpt")

@@ -82,8 +82,9 @@ def call(handler, *requests, metrics=None):
     context = Context("srcnn", "", {"model": {}}, len(requests), None, "0.12.0", metrics=metrics or Metrics())
     context.request_processor = [RequestProcessor({"Host": "127.0.0.1:8080", **headers}) for _, headers in requests]
     bodies = handler.handle([data for data, _ in requests], context)
-    return [(context.get_response_status(i)[0], context.get_response_content_type(i), body)
-            for i, body in enumerate(bodies)]
+    return [
+        (context.get_response_status(i)[0], context.get_response_content_type(i), body) for i, body in enumerate(bodies)
+    ]
 
 
 def one(handler, data, **headers):
@@ -252,8 +253,16 @@ def test_form_encoded_body_names_the_content_type_fix(handler):
     assert "Content-Type" in message
 
 
-@pytest.mark.parametrize("body", [b"hello world", np.random.default_rng(0).bytes(5000), b"%PDF-1.4\n%\xe2\xe3",
-                                  b"PK\x03\x04" + bytes(40), b"<svg xmlns='http://www.w3.org/2000/svg'/>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"hello world",
+        np.random.default_rng(0).bytes(5000),
+        b"%PDF-1.4\n%\xe2\xe3",
+        b"PK\x03\x04" + bytes(40),
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    ],
+)
 def test_not_an_image(handler, body):
     assert "PNG, JPEG" in error(one(handler, {"body": body}), 415, "not_an_image")
 
@@ -286,15 +295,17 @@ def test_bad_scale_gives_the_allowed_range(handler, scene, scale):
     assert "a number from 1 to 8" in message and "X-Scale header" in message
 
 
-@pytest.mark.parametrize(("scale", "size"), [("2.5", (100, 75)), ("1", (40, 30)), ("8", (320, 240)),
-                                             ("1.05", (42, 32))])
+@pytest.mark.parametrize(
+    ("scale", "size"), [("2.5", (100, 75)), ("1", (40, 30)), ("8", (320, 240)), ("1.05", (42, 32))]
+)
 def test_any_scale_from_one_to_eight(handler, scene, scale, size):
     status, _, body = one(handler, {"body": encode(scene(40, 30))}, X_Scale=scale)
     assert (status, decoded(body).size) == (200, size)
 
 
-@pytest.mark.parametrize(("size", "expected"), [("64x48", (64, 48)), ("80x", (80, 60)), ("x90", (120, 90)),
-                                                ("41x30", (41, 30))])
+@pytest.mark.parametrize(
+    ("size", "expected"), [("64x48", (64, 48)), ("80x", (80, 60)), ("x90", (120, 90)), ("41x30", (41, 30))]
+)
 def test_size_header(handler, scene, size, expected):
     status, _, body = one(handler, {"body": encode(scene(40, 30))}, X_Size=size)
     assert (status, decoded(body).size) == (200, expected)
@@ -306,10 +317,15 @@ def test_size_in_json_and_form(handler, scene):
     assert decoded(one(handler, {"data": png, "size": b"x60"})[2]).size == (80, 60)
 
 
-@pytest.mark.parametrize(("headers", "message"), [
-    ({"X_Size": "0x0"}, "WIDTHxHEIGHT"), ({"X_Size": "800x"}, "1 to 8 times"), ({"X_Size": "20x30"}, "1 to 8 times"),
-    ({"X_Size": "64x48", "X_Scale": "2"}, "both a scale and a size"),
-])
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X_Size": "0x0"}, "WIDTHxHEIGHT"),
+        ({"X_Size": "800x"}, "1 to 8 times"),
+        ({"X_Size": "20x30"}, "1 to 8 times"),
+        ({"X_Size": "64x48", "X_Scale": "2"}, "both a scale and a size"),
+    ],
+)
 def test_bad_sizes_are_422_with_a_message(handler, scene, headers, message):
     assert message in error(one(handler, {"body": encode(scene(40, 30))}, **headers), 422, "invalid_size")
 
@@ -377,8 +393,9 @@ def test_output_over_the_limit_names_the_largest_input(model_dir):
     handler = make_handler(model_dir, max_output_pixels=400)
     assert one(handler, {"body": encode(Image.new("L", (10, 10)))}, X_Scale="2")[0] == 200
     message = error(one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Scale="2"), 413, "output_too_large")
-    assert message.endswith("the limit is 400: at ×2 send at most 9×10 (this image's shape), or ask this image for "
-                            "at most ×1.94")
+    assert message.endswith(
+        "the limit is 400: at ×2 send at most 9×10 (this image's shape), or ask this image for at most ×1.94"
+    )
     assert one(handler, {"body": encode(Image.new("L", (9, 10)))}, X_Scale="2")[0] == 200  # what it said, works
     assert one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Scale="1.94")[0] == 200
     message = error(one(handler, {"body": encode(Image.new("L", (10, 11)))}, X_Size="30x"), 413, "output_too_large")
@@ -390,8 +407,11 @@ def test_answer_over_the_response_limit_is_refused_before_any_work(model_dir, sc
     handler = make_handler(model_dir, max_response_bytes=1000)  # 80×80 PNG of the scene: over 1,250 bytes
     monkeypatch.setattr(handler.upscaler, "upscale", lambda *args, **kwargs: pytest.fail("computed"))
     message = error(one(handler, {"body": encode(scene(40, 40))}), 413, "response_too_large")
-    assert re.fullmatch(r"the answer would be about [0-9,]+ bytes \(image/png, 80×80; estimated before computing "
-                        r"it\), over the limit of 1,000; ask for image/jpeg or send a smaller image", message)
+    assert re.fullmatch(
+        r"the answer would be about [0-9,]+ bytes \(image/png, 80×80; estimated before computing "
+        r"it\), over the limit of 1,000; ask for image/jpeg or send a smaller image",
+        message,
+    )
     message = error(one(handler, {"body": encode(scene(40, 40))}, Accept="image/jpeg"), 413, "response_too_large")
     assert message.endswith("over the limit of 1,000; send a smaller image or ask for a smaller size")
 
@@ -400,10 +420,13 @@ def test_answer_the_estimate_let_through_is_still_refused_past_the_limit(model_d
     image = scene(40, 40)
     estimate = estimated_bytes(image, (80, 80), "image/png")
     limit = estimate * 100 // 110  # within the margin: computed, and refused by the encoder as it passes the limit
-    message = error(one(make_handler(model_dir, max_response_bytes=limit), {"body": encode(image)}), 413,
-                    "response_too_large")
-    assert message == (f"the answer as PNG passed the limit of {limit:,} bytes; ask for image/jpeg or "
-                       "image/webp (Accept), or send a smaller image")
+    message = error(
+        one(make_handler(model_dir, max_response_bytes=limit), {"body": encode(image)}), 413, "response_too_large"
+    )
+    assert message == (
+        f"the answer as PNG passed the limit of {limit:,} bytes; ask for image/jpeg or "
+        "image/webp (Accept), or send a smaller image"
+    )
 
 
 def test_jpeg_side_limit(model_dir):
@@ -416,8 +439,12 @@ def test_jpeg_side_limit(model_dir):
 
 
 def test_a_bad_request_fails_alone_in_its_batch(handler, scene):
-    results = call(handler, ({"body": encode(scene(10, 6))}, {}), ({"body": b"nope"}, {}),
-                   ({"body": encode(scene(7, 9))}, {"X-Scale": "3"}))
+    results = call(
+        handler,
+        ({"body": encode(scene(10, 6))}, {}),
+        ({"body": b"nope"}, {}),
+        ({"body": encode(scene(7, 9))}, {"X-Scale": "3"}),
+    )
     assert [code for code, _, _ in results] == [200, 415, 200]
     assert decoded(results[0][2]).size == (20, 12) and decoded(results[2][2]).size == (21, 27)
 
@@ -445,8 +472,9 @@ def test_missing_weights_fail_at_load(model_dir):
 def test_default_scale_out_of_range_fails_at_load(model_dir):
     with pytest.raises(ValueError, match="from 1 to 8"):
         make_handler(model_dir, default_scale=9)
-    assert decoded(one(make_handler(model_dir, default_scale=2.5), {"body": encode(Image.new("L", (4, 4)))})[2]
-                   ).size == (10, 10)
+    assert decoded(
+        one(make_handler(model_dir, default_scale=2.5), {"body": encode(Image.new("L", (4, 4)))})[2]
+    ).size == (10, 10)
 
 
 @pytest.mark.slow  # measures this machine's engines (srcnn.choice)
@@ -467,8 +495,14 @@ def test_the_shipped_setting_serves_the_engine_measured_fastest_within_the_cost(
     assert np.array_equal(np.asarray(answer), np.asarray(expected))
 
 
-@pytest.mark.parametrize("precision, message", [("int8", "no int8 calibration.*make calibrate"),
-                                                ("fp16", "'fp16' does not run on cpu"), ("float", "choose one of")])
+@pytest.mark.parametrize(
+    "precision, message",
+    [
+        ("int8", "no int8 calibration.*make calibrate"),
+        ("fp16", "'fp16' does not run on cpu"),
+        ("float", "choose one of"),
+    ],
+)
 def test_a_precision_that_cannot_run_fails_at_load(model_dir, precision, message):
     with pytest.raises(ValueError, match=message):
         make_handler(model_dir, precision=precision)
@@ -525,7 +559,7 @@ def network_pixels(settings, factor):
 def test_an_answer_says_its_scale_size_weights_and_timing(handler, model_dir, scene):
     context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0", metrics=Metrics())
     context.request_processor = [RequestProcessor({"X-Scale": "3"})]
-    body, = handler.handle([{"body": encode(scene(40, 30))}], context)
+    (body,) = handler.handle([{"body": encode(scene(40, 30))}], context)
     headers = context.get_response_headers(0)
     assert decoded(body).size == (120, 90)
     assert (headers["X-Scale"], headers["X-Output-Size"]) == ("3", "120x90")
@@ -542,8 +576,11 @@ def test_one_info_line_per_request_and_nothing_louder(handler, scene, caplog):
     lines = [record for record in caplog.records if record.name == "handler.srcnn_handler"]
     assert [record.levelno for record in lines] == [logging.INFO, logging.INFO]
     served, refused = (record.getMessage() for record in lines)
-    assert served.startswith("srcnn ") and " status=200 error=- scale=4 input=10x6 output=40x24 format=image/png " \
-        "weights=srcnn_x4.pth;sha256=" in served
+    assert (
+        served.startswith("srcnn ")
+        and " status=200 error=- scale=4 input=10x6 output=40x24 format=image/png weights=srcnn_x4.pth;sha256="
+        in served
+    )
     assert all(f"{stage}_ms=" in served for stage in ("decode", "upscale", "encode"))
     assert " status=415 error=not_an_image scale=- input=- " in refused and "upscale_ms" not in refused
 
@@ -555,7 +592,7 @@ def test_several_passes_are_one_header_and_one_log_value(handler, scene, caplog)
     handler.handle([{"body": encode(scene(10, 6))}], context)
     weights = context.get_response_headers(0)["X-Weights"]
     assert [part.split(";")[0] for part in weights.split(",")] == ["srcnn_x2.pth", "srcnn_x4.pth"]
-    line, = (record.getMessage() for record in caplog.records if record.name == "handler.srcnn_handler")
+    (line,) = (record.getMessage() for record in caplog.records if record.name == "handler.srcnn_handler")
     assert f" weights={weights} " in line and all("=" in pair for pair in line.split()[1:])
 
 
@@ -568,11 +605,14 @@ def b64(data):
 
 def test_kserve_v1_answers_predictions_in_base64(handler, scene):
     png = encode(scene(20, 10))
-    for instance, size in (({"data": b64(png), "scale": 3}, (60, 30)), ({"b64": b64(png)}, (40, 20)),
-                           (b64(png), (40, 20))):
+    for instance, size in (
+        ({"data": b64(png), "scale": 3}, (60, 30)),
+        ({"b64": b64(png)}, (40, 20)),
+        (b64(png), (40, 20)),
+    ):
         status, content_type, body = one_json(handler, {"instances": [instance]})
         assert (status, content_type) == (200, "application/json"), body
-        prediction, = json.loads(body)["predictions"]
+        (prediction,) = json.loads(body)["predictions"]
         assert decoded(base64.b64decode(prediction)).size == size
 
 
@@ -585,27 +625,52 @@ def test_kserve_v1_errors_keep_our_error_body(handler, scene):
 
 
 def test_kserve_v2_answers_the_open_inference_protocol(handler, scene):
-    request = {"id": "req-7", "parameters": {"scale": 2},
-               "inputs": [{"name": "image", "shape": [-1], "datatype": "BYTES", "data": [b64(encode(scene(20, 10)))],
-                           "parameters": {"scale": 4}}]}
+    request = {
+        "id": "req-7",
+        "parameters": {"scale": 2},
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [-1],
+                "datatype": "BYTES",
+                "data": [b64(encode(scene(20, 10)))],
+                "parameters": {"scale": 4},
+            }
+        ],
+    }
     status, content_type, body = one_json(handler, request)
     assert (status, content_type) == (200, "application/json"), body
     answer = json.loads(body)
     assert (answer["model_name"], answer["id"]) == ("srcnn", "req-7")
-    output, = answer["outputs"]
-    assert {key: output[key] for key in ("name", "shape", "datatype", "parameters")} == \
-        {"name": "image", "shape": [1], "datatype": "BYTES", "parameters": {"content_type": "image/png"}}
+    (output,) = answer["outputs"]
+    assert {key: output[key] for key in ("name", "shape", "datatype", "parameters")} == {
+        "name": "image",
+        "shape": [1],
+        "datatype": "BYTES",
+        "parameters": {"content_type": "image/png"},
+    }
     assert decoded(base64.b64decode(output["data"][0])).size == (80, 40)  # the input's parameters win
 
 
-@pytest.mark.parametrize("tensor, status", [
-    ({"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}, 400),
-    ({"name": "x", "shape": [2], "datatype": "BYTES", "data": ["aGk=", "aGk="]}, 400),
-    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": ["@@@"]}, 400),
-    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(b"not an image")]}, 415),
-    ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(encode(Image.new("L", (4, 4))))],
-      "parameters": {"scale": 9}}, 422),
-])
+@pytest.mark.parametrize(
+    "tensor, status",
+    [
+        ({"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}, 400),
+        ({"name": "x", "shape": [2], "datatype": "BYTES", "data": ["aGk=", "aGk="]}, 400),
+        ({"name": "x", "shape": [1], "datatype": "BYTES", "data": ["@@@"]}, 400),
+        ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [b64(b"not an image")]}, 415),
+        (
+            {
+                "name": "x",
+                "shape": [1],
+                "datatype": "BYTES",
+                "data": [b64(encode(Image.new("L", (4, 4))))],
+                "parameters": {"scale": 9},
+            },
+            422,
+        ),
+    ],
+)
 def test_kserve_v2_errors_are_the_protocols_error_body(handler, tensor, status):
     code, content_type, body = one_json(handler, {"inputs": [tensor]})
     assert (code, content_type) == (status, "application/json")
@@ -623,17 +688,24 @@ def grpc_call(handler, *rows):
 
 
 def test_grpc_input_map_gives_the_image(handler, scene):
-    (status, body), = grpc_call(handler, {"data": encode(scene(20, 10)), "scale": b"3"})
+    ((status, body),) = grpc_call(handler, {"data": encode(scene(20, 10)), "scale": b"3"})
     assert status == 200 and decoded(body).size == (60, 30)
 
 
-@pytest.mark.parametrize("row, status, code, kind", [
-    ({"data": b"just text"}, 400, 415, "not_an_image"),
-    ({}, 400, 400, "empty_body"),
-    ({"data": encode(Image.new("L", (8, 8))), "scale": b"9"}, 400, 422, "invalid_scale"),
-    ({"data": encode(Image.new("L", (MODEL_CONFIG["handler"]["max_input_pixels"] + 1, 1)))}, 413, 413,
-     "image_too_large"),
-])
+@pytest.mark.parametrize(
+    "row, status, code, kind",
+    [
+        ({"data": b"just text"}, 400, 415, "not_an_image"),
+        ({}, 400, 400, "empty_body"),
+        ({"data": encode(Image.new("L", (8, 8))), "scale": b"9"}, 400, 422, "invalid_scale"),
+        (
+            {"data": encode(Image.new("L", (MODEL_CONFIG["handler"]["max_input_pixels"] + 1, 1)))},
+            413,
+            413,
+            "image_too_large",
+        ),
+    ],
+)
 def test_a_refused_grpc_request_is_raised_with_its_status(handler, row, status, code, kind):
     with pytest.raises(PredictionException) as raised:
         grpc_call(handler, row)
@@ -648,11 +720,21 @@ def test_grpc_refusal_in_a_batch_of_several_stays_per_request(handler, scene):
 
 def test_requests_are_counted_by_wire_scale_and_outcome(handler, scene):
     metrics = Metrics()
-    call(handler, ({"body": encode(scene(10, 6))}, {"X-Scale": "3"}), ({"body": encode(scene(10, 6))}, {}),
-         ({"body": b"nope"}, {}), (json_body(b"{"), {"Content-Type": "application/json"}), metrics=metrics)
+    call(
+        handler,
+        ({"body": encode(scene(10, 6))}, {"X-Scale": "3"}),
+        ({"body": encode(scene(10, 6))}, {}),
+        ({"body": b"nope"}, {}),
+        (json_body(b"{"), {"Content-Type": "application/json"}),
+        metrics=metrics,
+    )
     requests = {key[3:]: value for key, value in metrics.counters.items() if key[0] == "SRCNNRequests"}
-    assert requests == {("rest", "3", "2xx"): 1, ("rest", "2", "2xx"): 1, ("rest", "-", "not_an_image"): 1,
-                        ("rest", "-", "invalid_json"): 1}
+    assert requests == {
+        ("rest", "3", "2xx"): 1,
+        ("rest", "2", "2xx"): 1,
+        ("rest", "-", "not_an_image"): 1,
+        ("rest", "-", "invalid_json"): 1,
+    }
     assert metrics.counters[("SRCNNOutputMegapixels", "srcnn", "Model", "3")] == pytest.approx(30 * 18 / 1e6)
     assert metrics.counters[("SRCNNStageMilliseconds", "srcnn", "Model", "upscale")] > 0
 
@@ -665,11 +747,17 @@ def test_torchserves_kserve_envelope_is_taken_off(handler, envelope_class, scene
     assert without_envelope(service.context) and service._entry_point == handler.handle
     assert not without_envelope(service.context)  # nothing left to take off
     png = encode(scene(20, 10))
-    header = json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
-                                     "parameters": {"binary_data_size": 4 + len(png)}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "image", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 4 + len(png)}}
+            ]
+        }
+    ).encode()
     body = header + len(png).to_bytes(4, "little") + png
-    status, content_type, answer = one(handler, {"body": bytearray(body)},
-                                       Inference_Header_Content_Length=str(len(header)))
+    status, content_type, answer = one(
+        handler, {"body": bytearray(body)}, Inference_Header_Content_Length=str(len(header))
+    )
     assert (status, content_type) == (200, "application/json")
     assert decoded(base64.b64decode(json.loads(answer)["outputs"][0]["data"][0])).size == (40, 20)
 
@@ -680,11 +768,13 @@ def test_an_explanation_is_refused_with_a_404_that_says_where_to_go(handler, sce
 
 
 def test_the_describe_header_answers_what_the_service_is(handler, scene):
-    (status, _, body), = call(handler, ({"body": encode(scene(8, 8))}, {"describe": "True"}))
+    ((status, _, body),) = call(handler, ({"body": encode(scene(8, 8))}, {"describe": "True"}))
     described = json.loads(body)
     assert status == 200 and described["model"] == "srcnn" and set(described["weights"]) == {"2", "3", "4"}
-    assert described["engine"] == "onnxruntime-fp32" and described["settings"]["max_input_pixels"] == \
-        MODEL_CONFIG["handler"]["max_input_pixels"]
+    assert (
+        described["engine"] == "onnxruntime-fp32"
+        and described["settings"]["max_input_pixels"] == MODEL_CONFIG["handler"]["max_input_pixels"]
+    )
 
 
 # A JPEG whose EXIF claims five entries and holds less: Pillow warns "Corrupt EXIF data" as it reads it.
@@ -695,9 +785,10 @@ def test_decoder_warnings_are_counted_in_the_requests_line_never_logged_as_warni
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
-        (status, _, _), = call(handler, ({"body": encode(Image.new("RGB", (8, 8)), "JPEG", exif=DAMAGED_EXIF)}, {}))
+        ((status, _, _),) = call(handler, ({"body": encode(Image.new("RGB", (8, 8)), "JPEG", exif=DAMAGED_EXIF)}, {}))
     assert status == 200 and escaped == []
     assert all(record.levelno < logging.WARNING for record in caplog.records)
-    line, = [record.getMessage() for record in caplog.records if record.getMessage().startswith("srcnn id=")]
-    assert line.endswith(" warnings=1 warning=Corrupt%20EXIF%20data.%20%20Expecting%20to%20read%2012%20bytes%20but"
-                         "%20only%20got%208.%20")
+    (line,) = [record.getMessage() for record in caplog.records if record.getMessage().startswith("srcnn id=")]
+    assert line.endswith(
+        " warnings=1 warning=Corrupt%20EXIF%20data.%20%20Expecting%20to%20read%2012%20bytes%20but%20only%20got%208.%20"
+    )

@@ -9,8 +9,11 @@ from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
 from tools.hostile import corpus, encode, sample_image
 
-CASES = corpus(LIMITS["max_input_pixels"], LIMITS["max_output_pixels"],
-               int(read_properties(ROOT / "config.properties")["max_request_size"]))
+CASES = corpus(
+    LIMITS["max_input_pixels"],
+    LIMITS["max_output_pixels"],
+    int(read_properties(ROOT / "config.properties")["max_request_size"]),
+)
 
 
 def test_the_corpus_has_at_least_forty_kinds():

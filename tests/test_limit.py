@@ -10,15 +10,18 @@ from srcnn.engine import onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
 
 
-@pytest.mark.parametrize(("vendor", "family", "model", "flags", "expected"), [
-    ("AuthenticAMD", 23, 0x01, {"avx2", "fma"}, 16),  # Zen 1: two 128-bit FMA pipes
-    ("AuthenticAMD", 23, 0x31, {"avx2", "fma"}, 32),  # Zen 2
-    ("AuthenticAMD", 25, 0x11, {"avx2", "fma", "avx512f"}, 32),  # Zen 4: 512-bit FMAs split over two 256-bit pipes
-    ("AuthenticAMD", 26, 0x02, {"avx2", "fma", "avx512f"}, 64),  # Zen 5: two 512-bit pipes
-    ("GenuineIntel", 6, 0x8F, {"avx2", "fma", "avx512f", "amx_int8"}, 64),  # Sapphire Rapids
-    ("GenuineIntel", 6, 0x9A, {"avx2", "fma"}, 32),
-    ("CentaurHauls", 7, 0x3B, {"avx2"}, None),
-])
+@pytest.mark.parametrize(
+    ("vendor", "family", "model", "flags", "expected"),
+    [
+        ("AuthenticAMD", 23, 0x01, {"avx2", "fma"}, 16),  # Zen 1: two 128-bit FMA pipes
+        ("AuthenticAMD", 23, 0x31, {"avx2", "fma"}, 32),  # Zen 2
+        ("AuthenticAMD", 25, 0x11, {"avx2", "fma", "avx512f"}, 32),  # Zen 4: 512-bit FMAs split over two 256-bit pipes
+        ("AuthenticAMD", 26, 0x02, {"avx2", "fma", "avx512f"}, 64),  # Zen 5: two 512-bit pipes
+        ("GenuineIntel", 6, 0x8F, {"avx2", "fma", "avx512f", "amx_int8"}, 64),  # Sapphire Rapids
+        ("GenuineIntel", 6, 0x9A, {"avx2", "fma"}, 32),
+        ("CentaurHauls", 7, 0x3B, {"avx2"}, None),
+    ],
+)
 def test_fp32_flop_a_cycle_by_cpu(vendor, family, model, flags, expected):
     assert flop_per_cycle(vendor, family, model, flags) == expected
 
@@ -55,7 +58,13 @@ def test_the_int8_layer_timed_computes_the_mapping_layer_in_int8(network):
 
 def test_an_engine_faster_than_its_arithmetics_limit_fails():
     found = {"limits": {"fp32": 200.0, "bf16": 300.0, "int8": 600.0}}
-    results = checks(found, {"openvino-int8, 256² tiles": ("int8", 590.0), "onnxruntime-fp32, 256² tiles":
-                             ("fp32", 250.0), "openvino-bf16, 256² tiles": ("bf16", 303.0)})
+    results = checks(
+        found,
+        {
+            "openvino-int8, 256² tiles": ("int8", 590.0),
+            "onnxruntime-fp32, 256² tiles": ("fp32", 250.0),
+            "openvino-bf16, 256² tiles": ("bf16", 303.0),
+        },
+    )
     assert [passed for _, passed in results] == [True, False, True]  # within 2% passes: timing noise
     assert results[1][0] == "onnxruntime-fp32, 256² tiles (250) within the fp32 limit (200)"

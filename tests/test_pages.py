@@ -50,8 +50,12 @@ def test_every_command_block_is_run_by_a_test_or_says_why_not(page):
 
 
 def test_every_block_a_test_fetches_exists():
-    marked = {(page, marker.removeprefix("block: ")) for page in PAGES for marker, _, _ in blocks(page)
-              if marker and marker.startswith("block: ")}
+    marked = {
+        (page, marker.removeprefix("block: "))
+        for page in PAGES
+        for marker, _, _ in blocks(page)
+        if marker and marker.startswith("block: ")
+    }
     assert RUN <= marked
     assert len(marked) >= 12
 
@@ -63,15 +67,17 @@ def make_lines():
         for marker, language, text in blocks(page):
             if language == "sh" and marker.startswith("not run by tests"):
                 joined = re.sub(r"\\\n\s*", "", text)
-                lines += [(page, line.split("#")[0].strip()) for line in joined.splitlines()
-                          if line.startswith("make ")]
+                lines += [
+                    (page, line.split("#")[0].strip()) for line in joined.splitlines() if line.startswith("make ")
+                ]
     return lines
 
 
 @pytest.mark.parametrize("page, line", make_lines(), ids=lambda value: value if " " in value else None)
 def test_every_make_line_no_test_runs_names_a_target_that_plans(page, line):
-    result = subprocess.run(["bash", "-c", line.replace("make ", "make -n ", 1)], cwd=REPOSITORY, text=True,
-                            capture_output=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", line.replace("make ", "make -n ", 1)], cwd=REPOSITORY, text=True, capture_output=True, timeout=60
+    )
     assert result.returncode == 0, f"{page}: {line}: {result.stderr}"
 
 
@@ -87,6 +93,10 @@ def test_the_architecture_page_names_every_module(package):
 
 
 def test_the_product_names_no_issue_and_no_session():
-    found = subprocess.run(["git", "grep", "-nE", r"issue [0-9]+|the issue's|this session", "--", ".",
-                            ":!tests/test_pages.py"], cwd=REPOSITORY, capture_output=True, text=True)
+    found = subprocess.run(
+        ["git", "grep", "-nE", r"issue [0-9]+|the issue's|this session", "--", ".", ":!tests/test_pages.py"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    )
     assert found.stdout == "", found.stdout

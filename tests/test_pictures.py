@@ -27,6 +27,8 @@ def test_pictures_are_written(tmp_path, identity_model):
         with Image.open(tmp_path / "docs" / f"{name}_x{scale}.png") as image:
             assert image.size == (4 * shown + 3 * GAP, shown + LABEL_HEIGHT)
     set_name, name, scale = WHOLE
-    with Image.open(tmp_path / "docs" / f"{name}_x{scale}_whole.png") as image, \
-            Image.open(f"data/{set_name}/{name}.png") as truth:
+    with (
+        Image.open(tmp_path / "docs" / f"{name}_x{scale}_whole.png") as image,
+        Image.open(f"data/{set_name}/{name}.png") as truth,
+    ):
         assert image.size == (2 * (truth.width // scale * scale) + GAP, truth.height // scale * scale + LABEL_HEIGHT)

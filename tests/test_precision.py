@@ -45,8 +45,11 @@ def test_tiled_equals_one_full_size_pass_of_the_same_engine(scale, name, size, t
     tiled = super_resolve_plane(engine, plane, tile)
     multiple = engine.multiple  # one pass needs whole phases: pad the plane's far edges, then crop
     padded_size = [-(-side // step) * step for side, step in zip(size, multiple)]
-    window = np.pad(plane / 255.0, [(engine.border, engine.border + padded - side)
-                                    for side, padded in zip(size, padded_size)], mode="edge").astype(np.float32)
+    window = np.pad(
+        plane / 255.0,
+        [(engine.border, engine.border + padded - side) for side, padded in zip(size, padded_size)],
+        mode="edge",
+    ).astype(np.float32)
     whole = engine(window)[: size[0], : size[1]] * 255.0
     assert engine.fallbacks == 0  # every tile ran in the engine's own precision
     assert np.abs(tiled - whole).max() <= 1e-3
@@ -56,10 +59,16 @@ def pixel_patterns(scale, side=64):
     """What drives int8 past its range: full-contrast 1-pixel patterns and uniform noise, as the network sees
     them after the bicubic upscale."""
     rows, columns = np.indices((side, side))
-    patterns = {"checkerboard": (rows + columns) % 2, "2-pixel checkerboard": (rows // 2 + columns // 2) % 2,
-                "stripes": columns % 2, "noise": np.random.default_rng(scale).random((side, side))}
-    return {name: resize_plane((pattern * 255).astype(np.float32), (side * scale, side * scale))
-            for name, pattern in patterns.items()}
+    patterns = {
+        "checkerboard": (rows + columns) % 2,
+        "2-pixel checkerboard": (rows // 2 + columns // 2) % 2,
+        "stripes": columns % 2,
+        "noise": np.random.default_rng(scale).random((side, side)),
+    }
+    return {
+        name: resize_plane((pattern * 255).astype(np.float32), (side * scale, side * scale))
+        for name, pattern in patterns.items()
+    }
 
 
 @pytest.mark.slow  # a second each: an engine built and run on large planes
@@ -97,8 +106,9 @@ def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_th
     chosen, excluded = candidates("auto", "cpu", worst_costs(SHIPPED))
     assert "openvino-int8" in chosen and "onnxruntime-int8" in chosen  # `make evaluate-precision` measured them
     assert set(excluded) == {"openvino-bf16", "torch-bf16"}  # 0.048 dB at ×2 on Set5
-    records = evaluate(EvaluateConfig(DATA_DIR, ("Set5",), (scale,), ("srcnn",), SHIPPED, None, "cpu",
-                                      ("onnxruntime-fp32", *chosen)))
+    records = evaluate(
+        EvaluateConfig(DATA_DIR, ("Set5",), (scale,), ("srcnn",), SHIPPED, None, "cpu", ("onnxruntime-fp32", *chosen))
+    )
     psnr = {record["engine"]: record["psnr_y"] for record in records}
     recorded = read_sidecar(weight_file(SHIPPED, scale))["costs"]["engines"]
     for name in chosen:
@@ -107,19 +117,26 @@ def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_th
 
 
 def test_the_engine_table_gives_each_cost_against_fp32():
-    records = [{"set": "Set5", "scale": 2, "method": "srcnn", "engine": name, "psnr_y": psnr}
-               for name, psnr in (("onnxruntime-fp32", 36.93), ("openvino-int8", 36.915), ("torch-bf16", 36.90))]
+    records = [
+        {"set": "Set5", "scale": 2, "method": "srcnn", "engine": name, "psnr_y": psnr}
+        for name, psnr in (("onnxruntime-fp32", 36.93), ("openvino-int8", 36.915), ("torch-bf16", 36.90))
+    ]
     rows = engine_table(records).splitlines()
-    assert rows[0] == ("| set | scale | onnxruntime-fp32 PSNR-Y (dB) | openvino-int8 PSNR-Y (dB) | openvino-int8 cost "
-                       "(dB) | torch-bf16 PSNR-Y (dB) | torch-bf16 cost (dB) |")
+    assert rows[0] == (
+        "| set | scale | onnxruntime-fp32 PSNR-Y (dB) | openvino-int8 PSNR-Y (dB) | openvino-int8 cost "
+        "(dB) | torch-bf16 PSNR-Y (dB) | torch-bf16 cost (dB) |"
+    )
     assert rows[2] == "| Set5 | ×2 | 36.930 | 36.915 | 0.015 | 36.900 | 0.030 |"
 
 
 def test_the_equalized_network_computes_the_same_function():
     torch.manual_seed(0)
     model = SRCNN().eval()
-    calibration = {"first_factors": torch.rand(64).add(0.05).tolist(),
-                   "mapping_factors": torch.rand(32).add(0.05).tolist(), "bias_correction": [0.0] * 32}
+    calibration = {
+        "first_factors": torch.rand(64).add(0.05).tolist(),
+        "mapping_factors": torch.rand(32).add(0.05).tolist(),
+        "bias_correction": [0.0] * 32,
+    }
     x = torch.rand(1, 1, 40, 40)
     with torch.inference_mode():
         assert torch.allclose(equalized(model, calibration)(x), model(x), atol=1e-5)
@@ -139,8 +156,11 @@ def test_onnx_runtime_runs_the_mapping_layer_as_one_int8_convolution(tmp_path):
     calibration = json.loads(sidecar_path(weight_file(SHIPPED, 2)).read_text())["int8"]
     options = onnxruntime.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    onnxruntime.InferenceSession(onnx_graph(load_model(weight_file(SHIPPED, 2)), calibration).SerializeToString(),
-                                 options, providers=["CPUExecutionProvider"])
+    onnxruntime.InferenceSession(
+        onnx_graph(load_model(weight_file(SHIPPED, 2)), calibration).SerializeToString(),
+        options,
+        providers=["CPUExecutionProvider"],
+    )
     operators = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert operators.count("QLinearConv") == 1 and operators.count("Conv") == 2
 

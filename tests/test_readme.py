@@ -43,8 +43,13 @@ def isolated(tmp_path):
 
 
 def stop(environment):
-    subprocess.run(["bash", "-c", "source .venv/bin/activate && torchserve --stop --foreground"], cwd=ROOT,
-                   capture_output=True, timeout=120, env=environment)
+    subprocess.run(
+        ["bash", "-c", "source .venv/bin/activate && torchserve --stop --foreground"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        env=environment,
+    )
 
 
 def run_isolated(script, prefix, environment, workdir=ROOT, timeout=600):
@@ -52,21 +57,32 @@ def run_isolated(script, prefix, environment, workdir=ROOT, timeout=600):
     script's output and the end of the logs that the sequence's TorchServe writes in `workdir`/logs, where a hang
     also has the stacks of its workers' threads."""
     try:
-        result = subprocess.run([*prefix, "bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True,
-                                text=True, timeout=timeout, env=environment)
+        result = subprocess.run(
+            [*prefix, "bash", "-euo", "pipefail", "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+        )
     except subprocess.TimeoutExpired as hung:
-        output = [text.decode(errors="replace") if isinstance(text, bytes) else text or ""
-                  for text in (hung.stdout, hung.stderr)]
+        output = [
+            text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+            for text in (hung.stdout, hung.stderr)
+        ]
         for worker in psutil.process_iter(["cmdline"]):  # the sequence's workers: their sockets are in its TEMP
             command = " ".join(worker.info["cmdline"] or ())
             if "model_service_worker.py" in command and environment["TEMP"] in command:
                 with contextlib.suppress(psutil.Error):  # it may have ended meanwhile
                     worker.send_signal(signal.SIGUSR1)  # the handler writes its threads' stacks to the model log
         time.sleep(2)
-        pytest.fail(f"the sequence did not end in {hung.timeout} s\n{output[0][-2000:]}{output[1][-2000:]}\n"
-                    f"{Server(workdir=workdir).log_tail(lines=120)}")
-    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-2000:] + "\n"
-                                    + Server(workdir=workdir).log_tail())
+        pytest.fail(
+            f"the sequence did not end in {hung.timeout} s\n{output[0][-2000:]}{output[1][-2000:]}\n"
+            f"{Server(workdir=workdir).log_tail(lines=120)}"
+        )
+    assert result.returncode == 0, (
+        result.stdout[-2000:] + result.stderr[-2000:] + "\n" + Server(workdir=workdir).log_tail()
+    )
     return result
 
 
@@ -110,9 +126,15 @@ def test_torchserves_own_commands_work_as_typed(tmp_path):
     # As typed, but with a real image for img.png, the frontend's terminal output kept in a file, and a wait for
     # READY before the curl line (the page says the model answers a few seconds after --start returns).
     curl = lines[3].replace("img.png", str(BIRD)).replace("big.png", str(tmp_path / "big.png"))
-    script = "\n".join([*lines[:2], f"{lines[2]} > {tmp_path / 'console.log'} 2>&1",
-                        "timeout 180 sh -c 'until curl -s localhost:8081/models/srcnn | grep -q READY; do sleep 1; "
-                        "done'", curl, lines[4]])
+    script = "\n".join(
+        [
+            *lines[:2],
+            f"{lines[2]} > {tmp_path / 'console.log'} 2>&1",
+            "timeout 180 sh -c 'until curl -s localhost:8081/models/srcnn | grep -q READY; do sleep 1; done'",
+            curl,
+            lines[4],
+        ]
+    )
     prefix, environment = isolated(tmp_path)
     try:
         run_isolated(script, [*prefix, "env", "-u", "TS_CONFIG_FILE"], environment)
@@ -149,8 +171,9 @@ def test_the_kserve_predictor_block_serves_and_stops(tmp_path):
 
 
 def test_the_open_inference_protocol_example_answers(predictor, tmp_path):
-    block = command_block("docs/usage.md", "oip-client").replace("localhost:8085",
-                                                                 predictor.inference_url.removeprefix("http://"))
+    block = command_block("docs/usage.md", "oip-client").replace(
+        "localhost:8085", predictor.inference_url.removeprefix("http://")
+    )
     output = run_in(tmp_path, block)
     assert output.startswith("ready: True\n") and "'output_size': '864x864'" in output
     assert size_of(tmp_path / "big.png") == (864, 864)
@@ -187,18 +210,26 @@ def test_the_python_line_prints_the_size():
 def against(server, block):
     """`block` with the default addresses replaced by those of the tests' own server."""
     grpc = server.properties["grpc_inference_port"]
-    return (block.replace("localhost:8080", server.inference_url.removeprefix("http://"))
-            .replace("http://127.0.0.1:8080", server.inference_url)
-            .replace("127.0.0.1:8082", server.properties["metrics_address"].removeprefix("http://"))
-            .replace("127.0.0.1:7070", f"127.0.0.1:{grpc}"))
+    return (
+        block.replace("localhost:8080", server.inference_url.removeprefix("http://"))
+        .replace("http://127.0.0.1:8080", server.inference_url)
+        .replace("127.0.0.1:8082", server.properties["metrics_address"].removeprefix("http://"))
+        .replace("127.0.0.1:7070", f"127.0.0.1:{grpc}")
+    )
 
 
 def run_in(folder, block):
     """Run `block` in `folder`, which holds img.png (Set5's bird) and a link to the checkout's .venv."""
     shutil.copy(BIRD, folder / "img.png")
     (folder / ".venv").symlink_to(ROOT / ".venv")
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=folder, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -239,8 +270,13 @@ def test_the_bicubic_evaluation_prints_the_pages_table():
 def test_make_evaluate_prints_the_pages_table(tmp_path):
     block = command_block("docs/training-and-evaluation.md", "evaluate").strip()
     assert block == "make evaluate"
-    result = subprocess.run(["make", "--no-print-directory", "evaluate", f"EVALUATION={tmp_path / 'e.json'}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "evaluate", f"EVALUATION={tmp_path / 'e.json'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table == table_after("docs/training-and-evaluation.md", "evaluate")

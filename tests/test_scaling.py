@@ -26,26 +26,46 @@ from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_v
 from training.evaluate import crop_multiple, score_y
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2", 2), (" 3 ", 3), ("2.5", 2.5), ("2.0", 2), (b"1.25", 1.25), (4, 4), (3.5, 3.5), (8.0, 8), ("1", 1),
-    ("7.999", 7.999),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2", 2),
+        (" 3 ", 3),
+        ("2.5", 2.5),
+        ("2.0", 2),
+        (b"1.25", 1.25),
+        (4, 4),
+        (3.5, 3.5),
+        (8.0, 8),
+        ("1", 1),
+        ("7.999", 7.999),
+    ],
+)
 def test_scales_parse_to_whole_or_real_numbers(value, expected):
     scale = parse_scale(value)
     assert scale == expected and type(scale) is type(expected)
 
 
-@pytest.mark.parametrize("value", ["0", "0.99", "8.01", "9", "-2", "2,5", "2.5.1", "nan", "inf", "1e1", "",
-                                   "two", True, float("nan"), None, [2]])
+@pytest.mark.parametrize(
+    "value",
+    ["0", "0.99", "8.01", "9", "-2", "2,5", "2.5.1", "nan", "inf", "1e1", "", "two", True, float("nan"), None, [2]],
+)
 def test_bad_scales_name_the_range(value):
     with pytest.raises(ScaleError, match="from 1 to 8"):
         parse_scale(value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1920x1080", (1920, 1080)), ("64X48", (64, 48)), ("80x", (80, None)), ("x60", (None, 60)),
-    (b" 100 x 75 ", (100, 75)), ("64×48", (64, 48)),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1920x1080", (1920, 1080)),
+        ("64X48", (64, 48)),
+        ("80x", (80, None)),
+        ("x60", (None, 60)),
+        (b" 100 x 75 ", (100, 75)),
+        ("64×48", (64, 48)),
+    ],
+)
 def test_sizes_parse(value, expected):
     assert parse_size(value) == expected
 
@@ -56,12 +76,21 @@ def test_bad_sizes_say_what_a_size_looks_like(value):
         parse_size(value)
 
 
-@pytest.mark.parametrize(("scale", "size", "expected"), [
-    (2.5, None, (100, 75)), (2, None, (80, 60)), (1, None, (40, 30)), (1.1, None, (44, 33)),
-    (1.05, None, (42, 32)),  # 31.5 rounds half up
-    (None, (64, 48), (64, 48)), (None, (80, None), (80, 60)), (None, (None, 90), (120, 90)),
-    (None, (41, 30), (41, 30)), (None, (320, 240), (320, 240)),
-])
+@pytest.mark.parametrize(
+    ("scale", "size", "expected"),
+    [
+        (2.5, None, (100, 75)),
+        (2, None, (80, 60)),
+        (1, None, (40, 30)),
+        (1.1, None, (44, 33)),
+        (1.05, None, (42, 32)),  # 31.5 rounds half up
+        (None, (64, 48), (64, 48)),
+        (None, (80, None), (80, 60)),
+        (None, (None, 90), (120, 90)),
+        (None, (41, 30), (41, 30)),
+        (None, (320, 240), (320, 240)),
+    ],
+)
 def test_output_sizes_of_a_40_by_30_image(scale, size, expected):
     assert output_size((40, 30), scale, size) == expected
 
@@ -78,10 +107,26 @@ def test_exactly_one_of_scale_and_size():
             output_size((40, 30), scale, size)
 
 
-@pytest.mark.parametrize(("factor", "chain"), [
-    (1, ()), (1.1, (2,)), (1.5, (2,)), (1.99, (2,)), (2, (2,)), (2.01, (3,)), (2.5, (3,)), (3, (3,)), (3.95, (3,)),
-    (4, (4,)), (4.2, (2, 3)), (5, (2, 3)), (6, (2, 3)), (7.9, (2, 3)), (8, (2, 4)),
-])
+@pytest.mark.parametrize(
+    ("factor", "chain"),
+    [
+        (1, ()),
+        (1.1, (2,)),
+        (1.5, (2,)),
+        (1.99, (2,)),
+        (2, (2,)),
+        (2.01, (3,)),
+        (2.5, (3,)),
+        (3, (3,)),
+        (3.95, (3,)),
+        (4, (4,)),
+        (4.2, (2, 3)),
+        (5, (2, 3)),
+        (6, (2, 3)),
+        (7.9, (2, 3)),
+        (8, (2, 4)),
+    ],
+)
 def test_passes(factor, chain):
     assert passes(factor) == chain
 
@@ -127,8 +172,16 @@ def test_trained_scales_are_one_pass_of_their_network_as_before(scene, marked):
 def test_other_factors_run_their_passes_then_resample(marked):
     flat = np.full((30, 40), 100.0, np.float32)
     # a flat plane stays flat through bicubic: only the networks' offsets change it
-    for size, offset in (((100, 75), 3), ((60, 45), 2), ((320, 240), 2 + 4), ((240, 180), 2 + 3),
-                         ((200, 150), 2 + 3), ((40, 30), 0), ((80, 60), 2), ((120, 90), 3)):
+    for size, offset in (
+        ((100, 75), 3),
+        ((60, 45), 2),
+        ((320, 240), 2 + 4),
+        ((240, 180), 2 + 3),
+        ((200, 150), 2 + 3),
+        ((40, 30), 0),
+        ((80, 60), 2),
+        ((120, 90), 3),
+    ):
         result = enlarge_plane(flat, marked, size)
         assert result.shape == (size[1], size[0])
         np.testing.assert_allclose(result, 100 + offset, atol=1e-3)
@@ -163,8 +216,13 @@ def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
 
     def gain(scale):
         cropped = [modcrop(plane, crop_multiple(scale)) for plane in planes]
-        return np.mean([score_y(plane, engines, scale, with_ssim=False)["psnr_y"] -
-                        score_y(plane, None, scale, with_ssim=False)["psnr_y"] for plane in cropped])
+        return np.mean(
+            [
+                score_y(plane, engines, scale, with_ssim=False)["psnr_y"]
+                - score_y(plane, None, scale, with_ssim=False)["psnr_y"]
+                for plane in cropped
+            ]
+        )
 
     trained = {1: 0.0, **{scale: gain(scale) for scale in SCALES}}
     for scale, (below, above) in {1.5: (1, 2), 2.5: (2, 3), 3.5: (3, 4)}.items():
@@ -173,8 +231,17 @@ def test_shipped_weights_beat_bicubic_between_and_past_the_trained_scales():
         assert gain(scale) > 0.5
 
 
-@pytest.mark.parametrize("size, limit", [((11, 10), 100), ((4032, 3024), 50_331_648), ((1, 5000), 4096),
-                                         ((6000, 4000), 16_777_216), ((7, 7), 49), ((3, 1000), 2999)])
+@pytest.mark.parametrize(
+    "size, limit",
+    [
+        ((11, 10), 100),
+        ((4032, 3024), 50_331_648),
+        ((1, 5000), 4096),
+        ((6000, 4000), 16_777_216),
+        ((7, 7), 49),
+        ((3, 1000), 2999),
+    ],
+)
 def test_the_largest_size_of_a_shape_fits_and_one_more_pixel_a_side_would_not(size, limit):
     width, height = largest_size(size, limit)
     assert width * height <= limit
@@ -182,8 +249,16 @@ def test_the_largest_size_of_a_shape_fits_and_one_more_pixel_a_side_would_not(si
     assert abs(width / height - size[0] / size[1]) <= max(1 / height, size[0] / size[1] / width) + 1e-9
 
 
-@pytest.mark.parametrize("size, limit", [((10, 11), 400), ((4032, 3024), 150_994_944), ((1920, 1080), 33_177_600),
-                                         ((100, 100), 640_000), ((100, 100), 9_999)])
+@pytest.mark.parametrize(
+    "size, limit",
+    [
+        ((10, 11), 400),
+        ((4032, 3024), 150_994_944),
+        ((1920, 1080), 33_177_600),
+        ((100, 100), 640_000),
+        ((100, 100), 9_999),
+    ],
+)
 def test_the_largest_scale_fits_and_a_hundredth_more_would_not(size, limit):
     scale = largest_scale(size, limit)
     if scale is None:

@@ -29,9 +29,22 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="drives the
 @needs_curl
 def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
     scene(101, 67).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), predictions_url(server), "-o",
-                             str(tmp_path / "out.png"), "-w", "%{http_code} %{content_type}"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-T",
+            str(tmp_path / "in.png"),
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "out.png"),
+            "-w",
+            "%{http_code} %{content_type}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout == "200 image/png", result.stderr
     answer = Image.open(tmp_path / "out.png")
     assert (answer.format, answer.mode, answer.size) == ("PNG", "RGB", (202, 134))
@@ -41,9 +54,24 @@ def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
 @pytest.mark.parametrize("accept", ["image/png", "image/jpeg"])
 def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, tmp_path, accept):
     (tmp_path / "photo.jpg").write_bytes(make_photo(64, 48))  # 48 wide, 64 high when upright
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo.jpg"), "-H", f"Accept: {accept}",
-                             predictions_url(server), "-o", str(tmp_path / "big"), "-w", "%{http_code}"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-T",
+            str(tmp_path / "photo.jpg"),
+            "-H",
+            f"Accept: {accept}",
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "big"),
+            "-w",
+            "%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout == "200", result.stderr
     assert_faithful((tmp_path / "big").read_bytes(), (96, 128))
 
@@ -51,9 +79,26 @@ def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, 
 @needs_curl
 def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
     scene(30, 20).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-F", f"data=@{tmp_path / 'in.png'}", "-F", "scale=4", "-H",
-                             "Accept: image/webp", predictions_url(server), "-o", str(tmp_path / "out"), "-w",
-                             "%{http_code} %{content_type}"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-F",
+            f"data=@{tmp_path / 'in.png'}",
+            "-F",
+            "scale=4",
+            "-H",
+            "Accept: image/webp",
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "out"),
+            "-w",
+            "%{http_code} %{content_type}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout == "200 image/webp", result.stderr
     assert Image.open(tmp_path / "out").size == (120, 80)
 
@@ -61,8 +106,12 @@ def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
 @needs_curl
 def test_form_encoded_body_is_told_the_fix(server, tmp_path):
     (tmp_path / "form.txt").write_text("image=abc")
-    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'form.txt'}", predictions_url(server)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["curl", "-sS", "--data-binary", f"@{tmp_path / 'form.txt'}", predictions_url(server)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     answer = json.loads(result.stdout)
     assert (answer["code"], answer["type"]) == (415, "form_body")
     assert "Content-Type: image/png" in answer["message"]
@@ -74,8 +123,12 @@ def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
     # hold a '%' not followed by two hex digits, answers 500 ErrorDataDecoderException itself (docs/usage.md, Limits).
     pids = worker_pids(server)
     scene(30, 20).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w",
-                             "\n%{http_code}"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w", "\n%{http_code}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     body, status = result.stdout.rsplit("\n", 1)
     assert (status, json.loads(body)["type"]) in (("415", "form_body"), ("500", "ErrorDataDecoderException"))
     good = requests.put(predictions_url(server), data=(tmp_path / "in.png").read_bytes(), timeout=120)
@@ -84,8 +137,12 @@ def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
 
 
 def test_requests_with_scale_header_and_binary_body(server, scene):
-    response = requests.post(predictions_url(server), data=encode(scene(25, 15)),
-                             headers={"X-Scale": "3", "Content-Type": "image/png"}, timeout=120)
+    response = requests.post(
+        predictions_url(server),
+        data=encode(scene(25, 15)),
+        headers={"X-Scale": "3", "Content-Type": "image/png"},
+        timeout=120,
+    )
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (75, 45)
 
@@ -107,8 +164,12 @@ def test_shipped_weights_beat_bicubic(server, scene):
 BAD_REQUESTS = [
     # (description, requests.post keyword arguments, status, type)
     ("empty body", {"data": b""}, 400, "empty_body"),
-    ("form-encoded body", {"data": "PNG", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
-     "form_body"),
+    (
+        "form-encoded body",
+        {"data": "PNG", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        415,
+        "form_body",
+    ),
     ("text", {"data": b"hello", "headers": {"Content-Type": "text/plain"}}, 415, "not_an_image"),
     ("random bytes", {"data": bytes(range(256)) * 8, "headers": {"Content-Type": "image/png"}}, 415, "not_an_image"),
     ("JSON without image", {"json": {"picture": "x"}}, 400, "invalid_json"),
@@ -125,8 +186,11 @@ BAD_REQUESTS = [
 def test_bad_input_gets_its_4xx_and_the_worker_lives(server, scene, description, arguments, status, kind):
     pids = worker_pids(server)
     side = int(LIMITS["max_output_pixels"] ** 0.5) // 4  # ×4 of side × side is exactly the output limit
-    payloads = {"PNG": encode(scene(8, 8)), "BIG": encode(Image.new("L", (LIMITS["max_input_pixels"] + 1, 1))),
-                "WIDE": encode(Image.new("L", (side + 1, side)))}
+    payloads = {
+        "PNG": encode(scene(8, 8)),
+        "BIG": encode(Image.new("L", (LIMITS["max_input_pixels"] + 1, 1))),
+        "WIDE": encode(Image.new("L", (side + 1, side))),
+    }
     arguments = dict(arguments)
     if arguments.get("data") in payloads:
         arguments["data"] = payloads[arguments["data"]]
@@ -170,15 +234,36 @@ def test_model_api_is_off_and_every_address_is_loopback(server):
 
 
 @needs_curl
-@pytest.mark.parametrize(("header", "size", "factor", "weights"), [
-    ("X-Scale: 2.5", (100, 75), "2.5", ["srcnn_x3.pth"]), ("X-Size: 80x", (80, 60), "2", ["srcnn_x2.pth"]),
-    ("X-Scale: 8", (320, 240), "8", ["srcnn_x2.pth", "srcnn_x4.pth"]),
-])
+@pytest.mark.parametrize(
+    ("header", "size", "factor", "weights"),
+    [
+        ("X-Scale: 2.5", (100, 75), "2.5", ["srcnn_x3.pth"]),
+        ("X-Size: 80x", (80, 60), "2", ["srcnn_x2.pth"]),
+        ("X-Scale: 8", (320, 240), "8", ["srcnn_x2.pth", "srcnn_x4.pth"]),
+    ],
+)
 def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, weights):
     scene(40, 30).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", header, predictions_url(server),
-                             "-o", str(tmp_path / "out.png"), "-D", str(tmp_path / "headers"), "-w", "%{http_code}"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-T",
+            str(tmp_path / "in.png"),
+            "-H",
+            header,
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "out.png"),
+            "-D",
+            str(tmp_path / "headers"),
+            "-w",
+            "%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout == "200", result.stderr
     assert Image.open(tmp_path / "out.png").size == size
     lines = (tmp_path / "headers").read_text().splitlines()[1:]
@@ -190,21 +275,27 @@ def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, w
 @needs_curl
 def test_curl_scale_nine_is_a_422_with_a_message(server, scene, tmp_path):
     scene(40, 30).save(tmp_path / "in.png")
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", "X-Scale: 9",
-                             predictions_url(server)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", "X-Scale: 9", predictions_url(server)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     body = json.loads(result.stdout)
     assert (body["code"], body["type"]) == (422, "invalid_scale") and "from 1 to 8" in body["message"]
 
 
 def test_an_answer_says_what_was_done(server, scene):
-    response = requests.put(predictions_url(server), data=encode(scene(40, 30)), headers={"X-Scale": "3"},
-                            timeout=120)
+    response = requests.put(predictions_url(server), data=encode(scene(40, 30)), headers={"X-Scale": "3"}, timeout=120)
     assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (120, 90)
     sidecar = json.loads((ROOT / "weights" / "srcnn_x3.json").read_text())
     assert (response.headers["X-Scale"], response.headers["X-Output-Size"]) == ("3", "120x90")
     assert response.headers["X-Weights"] == f"srcnn_x3.pth;sha256={sidecar['sha256'][:12]}"
-    assert [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")] == \
-        ["decode", "upscale", "encode"]
+    assert [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")] == [
+        "decode",
+        "upscale",
+        "encode",
+    ]
 
 
 def written_since(log, seen, expected, seconds=10):
@@ -216,16 +307,20 @@ def written_since(log, seen, expected, seconds=10):
     return log.read_bytes()[seen:].decode()
 
 
-@pytest.mark.parametrize("body, expected", [
-    (b'{"image": ', "not JSON: Expecting value at line 1, column 11 (byte 10)"),
-    (b'[{"image": "iVBORw0KGgo="}]', "the JSON body is list, not an object"),
-    (b'{"picture": "iVBORw0KGgo="}', "no \"image\" key (it has 'picture')"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"image": ', "not JSON: Expecting value at line 1, column 11 (byte 10)"),
+        (b'[{"image": "iVBORw0KGgo="}]', "the JSON body is list, not an object"),
+        (b'{"picture": "iVBORw0KGgo="}', "no \"image\" key (it has 'picture')"),
+    ],
+)
 def test_malformed_json_is_a_400_without_a_traceback(server, body, expected):
     log = server.log_dir / "model_log.log"
     seen = log.stat().st_size
-    response = requests.post(predictions_url(server), data=body, headers={"Content-Type": "application/json"},
-                             timeout=120)
+    response = requests.post(
+        predictions_url(server), data=body, headers={"Content-Type": "application/json"}, timeout=120
+    )
     assert (response.status_code, response.json()["type"]) == (400, "invalid_json")
     assert expected in response.json()["message"]
     written = written_since(log, seen, " status=400 error=invalid_json ")
@@ -248,9 +343,14 @@ def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path
     archive = Path(server.properties["model_store"]) / "srcnn.mar"
     before = archive.stat().st_mtime_ns
     # A TMPDIR of its own: a TorchServe the user runs (its pid file in /tmp) must not change which refusal this is.
-    result = subprocess.run([sys.executable, "-m", "serving", "start", "--config", str(server.config)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "start", "--config", str(server.config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "is taken by another program" in result.stderr, result.stderr
     assert f"(inference_address in {server.config})" in result.stderr
@@ -259,18 +359,35 @@ def test_start_refuses_in_one_line_and_leaves_the_archive_alone(server, tmp_path
 
 @needs_curl
 @pytest.mark.slow  # three photographs, about a minute of computing on 2 cores
-@pytest.mark.parametrize("size, scale, source, accept, expected", [
-    ((4032, 3024), 2, "JPEG", None, (8064, 6048)),  # a 12-megapixel phone photo
-    ((1920, 1080), 4, "PNG", None, (7680, 4320)),  # a full-HD frame
-    ((6000, 4000), 2, "JPEG", "image/jpeg", (12000, 8000)),  # a 24-megapixel camera photo
-])
+@pytest.mark.parametrize(
+    "size, scale, source, accept, expected",
+    [
+        ((4032, 3024), 2, "JPEG", None, (8064, 6048)),  # a 12-megapixel phone photo
+        ((1920, 1080), 4, "PNG", None, (7680, 4320)),  # a full-HD frame
+        ((6000, 4000), 2, "JPEG", "image/jpeg", (12000, 8000)),  # a 24-megapixel camera photo
+    ],
+)
 def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, scale, source, accept, expected):
     with Image.open(ROOT / "data" / "Set14" / "baboon.png") as baboon:
         baboon.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(tmp_path / "photo", format=source)
     headers = ["-H", f"X-Scale: {scale}"] + (["-H", f"Accept: {accept}"] if accept else [])
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo"), *headers, predictions_url(server),
-                             "-o", str(tmp_path / "big"), "-w", "%{http_code}"], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-T",
+            str(tmp_path / "photo"),
+            *headers,
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "big"),
+            "-w",
+            "%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
     with Image.open(tmp_path / "big") as answer:
         assert (answer.format, answer.size) == ({"image/jpeg": "JPEG"}.get(accept, "PNG"), expected)
@@ -278,13 +395,29 @@ def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, sca
 
 @needs_curl
 @pytest.mark.slow  # two 12-megapixel photographs at ×2, half a minute each on 2 cores
-@pytest.mark.parametrize("format, options", [("HEIF", {"quality": 90}), ("AVIF", {"quality": 90, "speed": 10})],
-                         ids=["HEIC", "AVIF"])
+@pytest.mark.parametrize(
+    "format, options", [("HEIF", {"quality": 90}), ("AVIF", {"quality": 90, "speed": 10})], ids=["HEIC", "AVIF"]
+)
 def test_iphone_and_avif_photos_are_answered_upright_with_their_profile(server, tmp_path, format, options):
     (tmp_path / "photo").write_bytes(make_photo(4032, 3024, 6, format, **options))  # pillow-heif writes HEIC
-    result = subprocess.run(["curl", "-sS", "-T", str(tmp_path / "photo"), "-H", "Accept: image/jpeg",
-                             predictions_url(server), "-o", str(tmp_path / "big"), "-w", "%{http_code}"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-T",
+            str(tmp_path / "photo"),
+            "-H",
+            "Accept: image/jpeg",
+            predictions_url(server),
+            "-o",
+            str(tmp_path / "big"),
+            "-w",
+            "%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
     assert_faithful((tmp_path / "big").read_bytes(), (6048, 8064))
 

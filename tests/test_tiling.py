@@ -32,9 +32,21 @@ def model(request):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 1), (7, 33), (128, 128), (256, 256), (257, 255),
-                                  pytest.param((2 * 256, 2 * 256 + 1), marks=pytest.mark.slow),  # 0.5-1 s each
-                                  (3 * 256 - 5, 17), (261, 259)])
+@pytest.mark.parametrize(
+    "size",
+    [
+        (1, 1),
+        (1, 300),
+        (300, 1),
+        (7, 33),
+        (128, 128),
+        (256, 256),
+        (257, 255),
+        pytest.param((2 * 256, 2 * 256 + 1), marks=pytest.mark.slow),  # 0.5-1 s each
+        (3 * 256 - 5, 17),
+        (261, 259),
+    ],
+)
 def test_tiled_equals_one_full_size_pass(model, engine, size):
     plane = np.random.default_rng(sum(size)).uniform(16, 235, size).astype(np.float32)
     tiled = super_resolve_plane(ENGINES[engine](model), plane) / 255.0

@@ -17,9 +17,31 @@ from training.train import learning_rate_factor, main, parse_args, train
 
 
 def arguments(data, out, cache, steps, *extra):
-    return ["--scale", "2", "--data-dir", str(data), "--train-set", "train", "--eval-sets", "test", "--out", str(out),
-            "--steps", str(steps), "--batch-size", "16", "--validate-every", "5", "--threads", "1",
-            "--warmup-steps", "0", "--cache-dir", str(cache), *extra]
+    return [
+        "--scale",
+        "2",
+        "--data-dir",
+        str(data),
+        "--train-set",
+        "train",
+        "--eval-sets",
+        "test",
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "16",
+        "--validate-every",
+        "5",
+        "--threads",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--cache-dir",
+        str(cache),
+        *extra,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +52,14 @@ def restore_threads():
 
 
 def run_cli(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "training.train", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training.train", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def wait_for_checkpoint(path, minimum_step, process, timeout=120):
@@ -147,8 +175,14 @@ def test_init_starts_from_given_weights_and_holdout_leaves_the_split_out(image_f
     train(parse_args(arguments(data, first, tmp_path / "cache", 20)), log=lambda message: None)
     messages = []
     second = tmp_path / "b" / "w.pth"
-    sidecar = train(parse_args(arguments(data, second, tmp_path / "cache", 5, "--init", str(first), "--holdout",
-                                         "--lr", "0", "--last-lr", "0")), log=messages.append)
+    sidecar = train(
+        parse_args(
+            arguments(
+                data, second, tmp_path / "cache", 5, "--init", str(first), "--holdout", "--lr", "0", "--last-lr", "0"
+            )
+        ),
+        log=messages.append,
+    )
     assert "from 8 images" in messages[0]  # 9 training images less the validation split's first one
     assert sidecar["init_sha256"] == json.loads(first.with_suffix(".json").read_text())["sha256"]
     a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
@@ -157,8 +191,13 @@ def test_init_starts_from_given_weights_and_holdout_leaves_the_split_out(image_f
 
 def test_a_run_of_ones_own_never_writes_over_the_shipped_weights():
     assert parse_args(["--scale", "2"]).out == Path("runs/srcnn_x2.pth")
-    plan = subprocess.run(["make", "-n", "train", "SCALE=2", "TRAIN_ARGS=--steps 50"], cwd=ROOT, text=True,
-                          capture_output=True, check=True).stdout
+    plan = subprocess.run(
+        ["make", "-n", "train", "SCALE=2", "TRAIN_ARGS=--steps 50"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert "--out runs/srcnn_x2.pth --steps 50" in plan and "weights/" not in plan.split("training.train")[-1]
 
 
@@ -167,12 +206,22 @@ def test_train_pause_stops_the_runs_it_started_and_no_other(tmp_path):
     mine, other = (subprocess.Popen(["sleep", "60"]) for _ in range(2))
     try:
         pids.write_text(f"{mine.pid}\n")
-        result = subprocess.run(["make", "--no-print-directory", "train-pause", f"PIDS={pids}"], cwd=ROOT,
-                                text=True, capture_output=True, timeout=60)
+        result = subprocess.run(
+            ["make", "--no-print-directory", "train-pause", f"PIDS={pids}"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
         assert result.returncode == 0 and f"stopped {mine.pid}" in result.stdout
         assert mine.wait(timeout=10) == -signal.SIGTERM and other.poll() is None and not pids.exists()
-        again = subprocess.run(["make", "--no-print-directory", "train-pause", f"PIDS={pids}"], cwd=ROOT,
-                               text=True, capture_output=True, timeout=60)
+        again = subprocess.run(
+            ["make", "--no-print-directory", "train-pause", f"PIDS={pids}"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
         assert "no training run started by make train-background" in again.stdout
     finally:
         for process in (mine, other):

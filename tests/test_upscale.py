@@ -65,8 +65,10 @@ def hidden_under(colour, logo):
 @pytest.mark.parametrize("logo", [(255, 255, 255), (200, 40, 90), (10, 10, 10)])
 def test_the_colour_under_alpha_0_never_shows(logo):
     engines = load_engines(SHIPPED, name="onnxruntime-fp32")  # the trained networks: they sharpen edges
-    black, red, white = (np.asarray(upscale(hidden_under(colour, logo), engines, 2), dtype=int)
-                         for colour in ((0, 0, 0), (255, 0, 0), (255, 255, 255)))
+    black, red, white = (
+        np.asarray(upscale(hidden_under(colour, logo), engines, 2), dtype=int)
+        for colour in ((0, 0, 0), (255, 0, 0), (255, 255, 255))
+    )
     assert np.abs(black - red).max() <= 1 and np.abs(black - white).max() <= 1
     opaque = black[..., 3] == 255
     assert opaque.sum() > 800 and np.abs(black - white)[opaque].max() == 0

@@ -53,13 +53,14 @@ def packets_of(path, kind):
     """(bytes, seconds) of each packet of the first stream of `kind` ("audio", "subtitle")."""
     with av.open(str(path)) as container:
         stream = next(stream for stream in container.streams if stream.type == kind)
-        return [(bytes(packet), float(packet.pts * packet.time_base)) for packet in container.demux(stream)
-                if packet.size]
+        return [
+            (bytes(packet), float(packet.pts * packet.time_base)) for packet in container.demux(stream) if packet.size
+        ]
 
 
 def psnr(a, b):
     error = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return 10 * math.log10(255 ** 2 / error) if error else math.inf
+    return 10 * math.log10(255**2 / error) if error else math.inf
 
 
 def assert_frames_upscaled(source, output, upscaler):
@@ -82,8 +83,10 @@ def test_the_bar_a_3_second_clip_with_sound(tmp_path, upscaler):
     frames = frames_of(out)
     assert (frames[0].width, frames[0].height, len(frames)) == (640, 480, 90)
     with av.open(str(source)) as before, av.open(str(out)) as after:
-        durations = [float(container.streams.video[0].duration * container.streams.video[0].time_base)
-                     for container in (before, after)]
+        durations = [
+            float(container.streams.video[0].duration * container.streams.video[0].time_base)
+            for container in (before, after)
+        ]
     assert abs(durations[0] - durations[1]) <= 1 / 30
     assert packets_of(out, "audio") == packets_of(source, "audio")
     assert_frames_upscaled(source, out, upscaler)
@@ -108,11 +111,14 @@ def test_rotation_subtitles_and_the_default_name(tmp_path):
     assert packets_of(out, "subtitle") == [(b"one", 0.0), (b"two", 0.2)]
 
 
-@pytest.mark.parametrize(("size", "arguments", "expected"), [
-    pytest.param((853, 480), ["--scale", "2"], (1706, 960), marks=pytest.mark.slow),  # odd input, even output
-    ((95, 63), ["--scale", "2.5"], (238, 158)),  # 237.5 → 238, 157.5 → 158
-    ((96, 64), ["--size", "101x"], (102, 68)),  # 101 wide asked: yuv420p needs even sides
-])
+@pytest.mark.parametrize(
+    ("size", "arguments", "expected"),
+    [
+        pytest.param((853, 480), ["--scale", "2"], (1706, 960), marks=pytest.mark.slow),  # odd input, even output
+        ((95, 63), ["--scale", "2.5"], (238, 158)),  # 237.5 → 238, 157.5 → 158
+        ((96, 64), ["--size", "101x"], (102, 68)),  # 101 wide asked: yuv420p needs even sides
+    ],
+)
 def test_odd_sizes(tmp_path, size, arguments, expected):
     source = make_clip(tmp_path / "odd.mkv", size=size, frames=3, pix_fmt="yuv444p", audio=False)
     out = tmp_path / "odd_big.mkv"
@@ -171,8 +177,9 @@ def test_a_stopped_run_resumes_without_redoing_frames(tmp_path, monkeypatch):
     assert not out.exists()
     assert len(list((tmp_path / ".out.mp4.parts").glob("part-*"))) == 11  # the 11th frame's part closed on the stop
     computed = []
-    monkeypatch.setattr(upscaler, "upscale", lambda image, **sizing: computed.append(1) or
-                        Upscaler.upscale(upscaler, image, **sizing))
+    monkeypatch.setattr(
+        upscaler, "upscale", lambda image, **sizing: computed.append(1) or Upscaler.upscale(upscaler, image, **sizing)
+    )
     starts = []
     upscaler.upscale_video(source, out, progress=lambda done, total: starts.append(done))
     assert (starts[0], len(computed)) == (11, 9)
@@ -203,9 +210,18 @@ def run_stopped(tmp_path, part_seconds, frames_before, how):
     source = make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=90)
     out = tmp_path / "big.mp4"
     command = [str(source), "--scale", "2", "-o", str(out), "--precision", PRECISION]
-    stopped = subprocess.Popen([sys.executable, "-c", f"import sys, srcnn.video; srcnn.video.PART_SECONDS = "
-                                f"{part_seconds}; from srcnn.cli import main; sys.exit(main(sys.argv[1:]))",
-                                "upscale", *command], stderr=subprocess.PIPE, text=True)
+    stopped = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, srcnn.video; srcnn.video.PART_SECONDS = "
+            f"{part_seconds}; from srcnn.cli import main; sys.exit(main(sys.argv[1:]))",
+            "upscale",
+            *command,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     parts = tmp_path / ".big.mp4.parts"
     deadline = time.monotonic() + 300
     while not (parts.exists() and frames_before(parts)):
@@ -214,8 +230,9 @@ def run_stopped(tmp_path, part_seconds, frames_before, how):
     stopped.send_signal(how)
     stopped.wait(timeout=60)
     kept = frames_kept(parts)
-    again = subprocess.run([sys.executable, "-m", "srcnn", "upscale", *command], capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "srcnn", "upscale", *command], capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stderr
     return source, out, kept, stopped, again
 
@@ -233,8 +250,9 @@ def assert_finished(source, out, kept, again, upscaler):
 
 @pytest.mark.slow
 def test_killed_halfway_the_same_command_finishes_from_the_closed_parts(tmp_path, upscaler):
-    source, out, kept, killed, again = run_stopped(tmp_path, 0.2, lambda parts: frames_kept(parts) >= 30,
-                                                   signal.SIGKILL)
+    source, out, kept, killed, again = run_stopped(
+        tmp_path, 0.2, lambda parts: frames_kept(parts) >= 30, signal.SIGKILL
+    )
     assert killed.returncode == -signal.SIGKILL and 30 <= kept < 90
     assert_finished(source, out, kept, again, upscaler)
 
@@ -243,8 +261,11 @@ def test_killed_halfway_the_same_command_finishes_from_the_closed_parts(tmp_path
 def test_terminated_the_open_part_is_kept_too(tmp_path, upscaler):
     # One part for the whole clip: without SIGTERM's handling the stop would keep nothing.
     source, out, kept, stopped, again = run_stopped(
-        tmp_path, 10, lambda parts: any(path.stat().st_size > 1000 for path in parts.glob(".part-*.tmp")),
-        signal.SIGTERM)
+        tmp_path,
+        10,
+        lambda parts: any(path.stat().st_size > 1000 for path in parts.glob(".part-*.tmp")),
+        signal.SIGTERM,
+    )
     assert stopped.returncode == 130 and "srcnn: interrupted after 0 of 1" in stopped.stderr.read()
     assert 0 < kept < 90
     assert_finished(source, out, kept, again, upscaler)
@@ -260,12 +281,17 @@ def test_a_folder_mixing_photos_videos_and_notes(tmp_path):
     assert main([*UPSCALE, str(tmp_path), "-o", str(tmp_path / "out")]) == 0  # done already: both skipped
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda path: path.write_text("hello"), "not a video srcnn can read, or damaged (FFmpeg: Invalid data"),
-    (lambda path: path.write_bytes(make_clip(path, frames=30).read_bytes()[:3000]),
-     "not a video srcnn can read, or damaged"),
-    (lambda path: make_sound(path), "no video track (its streams: audio)"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_text("hello"), "not a video srcnn can read, or damaged (FFmpeg: Invalid data"),
+        (
+            lambda path: path.write_bytes(make_clip(path, frames=30).read_bytes()[:3000]),
+            "not a video srcnn can read, or damaged",
+        ),
+        (lambda path: make_sound(path), "no video track (its streams: audio)"),
+    ],
+)
 def test_what_is_not_a_whole_video_gets_a_clear_message(tmp_path, capsys, make, message):
     source = tmp_path / "clip.mp4"
     make(source)
@@ -277,12 +303,15 @@ def test_what_is_not_a_whole_video_gets_a_clear_message(tmp_path, capsys, make, 
 def test_a_file_cut_short_gives_the_frames_that_decode_and_says_so(tmp_path, capsys):
     whole = make_clip(tmp_path / "whole.mkv", frames=60).read_bytes()  # 2 s, the duration written in front
     source = tmp_path / "cut.mkv"
-    source.write_bytes(whole[:len(whole) * 4 // 10])
+    source.write_bytes(whole[: len(whole) * 4 // 10])
     assert main([*UPSCALE, str(source)]) == 0
     frames = len(frames_of(tmp_path / "cut_x2.mkv"))
     assert 0 < frames < 60
-    said = re.search(rf"srcnn: {re.escape(str(source))}: the video ends at ([0-9.]+) s of the 2.0 s its container "
-                     rf"states \(cut short\?\); the {frames} frames that decode were enlarged", capsys.readouterr().err)
+    said = re.search(
+        rf"srcnn: {re.escape(str(source))}: the video ends at ([0-9.]+) s of the 2.0 s its container "
+        rf"states \(cut short\?\); the {frames} frames that decode were enlarged",
+        capsys.readouterr().err,
+    )
     assert said and abs(float(said[1]) - frames / 30) <= 0.1
 
 
@@ -309,10 +338,14 @@ def test_a_size_the_encoder_refuses_is_said_before_any_work(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["wide.mkv"]
 
 
-@pytest.mark.parametrize(("codec", "crf", "message"), [
-    ("h264", 52, "CRF for h264 is 0 to 51"), ("vp9", -1, "CRF for vp9 is 0 to 63"),
-    ("av1", 0, "CRF for av1 is 1 to 63"),
-])
+@pytest.mark.parametrize(
+    ("codec", "crf", "message"),
+    [
+        ("h264", 52, "CRF for h264 is 0 to 51"),
+        ("vp9", -1, "CRF for vp9 is 0 to 63"),
+        ("av1", 0, "CRF for av1 is 1 to 63"),
+    ],
+)
 def test_a_crf_out_of_the_codecs_range_is_refused(tmp_path, capsys, codec, crf, message):
     source = make_clip(tmp_path / "clip.mkv", frames=2, audio=False)
     assert main([*UPSCALE, str(source), "--codec", codec, "--crf", str(crf)]) == 1
@@ -321,8 +354,10 @@ def test_a_crf_out_of_the_codecs_range_is_refused(tmp_path, capsys, codec, crf, 
 
 def test_usage_errors_for_a_video(tmp_path, capsys):
     source = make_clip(tmp_path / "clip.mp4", frames=3)
-    for arguments, message in ((["-o", str(tmp_path / "big.png")], "name a .mp4, .mov, .mkv, .webm file"),
-                               (["-o", str(tmp_path / "big.mp4"), "--format", "png"], "--format is an image's")):
+    for arguments, message in (
+        (["-o", str(tmp_path / "big.png")], "name a .mp4, .mov, .mkv, .webm file"),
+        (["-o", str(tmp_path / "big.mp4"), "--format", "png"], "--format is an image's"),
+    ):
         with pytest.raises(SystemExit) as exit:
             main([*UPSCALE, str(source), *arguments])
         assert exit.value.code == 2 and message in capsys.readouterr().err
@@ -339,8 +374,10 @@ def test_the_pages_video_lines_work_as_written(tmp_path):
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=6)
     make_clip(tmp_path / "clip.mov", size=(320, 240), frames=6)
-    lines = [command_block("README.md", "srcnn-upscale").strip().splitlines()[4],
-             *command_block("docs/usage.md", "video").strip().splitlines()]
+    lines = [
+        command_block("README.md", "srcnn-upscale").strip().splitlines()[4],
+        *command_block("docs/usage.md", "video").strip().splitlines(),
+    ]
     for line in lines:
         result = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -358,11 +395,21 @@ def test_memory_does_not_grow_with_the_clip(tmp_path):
     # more 640×480 frames held would be over 90 MB more.
     for frames in (60, 160):
         source = make_clip(tmp_path / f"clip{frames}.mp4", size=(320, 240), frames=frames)
-        run = subprocess.run([sys.executable, "-c", "import resource, sys; from srcnn.api import Upscaler; "
-                              f"Upscaler(precision='{PRECISION}').upscale_video(sys.argv[1], sys.argv[2]); "
-                              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
-                              str(source), str(tmp_path / f"out{frames}.mp4")],
-                             capture_output=True, text=True, timeout=600, check=True)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import resource, sys; from srcnn.api import Upscaler; "
+                f"Upscaler(precision='{PRECISION}').upscale_video(sys.argv[1], sys.argv[2]); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+                str(source),
+                str(tmp_path / f"out{frames}.mp4"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
         peaks[frames] = int(run.stdout) * 1024
     assert len(frames_of(tmp_path / "out160.mp4")) == 160
     assert peaks[160] - peaks[60] < 30e6, peaks

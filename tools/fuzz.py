@@ -44,6 +44,7 @@ def instrumented_imports():
         from srcnn.codec import ImageError
     return SimpleNamespace(ClientError=ClientError, Trace=Trace, SRCNNHandler=SRCNNHandler, ImageError=ImageError)
 
+
 CONTENT_TYPES = ("image/png", "application/x-www-form-urlencoded", "text/plain", "")
 ACCEPTS = (None, "image/jpeg", "image/webp", "*/*", "application/json", "image/png;q=0", "image/*;q=abc", "")
 SCALE_CHARACTERS = "0123456789.-xe "
@@ -55,8 +56,9 @@ def make_handler(folder, targets):
     handler = targets.SRCNNHandler()
     # Random weights have no int8 calibration; the arithmetic is not what the fuzzer explores.
     limits = {"max_input_pixels": 4096, "max_output_pixels": 65536, "threads": 1, "precision": "onnxruntime-fp32"}
-    handler.initialize(Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0",
-                               model_yaml_config={"handler": limits}))
+    handler.initialize(
+        Context("srcnn", str(folder), {"model": {}}, 1, None, "0.12.0", model_yaml_config={"handler": limits})
+    )
     return handler
 
 
@@ -103,9 +105,16 @@ def seeds(folder):
     """Small valid images of every input format, as fuzzer inputs (flags 0: raw body, PNG content type)."""
     folder.mkdir(parents=True, exist_ok=True)
     card = sample_image(12, 8)
-    for name, data in {"png": encode(card), "jpeg": encode(card, "JPEG"), "webp": encode(card, "WEBP"),
-                       "bmp": encode(card, "BMP"), "tiff": encode(card, "TIFF"), "gif": encode(card, "GIF"),
-                       "grey16": encode(Image.new("I;16", (5, 4), 3000)), "palette": encode(card.convert("P"))}.items():
+    for name, data in {
+        "png": encode(card),
+        "jpeg": encode(card, "JPEG"),
+        "webp": encode(card, "WEBP"),
+        "bmp": encode(card, "BMP"),
+        "tiff": encode(card, "TIFF"),
+        "gif": encode(card, "GIF"),
+        "grey16": encode(Image.new("I;16", (5, 4), 3000)),
+        "palette": encode(card.convert("P")),
+    }.items():
         (folder / f"seed-{name}").write_bytes(b"\x04\x02" + data)
 
 
@@ -114,8 +123,10 @@ def fuzz(seconds, corpus):
     targets = instrumented_imports()  # before anything loads Pillow's format plugins (seeds() would)
     seeds(corpus)
     with tempfile.TemporaryDirectory() as folder:
-        atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=4096", "-print_final_stats=1",
-                       str(corpus)], make_target(make_handler(folder, targets), targets))
+        atheris.Setup(
+            [sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=4096", "-print_final_stats=1", str(corpus)],
+            make_target(make_handler(folder, targets), targets),
+        )
         atheris.Fuzz()
 
 
@@ -124,7 +135,8 @@ def verdict(returncode, output, seconds):
     runs = re.search(r"Done (\d+) runs", output) or re.search(r"stat::number_of_executed_units: (\d+)", output)
     status = re.findall(r"cov: (\d+) ft: \d+ corp: (\d+)", output)
     figures = (f"{int(runs.group(1)):,} inputs" if runs else "unknown inputs") + (
-        f", {int(status[-1][0]):,} coverage edges, {int(status[-1][1]):,} corpus entries" if status else "")
+        f", {int(status[-1][0]):,} coverage edges, {int(status[-1][1]):,} corpus entries" if status else ""
+    )
     if returncode == 0 and runs:
         return f"fuzz: PASS, no crash in {seconds} s: {figures}"
     crash = re.search(r"Test unit written to (\S+)", output)
@@ -143,8 +155,20 @@ def main(argv=None):
         fuzz(args.seconds, args.corpus)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("w") as log:
-        result = subprocess.run([sys.executable, "-m", "tools.fuzz", "--in-process", "--seconds", str(args.seconds),
-                                 "--corpus", str(args.corpus)], stdout=log, stderr=subprocess.STDOUT)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tools.fuzz",
+                "--in-process",
+                "--seconds",
+                str(args.seconds),
+                "--corpus",
+                str(args.corpus),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     output = args.log.read_text(errors="replace")
     line = verdict(result.returncode, output, args.seconds)
     if not line.startswith("fuzz: PASS"):

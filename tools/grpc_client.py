@@ -30,8 +30,19 @@ def load_stubs(folder):
             (folder / "proto" / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / "proto" / name).write_bytes(jar.read(name))
     well_known = Path(protoc.__file__).parent / "_proto"
-    if protoc.main(["protoc", f"-I{folder / 'proto'}", f"-I{well_known}", f"--python_out={folder}",
-                    f"--grpc_python_out={folder}", *PROTOS]) != 0:
+    if (
+        protoc.main(
+            [
+                "protoc",
+                f"-I{folder / 'proto'}",
+                f"-I{well_known}",
+                f"--python_out={folder}",
+                f"--grpc_python_out={folder}",
+                *PROTOS,
+            ]
+        )
+        != 0
+    ):
         raise RuntimeError("protoc could not compile TorchServe's inference.proto")
     sys.path.insert(0, str(folder))
     try:
@@ -50,8 +61,10 @@ def main(argv=None):
     parser.add_argument("--address", default="127.0.0.1:7070", help="grpc_inference_port (default: %(default)s)")
     parser.add_argument("--model", default="srcnn")
     args = parser.parse_args(argv)
-    inputs = {"data": args.image.read_bytes(),
-              **{key: value.encode() for key, value in (("scale", args.scale), ("size", args.size)) if value}}
+    inputs = {
+        "data": args.image.read_bytes(),
+        **{key: value.encode() for key, value in (("scale", args.scale), ("size", args.size)) if value},
+    }
     with tempfile.TemporaryDirectory() as folder:
         messages, services = load_stubs(folder)
     with grpc.insecure_channel(args.address) as channel:

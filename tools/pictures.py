@@ -53,8 +53,9 @@ def labelled(panel, text, font):
 
 
 def side_by_side(panels):
-    canvas = Image.new("RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), max(p.height for p in panels)),
-                       "white")
+    canvas = Image.new(
+        "RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), max(p.height for p in panels)), "white"
+    )
     left = 0
     for panel in panels:
         canvas.paste(panel, (left, 0))
@@ -72,8 +73,10 @@ def degraded(data_dir, set_name, image_name, scale):
 def crop_row(data_dir, engines, set_name, image_name, scale, font):
     truth, low = degraded(data_dir, set_name, image_name, scale)
     y = ground_truth_y(np.asarray(truth))
-    scores = {method: score_y(y, chosen, scale, with_ssim=False)["psnr_y"]
-              for method, chosen in (("bicubic", None), ("SRCNN", engines))}
+    scores = {
+        method: score_y(y, chosen, scale, with_ssim=False)["psnr_y"]
+        for method, chosen in (("bicubic", None), ("SRCNN", engines))
+    }
     top, left = most_detailed_window(y, CROP_SIDE)
     top, left = top - top % scale, left - left % scale  # so the input's crop covers the same pixels
     box = (left, top, left + CROP_SIDE, top + CROP_SIDE)
@@ -85,16 +88,20 @@ def crop_row(data_dir, engines, set_name, image_name, scale, font):
         (upscale(low, engines, scale).crop(box), f"SRCNN {scores['SRCNN']:.2f} dB"),
         (truth.crop(box), "ground truth"),
     ]
-    return side_by_side([labelled(image.resize((shown, shown), Image.Resampling.NEAREST), text, font)
-                         for image, text in panels])
+    return side_by_side(
+        [labelled(image.resize((shown, shown), Image.Resampling.NEAREST), text, font) for image, text in panels]
+    )
 
 
 def whole_pair(data_dir, engines, set_name, image_name, scale, font):
     truth, low = degraded(data_dir, set_name, image_name, scale)
     answer = upscale(low, engines, scale)
-    return side_by_side([labelled(low.resize(answer.size, Image.Resampling.NEAREST),
-                                  f"input, {low.width}x{low.height}", font),
-                         labelled(answer, f"SRCNN x{scale}, {answer.width}x{answer.height}", font)])
+    return side_by_side(
+        [
+            labelled(low.resize(answer.size, Image.Resampling.NEAREST), f"input, {low.width}x{low.height}", font),
+            labelled(answer, f"SRCNN x{scale}, {answer.width}x{answer.height}", font),
+        ]
+    )
 
 
 def main(argv=None):
@@ -118,8 +125,12 @@ def main(argv=None):
     path = args.out / f"compare_{image_name}_x{scale}.html"
     with Image.open(args.data_dir / set_name / f"{image_name}.png") as image:
         _, low = degrade(np.asarray(image.convert("RGB")), scale)
-    page = compare_page(low, Upscaler(args.weights, REFERENCE["cpu"]), scale,
-                        title=f"{set_name} {image_name}, ×{scale} of its bicubic downscale")
+    page = compare_page(
+        low,
+        Upscaler(args.weights, REFERENCE["cpu"]),
+        scale,
+        title=f"{set_name} {image_name}, ×{scale} of its bicubic downscale",
+    )
     write_atomically(path, page)
     print(path)
     return 0

@@ -38,8 +38,14 @@ def valid_cases(count, rng):
         width, height, scale = rng.randint(16, 128), rng.randint(16, 128), rng.choice(SCALES)
         image = sample_image(width, height, rng.choice(("RGB", "L", "RGBA")))
         format = rng.choice(FORMATS) if image.mode != "RGBA" else "PNG"
-        cases.append(Case(f"valid {index}", encode(image, format), headers={"X-Scale": str(scale),
-                          "Content-Type": f"image/{format.lower()}"}, size=(width * scale, height * scale)))
+        cases.append(
+            Case(
+                f"valid {index}",
+                encode(image, format),
+                headers={"X-Scale": str(scale), "Content-Type": f"image/{format.lower()}"},
+                size=(width * scale, height * scale),
+            )
+        )
     return cases
 
 
@@ -96,8 +102,13 @@ def main(argv=None):
         return 2
     rng = random.Random(args.seed)
     limits = yaml.safe_load(MODEL_CONFIG.read_text())["handler"]
-    hostile = [case for case in corpus(limits["max_input_pixels"], limits["max_output_pixels"],
-                                       int(server.properties["max_request_size"])) if not case.heavy]
+    hostile = [
+        case
+        for case in corpus(
+            limits["max_input_pixels"], limits["max_output_pixels"], int(server.properties["max_request_size"])
+        )
+        if not case.heavy
+    ]
     count = round(args.requests * args.hostile)
     cases = valid_cases(args.requests - count, rng) + [rng.choice(hostile) for _ in range(count)]
     rng.shuffle(cases)
@@ -138,8 +149,12 @@ def main(argv=None):
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    passed = not problems and report["worker_restarts"] == 0 and report["rss_growth"] is not None \
+    passed = (
+        not problems
+        and report["worker_restarts"] == 0
+        and report["rss_growth"] is not None
         and report["rss_growth"] < 0.10
+    )
     print("soak: PASS" if passed else "soak: FAIL")
     return 0 if passed else 1
 

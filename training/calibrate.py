@@ -31,9 +31,13 @@ def calibration_planes(data_dir, scale):
 def calibrate_file(weights_path, scale, data_dir):
     """Calibrate one weight file and write the result into its sidecar; returns the calibration."""
     planes = calibration_planes(data_dir, scale)
-    return record_int8_calibration(weights_path, {
-        "images": f"T91 training split, {len(planes)} images, bicubic ×{scale} down and up",
-        **calibrate(load_model(weights_path), planes)})
+    return record_int8_calibration(
+        weights_path,
+        {
+            "images": f"T91 training split, {len(planes)} images, bicubic ×{scale} down and up",
+            **calibrate(load_model(weights_path), planes),
+        },
+    )
 
 
 def main(argv=None):
@@ -49,8 +53,10 @@ def main(argv=None):
         started = time.perf_counter()
         path = weights_for_scale(args.weights, scale)
         calibration = calibrate_file(path, scale, args.data_dir)
-        print(f"{path}: input step {calibration['input_step']:.5f}, output step {calibration['output_step']:.5f} "
-              f"({time.perf_counter() - started:.0f} s)")
+        print(
+            f"{path}: input step {calibration['input_step']:.5f}, output step {calibration['output_step']:.5f} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,10 @@ def crop_multiple(scale):
     p/q); a ScaleError when that is over MAX_NUMERATOR."""
     multiple = Fraction(str(scale)).numerator
     if multiple > MAX_NUMERATOR:
-        raise ScaleError(f"×{scale} needs the ground truth cropped to a multiple of {multiple} pixels; evaluate "
-                         f"factors p/q with p ≤ {MAX_NUMERATOR}, such as 1.5, 2.5 or 3.5")
+        raise ScaleError(
+            f"×{scale} needs the ground truth cropped to a multiple of {multiple} pixels; evaluate "
+            f"factors p/q with p ≤ {MAX_NUMERATOR}, such as 1.5, 2.5 or 3.5"
+        )
     return multiple
 
 
@@ -94,8 +96,9 @@ def degrade(ground_truth, scale):
     image): what the protocol upscales."""
     ground_truth = modcrop(ground_truth, crop_multiple(scale))
     height, width = ground_truth.shape[:2]
-    return ground_truth, Image.fromarray(ground_truth).resize(low_size((width, height), scale),
-                                                              Image.Resampling.BICUBIC)
+    return ground_truth, Image.fromarray(ground_truth).resize(
+        low_size((width, height), scale), Image.Resampling.BICUBIC
+    )
 
 
 def evaluate_image(ground_truth, engines, scale):
@@ -150,8 +153,7 @@ def evaluate(config):
             for method, name, engines in runs:
                 label = f"{set_name} x{scale} {method}" + (f" {name}" if name else "")
                 scores = evaluate_set(paths, engines, scale, label)
-                records.append({"set": set_name, "scale": scale, "method": method, "engine": name,
-                                 **scores})
+                records.append({"set": set_name, "scale": scale, "method": method, "engine": name, **scores})
     return records
 
 
@@ -183,8 +185,9 @@ def engine_costs(records):
     costs = {}
     for r in srcnn:
         costs.setdefault((r["set"], r["scale"]), {})[r["engine"]] = r["psnr_y"]
-    return {key: {engine: psnr_of[reference] - value for engine, value in psnr_of.items()}
-            for key, psnr_of in costs.items()}
+    return {
+        key: {engine: psnr_of[reference] - value for engine, value in psnr_of.items()} for key, psnr_of in costs.items()
+    }
 
 
 def write_costs(records, folder):
@@ -205,13 +208,17 @@ def engine_table(records):
     srcnn = [r for r in records if r["method"] == "srcnn"]
     names = list(dict.fromkeys(r["engine"] for r in srcnn))
     reference = next(p for p in names if p.endswith("fp32"))
-    lines = ["| set | scale | " + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == reference else f" | {p} cost (dB)")
-                                             for p in names) + " |"]
+    lines = [
+        "| set | scale | "
+        + " | ".join(f"{p} PSNR-Y (dB)" + ("" if p == reference else f" | {p} cost (dB)") for p in names)
+        + " |"
+    ]
     lines.append("| --- | --- |" + " --- |" * (2 * len(names) - 1))
     for set_name, scale in dict.fromkeys((r["set"], r["scale"]) for r in srcnn):
         psnr_of = {r["engine"]: r["psnr_y"] for r in srcnn if (r["set"], r["scale"]) == (set_name, scale)}
-        cells = [f"{psnr_of[p]:.3f}" + ("" if p == reference else f" | {psnr_of[reference] - psnr_of[p]:.3f}")
-                 for p in names]
+        cells = [
+            f"{psnr_of[p]:.3f}" + ("" if p == reference else f" | {psnr_of[reference] - psnr_of[p]:.3f}") for p in names
+        ]
         lines.append(f"| {set_name} | ×{scale} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -228,38 +235,71 @@ def scale_argument(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
-                        help="folder whose sub-folders are test sets (default: the repository's data/)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="folder whose sub-folders are test sets (default: the repository's data/)",
+    )
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"], help="sub-folders of --data-dir")
-    parser.add_argument("--scales", nargs="+", type=scale_argument, default=list(SCALES), metavar="SCALE",
-                        help="factors from 1 to 8: the trained 2 3 4 (default), or any p/q with p ≤ 64, "
-                             "such as 1.5 2.5 3.5 6 8")
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=scale_argument,
+        default=list(SCALES),
+        metavar="SCALE",
+        help="factors from 1 to 8: the trained 2 3 4 (default), or any p/q with p ≤ 64, such as 1.5 2.5 3.5 6 8",
+    )
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=METHODS, dest="methods")
-    parser.add_argument("--weights", type=Path, default=SHIPPED,
-                        help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=SHIPPED,
+        help="a weight file, or a folder of srcnn_x{2,3,4}.pth (default: %(default)s)",
+    )
     parser.add_argument("--json", type=Path, help="also write the records to this JSON file")
     parser.add_argument("--device", default="cpu", help="torch device for the network (default: %(default)s)")
-    parser.add_argument("--engines", nargs="+", default=None,
-                        choices=["auto", *sorted({name for engines in ENGINES.values() for name in engines})],
-                        help="the engines to score, or auto: the one the service would choose on this machine "
-                             "(srcnn.choice; default: the device's fp32 reference, the weights' own score); "
-                             "with an fp32 engine among several, a table of each one's cost follows")
-    parser.add_argument("--write-costs", action="store_true",
-                        help="also record each engine's cost against the reference in the weights' sidecars, "
-                             "where the service's engine choice reads it (srcnn.choice)")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=None,
+        choices=["auto", *sorted({name for engines in ENGINES.values() for name in engines})],
+        help="the engines to score, or auto: the one the service would choose on this machine "
+        "(srcnn.choice; default: the device's fp32 reference, the weights' own score); "
+        "with an fp32 engine among several, a table of each one's cost follows",
+    )
+    parser.add_argument(
+        "--write-costs",
+        action="store_true",
+        help="also record each engine's cost against the reference in the weights' sidecars, "
+        "where the service's engine choice reads it (srcnn.choice)",
+    )
     args = parser.parse_args(argv)
-    if args.weights.is_file() and "srcnn" in args.methods and (len(args.scales) > 1 or
-                                                                 passes(args.scales[0]) != (args.scales[0],)):
-        parser.error("one weight file serves one trained scale: pass a single --scales 2, 3 or 4, or a folder "
-                     "to --weights")
+    if (
+        args.weights.is_file()
+        and "srcnn" in args.methods
+        and (len(args.scales) > 1 or passes(args.scales[0]) != (args.scales[0],))
+    ):
+        parser.error(
+            "one weight file serves one trained scale: pass a single --scales 2, 3 or 4, or a folder to --weights"
+        )
     device = args.device.split(":")[0]
     folder = args.weights.parent if args.weights.is_file() else args.weights
-    names = [choose(folder, device=device).engine if name == "auto" else name
-             for name in args.engines or [REFERENCE[device]]]
+    names = [
+        choose(folder, device=device).engine if name == "auto" else name for name in args.engines or [REFERENCE[device]]
+    ]
     if args.write_costs and (args.weights.is_file() or not any(p.endswith("fp32") for p in names)):
         parser.error("--write-costs needs a folder of weights and an fp32 engine among --engines")
-    config = EvaluateConfig(args.data_dir, tuple(args.sets), tuple(args.scales), tuple(args.methods),
-                            args.weights, args.json, args.device, tuple(dict.fromkeys(names)))
+    config = EvaluateConfig(
+        args.data_dir,
+        tuple(args.sets),
+        tuple(args.scales),
+        tuple(args.methods),
+        args.weights,
+        args.json,
+        args.device,
+        tuple(dict.fromkeys(names)),
+    )
     return config, args.write_costs
 
 

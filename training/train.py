@@ -73,8 +73,17 @@ class TrainConfig:
     @property
     def recipe(self):
         """The settings a checkpoint must share with the run that resumes it (everything that sets the result)."""
-        unrelated = ("out", "data_dir", "eval_sets", "checkpoint_minutes", "validate_every", "device", "threads",
-                     "cache_dir", "resume")
+        unrelated = (
+            "out",
+            "data_dir",
+            "eval_sets",
+            "checkpoint_minutes",
+            "validate_every",
+            "device",
+            "threads",
+            "cache_dir",
+            "resume",
+        )
         return {key: shown(value) for key, value in asdict(self).items() if key not in unrelated}
 
 
@@ -99,8 +108,9 @@ class RecipeMismatch(Exception):
 def recipe_difference(stored, wanted):
     """The settings that differ between two recipes, as `name: stored → wanted`."""
     keys = sorted(set(stored) | set(wanted))
-    return ", ".join(f"{key}: {stored.get(key)!r} → {wanted.get(key)!r}"
-                     for key in keys if stored.get(key) != wanted.get(key))
+    return ", ".join(
+        f"{key}: {stored.get(key)!r} → {wanted.get(key)!r}" for key in keys if stored.get(key) != wanted.get(key)
+    )
 
 
 def learning_rate_factor(step, config):
@@ -112,7 +122,7 @@ def learning_rate_factor(step, config):
     final = config.final_lr_fraction
     if config.schedule == "cosine":
         return final + (1 - final) * (1 + math.cos(math.pi * progress)) / 2
-    return final ** progress
+    return final**progress
 
 
 def augment_batch(inputs, labels, generator):
@@ -135,8 +145,15 @@ def validation_psnr(model, planes, scale):
 
 
 def save_checkpoint(path, recipe, model, optimizer, generator, step, elapsed, history):
-    state = {"recipe": recipe, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "rng": generator.get_state(), "step": step, "elapsed": elapsed, "history": history}
+    state = {
+        "recipe": recipe,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": generator.get_state(),
+        "step": step,
+        "elapsed": elapsed,
+        "history": history,
+    }
     write_atomically(path, lambda file: torch.save(state, file))
 
 
@@ -169,8 +186,12 @@ def train(config, log=print):
         paths, validation_paths = split_validation(paths)
     else:
         validation_paths = paths[:: max(1, len(paths) // VALIDATION_IMAGES)]
-    patch_config = PatchConfig(scale=config.scale, patch_size=config.patch_size, blur_sigma=config.blur_sigma,
-                               image_scales=PatchConfig.image_scales if config.augment else (1.0,))
+    patch_config = PatchConfig(
+        scale=config.scale,
+        patch_size=config.patch_size,
+        blur_sigma=config.blur_sigma,
+        image_scales=PatchConfig.image_scales if config.augment else (1.0,),
+    )
     inputs, labels = cached_patches(paths, patch_config, config.cache_dir)
     validation = [modcrop(read_y(path), config.scale) for path in validation_paths]
     log(f"x{config.scale}: {len(inputs)} patches from {len(paths)} images, device {config.device}")
@@ -186,9 +207,11 @@ def train(config, log=print):
     if config.resume and config.checkpoint.exists():
         state = torch.load(config.checkpoint, weights_only=True)
         if state.get("recipe") != config.recipe:
-            raise RecipeMismatch(f"{config.checkpoint} was written by another recipe: "
-                                 f"{recipe_difference(state.get('recipe') or {}, config.recipe)}; resume with the "
-                                 f"checkpoint's settings, or move it away to start afresh")
+            raise RecipeMismatch(
+                f"{config.checkpoint} was written by another recipe: "
+                f"{recipe_difference(state.get('recipe') or {}, config.recipe)}; resume with the "
+                f"checkpoint's settings, or move it away to start afresh"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["rng"])
@@ -196,8 +219,16 @@ def train(config, log=print):
         log(f"resumed from {config.checkpoint} at step {step}")
 
     def checkpoint():
-        save_checkpoint(config.checkpoint, config.recipe, model, optimizer, generator, step,
-                        elapsed + time.monotonic() - started, history)
+        save_checkpoint(
+            config.checkpoint,
+            config.recipe,
+            model,
+            optimizer,
+            generator,
+            step,
+            elapsed + time.monotonic() - started,
+            history,
+        )
 
     started = last_checkpoint = time.monotonic()
     autocast = torch.autocast(torch.device(config.device).type, torch.bfloat16, enabled=config.amp)
@@ -221,8 +252,10 @@ def train(config, log=print):
             progress.update()
             if step % config.validate_every == 0 or step == config.steps:
                 history.append((step, validation_psnr(model, validation, config.scale), loss.item()))
-                log(f"step {step} loss {loss.item():.6f} train-PSNR {history[-1][1]:.3f} dB "
-                    f"elapsed {elapsed + time.monotonic() - started:.0f}s")
+                log(
+                    f"step {step} loss {loss.item():.6f} train-PSNR {history[-1][1]:.3f} dB "
+                    f"elapsed {elapsed + time.monotonic() - started:.0f}s"
+                )
             progress.set_postfix(loss=f"{loss.item():.2e}", refresh=False)
             if time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes:
                 checkpoint()
@@ -244,19 +277,26 @@ def finish(config, model, paths, history, wall_time):
     available = tuple(name for name in config.eval_sets if (config.data_dir / name).is_dir())
     records = []
     if available:
-        records = evaluate(EvaluateConfig(config.data_dir, available, (config.scale,), ("bicubic", "srcnn"),
-                                          config.out, None, config.device))
+        records = evaluate(
+            EvaluateConfig(
+                config.data_dir, available, (config.scale,), ("bicubic", "srcnn"), config.out, None, config.device
+            )
+        )
     sidecar = {
         "scale": config.scale,
         "sha256": file_sha256(config.out),
-        "architecture": {"kernel_sizes": list(model.kernel_sizes), "widths": list(model.widths),
-                         "channels": model.channels},
+        "architecture": {
+            "kernel_sizes": list(model.kernel_sizes),
+            "widths": list(model.widths),
+            "channels": model.channels,
+        },
         "training": {key: shown(value) for key, value in asdict(config).items() if key not in ("resume", "out")},
         "training_files": {"count": len(paths), "sha256": file_list_hash(paths)},
         "init_sha256": file_sha256(config.init) if config.init else None,
         "steps": config.steps,
         "wall_time_s": round(wall_time, 1),
-        "device": torch.cuda.get_device_name() if config.device.startswith("cuda")
+        "device": torch.cuda.get_device_name()
+        if config.device.startswith("cuda")
         else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "evaluation": records,
@@ -291,40 +331,73 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
     """--help with each setting's default, where it has one worth printing."""
 
     def _get_help_string(self, action):
-        if action.required or action.default is None or isinstance(action.default, bool) \
-                or "(default" in (action.help or ""):
+        if (
+            action.required
+            or action.default is None
+            or isinstance(action.default, bool)
+            or "(default" in (action.help or "")
+        ):
             return action.help
         return super()._get_help_string(action)
 
 
 def parse_args(argv=None):
     defaults = TrainConfig(scale=3, out=Path())
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=DefaultsHelp)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp
+    )
     parser.add_argument("--scale", type=int, required=True, choices=SCALES, help="the upscaling factor to train")
-    parser.add_argument("--data-dir", type=Path, default=defaults.data_dir,
-                        help="folder holding --train-set and --eval-sets (default: the repository's data/)")
-    parser.add_argument("--out", type=Path, help="weight file to write, with its sidecar, log, curve and checkpoint "
-                        "beside it (default: runs/srcnn_xSCALE.pth, never the shipped weights)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=defaults.data_dir,
+        help="folder holding --train-set and --eval-sets (default: the repository's data/)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="weight file to write, with its sidecar, log, curve and checkpoint "
+        "beside it (default: runs/srcnn_xSCALE.pth, never the shipped weights)",
+    )
     parser.add_argument("--train-set", default=defaults.train_set, help="sub-folder of --data-dir to train on")
-    parser.add_argument("--eval-sets", nargs="*", default=list(defaults.eval_sets),
-                        help="sub-folders of --data-dir scored at the end for the sidecar")
+    parser.add_argument(
+        "--eval-sets",
+        nargs="*",
+        default=list(defaults.eval_sets),
+        help="sub-folders of --data-dir scored at the end for the sidecar",
+    )
     for name in ("steps", "batch_size", "patch_size", "warmup_steps", "seed", "validate_every", "threads"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
-                            help=MEANINGS[name])
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name), help=MEANINGS[name]
+        )
     for name in ("lr", "last_lr", "final_lr_fraction", "blur_sigma", "checkpoint_minutes"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name),
-                            help=MEANINGS[name])
-    parser.add_argument("--schedule", choices=["exponential", "cosine"], default=defaults.schedule,
-                        help="how the rates decay after the warm-up (make bench-recipes compared them)")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name), help=MEANINGS[name]
+        )
+    parser.add_argument(
+        "--schedule",
+        choices=["exponential", "cosine"],
+        default=defaults.schedule,
+        help="how the rates decay after the warm-up (make bench-recipes compared them)",
+    )
     parser.add_argument("--init", type=Path, help="start from this weight file instead of random weights")
-    parser.add_argument("--holdout", action="store_true",
-                        help="train without the validation split (every 9th image) and draw the curve on it")
-    parser.add_argument("--no-augment", action="store_false", dest="augment",
-                        help="no extra image scales (0.9 ... 0.6) and no random rotations and flips")
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="train without the validation split (every 9th image) and draw the curve on it",
+    )
+    parser.add_argument(
+        "--no-augment",
+        action="store_false",
+        dest="augment",
+        help="no extra image scales (0.9 ... 0.6) and no random rotations and flips",
+    )
     parser.add_argument("--device", default=defaults.device, help="torch device to train on")
-    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast: on CUDA, or on a CPU with "
-                        "AVX512-BF16 or AMX (make bench-train measures it)")
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        help="bfloat16 autocast: on CUDA, or on a CPU with AVX512-BF16 or AMX (make bench-train measures it)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir, help="where the patch cache lives")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
     args = vars(parser.parse_args(argv))
