@@ -384,7 +384,19 @@ def bar(results):
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
     checks += servers_checks(results["servers"]) + photos.checks(results["photos"]) + video.checks(results["video"])
     checks += limit.checks(results["limits"], engine_rates(results))
+    return bar_lines(checks)
+
+
+def bar_lines(checks):
+    """The bar's lines of (text, passed) checks, as the table ends with them."""
     return [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in checks]
+
+
+def print_part(lines, checks):
+    """Print one part of the benchmark alone: the machine, its table `lines` and its bar's `checks`."""
+    described = machine()
+    print(f"Machine: {described['cpu']}, {described['cores']} cores, {' '.join(described['isa'])}")
+    print("\n".join([*lines, *bar_lines(checks)]))
 
 
 def main(argv=None):
@@ -405,35 +417,17 @@ def main(argv=None):
     config = parser.parse_args(argv)
     if config.video_only:
         found = video.video(config.data_dir)
-        print(
-            "\n".join(
-                [f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}"]
-                + video.markdown(found)
-                + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in video.checks(found)]
-            )
-        )
+        print_part(video.markdown(found), video.checks(found))
         return
     if config.servers_only:
         body = photo_png(config.data_dir, SERVED_SIDE)
         found = json.loads(json.dumps(servers_in_turns(body, (1, 2), config.requests)))
-        print(
-            "\n".join(
-                [f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}", ""]
-                + servers_markdown(found, f"{SERVED_SIDE}² PNG", SCALE)
-                + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in servers_checks(found)]
-            )
-        )
+        print_part(["", *servers_markdown(found, f"{SERVED_SIDE}² PNG", SCALE)], servers_checks(found))
         return
     if config.photos_only:
         choice = choose(ROOT / "weights", "auto", engine_threads=1)  # the served lanes' engine (cached per machine)
         found = photos.photos(config.data_dir, ROOT / "weights", choice.engine, choice.tile)
-        print(
-            "\n".join(
-                [f"Machine: {machine()['cpu']}, {machine()['cores']} cores, {' '.join(machine()['isa'])}"]
-                + photos.markdown(found)
-                + [f"- {'met' if passed else 'MISSED'}: {text}" for text, passed in photos.checks(found)]
-            )
-        )
+        print_part(photos.markdown(found), photos.checks(found))
         return
     results = json.loads(json.dumps(run(config)))  # keys as the JSON file has them
     table = markdown(results)

@@ -62,16 +62,9 @@ class Predictor:
         RuntimeError with the log's tail."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as output:
+            ports = ["--http_port", str(self.http_port), "--grpc_port", str(self.grpc_port)]
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "predictor",
-                    "--http_port",
-                    str(self.http_port),
-                    "--grpc_port",
-                    str(self.grpc_port),
-                ],
+                [sys.executable, "-m", "predictor", *ports],
                 cwd=REPOSITORY,
                 stdout=output,
                 stderr=subprocess.STDOUT,

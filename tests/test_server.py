@@ -26,24 +26,25 @@ from tools.hostile import encode
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="drives the curl binary, not installed here")
 
 
+def curl(*arguments, timeout):
+    """Run `curl -sS` with `arguments`: its completed process, output as text."""
+    return subprocess.run(["curl", "-sS", *arguments], capture_output=True, text=True, timeout=timeout)
+
+
+def curl_to(path, *arguments, write_out="%{http_code}", timeout=120):
+    """`curl` with the answer's body written to `path`: its stdout is `write_out` filled in."""
+    return curl(*arguments, "-o", str(path), "-w", write_out, timeout=timeout)
+
+
 @needs_curl
 def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
     scene(101, 67).save(tmp_path / "in.png")
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-T",
-            str(tmp_path / "in.png"),
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "out.png"),
-            "-w",
-            "%{http_code} %{content_type}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = curl_to(
+        tmp_path / "out.png",
+        "-T",
+        str(tmp_path / "in.png"),
+        predictions_url(server),
+        write_out="%{http_code} %{content_type}",
     )
     assert result.stdout == "200 image/png", result.stderr
     answer = Image.open(tmp_path / "out.png")
@@ -54,23 +55,8 @@ def test_curl_upload_gives_a_png_of_twice_the_size(server, scene, tmp_path):
 @pytest.mark.parametrize("accept", ["image/png", "image/jpeg"])
 def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, tmp_path, accept):
     (tmp_path / "photo.jpg").write_bytes(make_photo(64, 48))  # 48 wide, 64 high when upright
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-T",
-            str(tmp_path / "photo.jpg"),
-            "-H",
-            f"Accept: {accept}",
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "big"),
-            "-w",
-            "%{http_code}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = curl_to(
+        tmp_path / "big", "-T", str(tmp_path / "photo.jpg"), "-H", f"Accept: {accept}", predictions_url(server)
     )
     assert result.stdout == "200", result.stderr
     assert_faithful((tmp_path / "big").read_bytes(), (96, 128))
@@ -79,25 +65,16 @@ def test_a_phone_photo_comes_back_upright_with_its_profile_and_metadata(server, 
 @needs_curl
 def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
     scene(30, 20).save(tmp_path / "in.png")
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-F",
-            f"data=@{tmp_path / 'in.png'}",
-            "-F",
-            "scale=4",
-            "-H",
-            "Accept: image/webp",
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "out"),
-            "-w",
-            "%{http_code} %{content_type}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = curl_to(
+        tmp_path / "out",
+        "-F",
+        f"data=@{tmp_path / 'in.png'}",
+        "-F",
+        "scale=4",
+        "-H",
+        "Accept: image/webp",
+        predictions_url(server),
+        write_out="%{http_code} %{content_type}",
     )
     assert result.stdout == "200 image/webp", result.stderr
     assert Image.open(tmp_path / "out").size == (120, 80)
@@ -106,12 +83,7 @@ def test_curl_multipart_scale_and_accept(server, scene, tmp_path):
 @needs_curl
 def test_form_encoded_body_is_told_the_fix(server, tmp_path):
     (tmp_path / "form.txt").write_text("image=abc")
-    result = subprocess.run(
-        ["curl", "-sS", "--data-binary", f"@{tmp_path / 'form.txt'}", predictions_url(server)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = curl("--data-binary", f"@{tmp_path / 'form.txt'}", predictions_url(server), timeout=120)
     answer = json.loads(result.stdout)
     assert (answer["code"], answer["type"]) == (415, "form_body")
     assert "Content-Type: image/png" in answer["message"]
@@ -123,11 +95,8 @@ def test_curl_data_binary_image_without_content_type(server, scene, tmp_path):
     # hold a '%' not followed by two hex digits, answers 500 ErrorDataDecoderException itself (docs/usage.md, Limits).
     pids = worker_pids(server)
     scene(30, 20).save(tmp_path / "in.png")
-    result = subprocess.run(
-        ["curl", "-sS", "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w", "\n%{http_code}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = curl(
+        "--data-binary", f"@{tmp_path / 'in.png'}", predictions_url(server), "-w", "\n%{http_code}", timeout=120
     )
     body, status = result.stdout.rsplit("\n", 1)
     assert (status, json.loads(body)["type"]) in (("415", "form_body"), ("500", "ErrorDataDecoderException"))
@@ -244,25 +213,15 @@ def test_model_api_is_off_and_every_address_is_loopback(server):
 )
 def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, weights):
     scene(40, 30).save(tmp_path / "in.png")
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-T",
-            str(tmp_path / "in.png"),
-            "-H",
-            header,
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "out.png"),
-            "-D",
-            str(tmp_path / "headers"),
-            "-w",
-            "%{http_code}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = curl_to(
+        tmp_path / "out.png",
+        "-T",
+        str(tmp_path / "in.png"),
+        "-H",
+        header,
+        predictions_url(server),
+        "-D",
+        str(tmp_path / "headers"),
     )
     assert result.stdout == "200", result.stderr
     assert Image.open(tmp_path / "out.png").size == size
@@ -275,12 +234,7 @@ def test_curl_any_scale_or_size(server, scene, tmp_path, header, size, factor, w
 @needs_curl
 def test_curl_scale_nine_is_a_422_with_a_message(server, scene, tmp_path):
     scene(40, 30).save(tmp_path / "in.png")
-    result = subprocess.run(
-        ["curl", "-sS", "-T", str(tmp_path / "in.png"), "-H", "X-Scale: 9", predictions_url(server)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = curl("-T", str(tmp_path / "in.png"), "-H", "X-Scale: 9", predictions_url(server), timeout=120)
     body = json.loads(result.stdout)
     assert (body["code"], body["type"]) == (422, "invalid_scale") and "from 1 to 8" in body["message"]
 
@@ -371,23 +325,7 @@ def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, sca
     with Image.open(ROOT / "data" / "Set14" / "baboon.png") as baboon:
         baboon.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(tmp_path / "photo", format=source)
     headers = ["-H", f"X-Scale: {scale}"] + (["-H", f"Accept: {accept}"] if accept else [])
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-T",
-            str(tmp_path / "photo"),
-            *headers,
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "big"),
-            "-w",
-            "%{http_code}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = curl_to(tmp_path / "big", "-T", str(tmp_path / "photo"), *headers, predictions_url(server), timeout=600)
     assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])
     with Image.open(tmp_path / "big") as answer:
         assert (answer.format, answer.size) == ({"image/jpeg": "JPEG"}.get(accept, "PNG"), expected)
@@ -400,22 +338,13 @@ def test_photographs_are_answered_at_their_full_size(server, tmp_path, size, sca
 )
 def test_iphone_and_avif_photos_are_answered_upright_with_their_profile(server, tmp_path, format, options):
     (tmp_path / "photo").write_bytes(make_photo(4032, 3024, 6, format, **options))  # pillow-heif writes HEIC
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-T",
-            str(tmp_path / "photo"),
-            "-H",
-            "Accept: image/jpeg",
-            predictions_url(server),
-            "-o",
-            str(tmp_path / "big"),
-            "-w",
-            "%{http_code}",
-        ],
-        capture_output=True,
-        text=True,
+    result = curl_to(
+        tmp_path / "big",
+        "-T",
+        str(tmp_path / "photo"),
+        "-H",
+        "Accept: image/jpeg",
+        predictions_url(server),
         timeout=600,
     )
     assert result.stdout == "200", (result.stderr, (tmp_path / "big").read_bytes()[:300])

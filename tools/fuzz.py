@@ -155,20 +155,8 @@ def main(argv=None):
         fuzz(args.seconds, args.corpus)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("w") as log:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tools.fuzz",
-                "--in-process",
-                "--seconds",
-                str(args.seconds),
-                "--corpus",
-                str(args.corpus),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        child = ["--in-process", "--seconds", str(args.seconds), "--corpus", str(args.corpus)]
+        result = subprocess.run([sys.executable, "-m", "tools.fuzz", *child], stdout=log, stderr=subprocess.STDOUT)
     output = args.log.read_text(errors="replace")
     line = verdict(result.returncode, output, args.seconds)
     if not line.startswith("fuzz: PASS"):

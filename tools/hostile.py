@@ -139,6 +139,8 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
     float_tiff = encode(Image.fromarray(np.linspace(0, 1, 30, dtype=np.float32).reshape(5, 6)), "TIFF")
     # ×4 answers of exactly max_output_pixels, and of one input row more
     side = int(max_output_pixels**0.5) // 4
+    # A table of cases, one a line where it fits: left as written.
+    # fmt: off
     cases = [
         Case("empty body", b"", statuses=(400,), kinds=("empty_body",)),
         Case("random bytes", np.random.default_rng(0).bytes(4096), headers=image, **not_image),
@@ -147,79 +149,34 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
         Case("JSON with bad base64", json={"image": "@@@"}, statuses=(400,), kinds=("invalid_base64",)),
         Case("JSON number", json=1_000_000_000, statuses=(400,), kinds=("invalid_json",)),
         Case("JSON array", json=[{"image": "iVBORw0KGgo="}], statuses=(400,), kinds=("invalid_json",)),
-        Case(
-            "JSON null", b"null", headers={"Content-Type": "application/json"}, statuses=(400,), kinds=("invalid_json",)
-        ),
-        Case(
-            "truncated JSON",
-            b'{"image": ',
-            headers={"Content-Type": "application/json"},
-            statuses=(400,),
-            kinds=("invalid_json",),
-        ),
-        Case(
-            "JSON that is not UTF-8",
-            b'{"image": "\xff\xfe"}',
-            headers={"Content-Type": "application/json"},
-            statuses=(400,),
-            kinds=("invalid_json",),
-        ),
-        Case(
-            "HTML", b"<!doctype html><html><body>hi</body></html>", headers={"Content-Type": "text/html"}, **not_image
-        ),
-        Case(
-            "SVG",
-            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
-            headers={"Content-Type": "image/svg+xml"},
-            **not_image,
-        ),
-        Case(
-            "PDF",
-            b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF",
-            headers={"Content-Type": "application/pdf"},
-            **not_image,
-        ),
-        Case(
-            "ZIP",
-            b"PK\x03\x04" + bytes(26) + b"PK\x05\x06" + bytes(18),
-            headers={"Content-Type": "application/zip"},
-            **not_image,
-        ),
-        Case(
-            "PNG cut in its signature",
-            png[:6],
-            headers=image,
-            statuses=(400, 415),
-            kinds=("corrupt_image", "not_an_image"),
-        ),
+        Case("JSON null", b"null", headers={"Content-Type": "application/json"}, statuses=(400,),
+             kinds=("invalid_json",)),
+        Case("truncated JSON", b'{"image": ', headers={"Content-Type": "application/json"}, statuses=(400,),
+             kinds=("invalid_json",)),
+        Case("JSON that is not UTF-8", b'{"image": "\xff\xfe"}', headers={"Content-Type": "application/json"},
+             statuses=(400,), kinds=("invalid_json",)),
+        Case("HTML", b"<!doctype html><html><body>hi</body></html>", headers={"Content-Type": "text/html"},
+             **not_image),
+        Case("SVG", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+             headers={"Content-Type": "image/svg+xml"}, **not_image),
+        Case("PDF", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", headers={"Content-Type": "application/pdf"},
+             **not_image),
+        Case("ZIP", b"PK\x03\x04" + bytes(26) + b"PK\x05\x06" + bytes(18), headers={"Content-Type": "application/zip"},
+             **not_image),
+        Case("PNG cut in its signature", png[:6], headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
         Case("PNG cut in IHDR", png[:20], headers=image, statuses=(400, 415), kinds=("corrupt_image", "not_an_image")),
         Case("PNG cut in IDAT", png[: len(png) // 2], headers=image, **corrupt),
         Case("PNG without IEND", png[:-12], headers=image, size=x2),
-        Case(
-            "JPEG cut in its header",
-            jpeg[:40],
-            headers=image,
-            statuses=(400, 415),
-            kinds=("corrupt_image", "not_an_image"),
-        ),
+        Case("JPEG cut in its header", jpeg[:40], headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
         Case("JPEG cut in its scan", jpeg[: len(jpeg) * 2 // 3], headers=image, **corrupt),
         Case("PNG with a bad CRC", bytes(bad_crc), headers=image, **corrupt),
-        Case(
-            "JPEG with scrambled Huffman data",
-            bytes(scan),
-            headers=image,
-            statuses=(200, 400),
-            kinds=("corrupt_image",),
-            size=(128, 128),
-        ),
+        Case("JPEG with scrambled Huffman data", bytes(scan), headers=image, statuses=(200, 400),
+             kinds=("corrupt_image",), size=(128, 128)),
         Case("decompression bomb header", bomb, headers=image, statuses=(413,), kinds=("image_too_large",)),
-        Case(
-            "PNG claiming zero width",
-            raw_png(0, 5, 8, 0, []),
-            headers=image,
-            statuses=(400, 415),
-            kinds=("corrupt_image", "not_an_image"),
-        ),
+        Case("PNG claiming zero width", raw_png(0, 5, 8, 0, []), headers=image, statuses=(400, 415),
+             kinds=("corrupt_image", "not_an_image")),
         Case("1×1", encode(Image.new("RGB", (1, 1), (1, 2, 3))), headers=image, size=(2, 2)),
         Case("1×N", encode(sample_image(1, 57)), headers=image, size=(2, 114)),
         Case("N×1", encode(sample_image(57, 1)), headers=image, size=(114, 2)),
@@ -229,134 +186,57 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
         Case("LA PNG", encode(card.convert("LA")), headers=image, size=x2),
         Case("CMYK JPEG", encode(card.convert("CMYK"), "JPEG"), headers=image, size=x2),
         Case("CMYK TIFF", encode(card.convert("CMYK"), "TIFF"), headers=image, size=x2),
-        Case(
-            "I;16 TIFF", encode(Image.fromarray(np.full((4, 6), 1000, np.uint16)), "TIFF"), headers=image, size=(12, 8)
-        ),
+        Case("I;16 TIFF", encode(Image.fromarray(np.full((4, 6), 1000, np.uint16)), "TIFF"), headers=image,
+             size=(12, 8)),
         Case("float TIFF", float_tiff, headers=image, size=(12, 10)),
         Case("animated GIF", animated, headers=image, size=(20, 12)),
-        *[
-            Case(
-                f"EXIF orientation {o}", with_exif_orientation(card, o), headers=image, size=x2 if o <= 4 else x2[::-1]
-            )
-            for o in range(1, 9)
-        ],
+        *[Case(f"EXIF orientation {o}", with_exif_orientation(card, o), headers=image,
+               size=x2 if o <= 4 else x2[::-1]) for o in range(1, 9)],
         Case("multipart without a file", files={"scale": (None, "2")}, statuses=(400,), kinds=("empty_body",)),
-        Case(
-            "multipart with two files",
-            files={"a": ("a.png", png), "b": ("b.png", png)},
-            statuses=(400,),
-            kinds=("several_images",),
-        ),
+        Case("multipart with two files", files={"a": ("a.png", png), "b": ("b.png", png)}, statuses=(400,),
+             kinds=("several_images",)),
         Case("multipart file and scale", files={"data": ("a.png", png)}, form={"scale": "3"}, size=(72, 48)),
         Case("PNG labelled text/plain", png, headers={"Content-Type": "text/plain"}, size=x2),
-        Case(
-            "PNG labelled application/json",
-            png,
-            headers={"Content-Type": "application/json"},
-            statuses=(400,),
-            kinds=("invalid_json",),
-        ),
-        Case(
-            "form-encoded body",
-            b"image=abc",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            statuses=(415,),
-            kinds=("form_body",),
-        ),
-        *[
-            Case(f"scale {value!r}", png, headers={**image, "X-Scale": value}, **bad_scale)
-            for value in ("0", "-2", "0.5", "9", "1e9", "x", "")
-        ],
+        Case("PNG labelled application/json", png, headers={"Content-Type": "application/json"}, statuses=(400,),
+             kinds=("invalid_json",)),
+        Case("form-encoded body", b"image=abc", headers={"Content-Type": "application/x-www-form-urlencoded"},
+             statuses=(415,), kinds=("form_body",)),
+        *[Case(f"scale {value!r}", png, headers={**image, "X-Scale": value}, **bad_scale)
+          for value in ("0", "-2", "0.5", "9", "1e9", "x", "")],
         Case("scale 2.5", png, headers={**image, "X-Scale": "2.5"}, size=(60, 40)),
         Case("size 50x", png, headers={**image, "X-Size": "50x"}, size=(50, 33)),
-        *[
-            Case(f"size {value!r}", png, headers={**image, "X-Size": value}, **bad_size)
-            for value in ("0x0", "x", "1000x", "23x16", "64x48x1")
-        ],
+        *[Case(f"size {value!r}", png, headers={**image, "X-Size": value}, **bad_size)
+          for value in ("0x0", "x", "1000x", "23x16", "64x48x1")],
         Case("scale and size", png, headers={**image, "X-Scale": "2", "X-Size": "48x32"}, **bad_size),
-        Case(
-            "JSON scale 9",
-            json={"image": "iVBORw0KGgo=", "scale": 9},
-            statuses=(400, 422),
-            kinds=("invalid_scale", "corrupt_image", "not_an_image"),
-        ),
-        Case(
-            "Accept nothing we make",
-            png,
-            headers={**image, "Accept": "application/json"},
-            statuses=(406,),
-            kinds=("not_acceptable",),
-        ),
-        Case(
-            "body just under max_request_size", bytes(max_request_size - 4096), headers=image, heavy=True, **not_image
-        ),
+        Case("JSON scale 9", json={"image": "iVBORw0KGgo=", "scale": 9}, statuses=(400, 422),
+             kinds=("invalid_scale", "corrupt_image", "not_an_image")),
+        Case("Accept nothing we make", png, headers={**image, "Accept": "application/json"}, statuses=(406,),
+             kinds=("not_acceptable",)),
+        Case("body just under max_request_size", bytes(max_request_size - 4096), headers=image, heavy=True,
+             **not_image),
         Case("body over max_request_size", bytes(max_request_size + 1), headers=image, statuses=(413,), heavy=True),
-        Case(
-            "input one pixel over max_input_pixels",
-            encode(Image.new("L", (max_input_pixels + 1, 1))),
-            headers=image,
-            statuses=(413,),
-            kinds=("image_too_large",),
-        ),
-        Case(
-            "answer exactly at max_output_pixels",
-            encode(sample_image(side, side, "L")),
-            headers={**image, "X-Scale": "4"},
-            size=(4 * side, 4 * side),
-            heavy=True,
-        ),
-        Case(
-            "answer one input row over max_output_pixels",
-            encode(sample_image(side, side + 1, "L")),
-            headers={**image, "X-Scale": "4"},
-            statuses=(413,),
-            kinds=("output_too_large",),
-        ),
-        *(
-            Case(
-                f"PNG {kind} with a tRNS colour key", encode(keyed, transparency=key), headers=image, size=x2, mode=mode
-            )
-            for kind, keyed, key, mode in (
-                ("1-bit", card.convert("1"), 0, "LA"),
-                ("grey", card.convert("L"), 87, "LA"),
-                ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "LA"),
-                ("RGB", card, tuple(np.asarray(card)[0, 0].tolist()), "RGBA"),
-            )
-        ),
-        *(
-            Case(f"{format} header cut short", encode(card, format)[:cut], headers=image, **corrupt)
-            for format, cut in (
-                ("PNG", 12),
-                ("JPEG", 20),
-                ("TIFF", 12),
-                ("GIF", 8),
-                ("WEBP", 14),
-                ("AVIF", 40),
-                ("HEIF", 40),
-            )
-        ),
-        Case(
-            "an explanation asked for",
-            png,
-            headers=image,
-            route="/explanations/srcnn",
-            statuses=(404,),
-            kinds=("no_explanations",),
-        ),
-        Case(
-            "KServe v1 explain",
-            json={"instances": [base64.b64encode(png).decode()]},
-            route="/v1/models/srcnn:explain",
-            statuses=(404,),
-            kinds=("no_explanations",),
-        ),
-        Case(
-            "the describe header",
-            png,
-            headers={**image, "describe": "True"},
-            answer_keys=("model", "weights", "engine", "settings"),
-        ),
+        Case("input one pixel over max_input_pixels", encode(Image.new("L", (max_input_pixels + 1, 1))),
+             headers=image, statuses=(413,), kinds=("image_too_large",)),
+        Case("answer exactly at max_output_pixels", encode(sample_image(side, side, "L")),
+             headers={**image, "X-Scale": "4"}, size=(4 * side, 4 * side), heavy=True),
+        Case("answer one input row over max_output_pixels", encode(sample_image(side, side + 1, "L")),
+             headers={**image, "X-Scale": "4"}, statuses=(413,), kinds=("output_too_large",)),
+        *(Case(f"PNG {kind} with a tRNS colour key", encode(keyed, transparency=key), headers=image, size=x2,
+               mode=mode) for kind, keyed, key, mode in (
+                   ("1-bit", card.convert("1"), 0, "LA"), ("grey", card.convert("L"), 87, "LA"),
+                   ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "LA"),
+                   ("RGB", card, tuple(np.asarray(card)[0, 0].tolist()), "RGBA"))),
+        *(Case(f"{format} header cut short", encode(card, format)[:cut], headers=image, **corrupt)
+          for format, cut in (("PNG", 12), ("JPEG", 20), ("TIFF", 12), ("GIF", 8), ("WEBP", 14), ("AVIF", 40),
+                              ("HEIF", 40))),
+        Case("an explanation asked for", png, headers=image, route="/explanations/srcnn", statuses=(404,),
+             kinds=("no_explanations",)),
+        Case("KServe v1 explain", json={"instances": [base64.b64encode(png).decode()]},
+             route="/v1/models/srcnn:explain", statuses=(404,), kinds=("no_explanations",)),
+        Case("the describe header", png, headers={**image, "describe": "True"},
+             answer_keys=("model", "weights", "engine", "settings")),
     ]
+    # fmt: on
     return cases
 
 
