@@ -1,6 +1,7 @@
 """The benchmark behind docs/speed-and-precision.md (Speed) (`make bench`), every number from one run on this machine.
 
-    python -m bench [--out bench/results.json] [--requests 12] [--photos-only | --servers-only | --video-only]
+    python -m bench [--out bench/results.json] [--requests 12]
+                    [--photos-only | --servers-only | --storm-only | --video-only]
 
 Names the machine (CPU vendor, model, family and the instruction sets that decide the engine), measures the limits
 (bench/limit.py: the fastest fp32, bf16 and int8 rates of anything the project has, matrix multiplies and each
@@ -12,15 +13,15 @@ sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the
 PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml,
 the same on the fp32 reference engine, and 2 workers × 1 thread, D11's rival) and the worker's peak resident memory
 answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, photographs (bench/photos.py: a
-12-megapixel photo alone against its forward pass, the peak answering 6000×4000 → ×2), and video (bench/video.py:
-480p and 720p clips → ×2 against the still-image pipeline on the same frames). The bar's lines end the table; an
-engine measured faster than the limit of its arithmetic is one of them (a limit that is not the machine's).
+12-megapixel photo alone against its forward pass, the peak answering 6000×4000 → ×2), video (bench/video.py: 480p
+and 720p clips → ×2 against the still-image pipeline on the same frames), and a storm (bench/storm.py: 4 large
+requests at once beside a loop of small ones, the small ones' latency). The bar's lines end the table; an engine
+measured faster than the limit of its arithmetic is one of them (a limit that is not the machine's).
 Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
-`--servers-only` and `--video-only` measure and print those alone, writing nothing.
+`--servers-only`, `--storm-only` and `--video-only` measure and print those alone, writing nothing.
 """
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ROOT, limit, photos, video
+from bench import ROOT, limit, photos, storm, video
 from bench.compute import end_to_end, forward_rates, recomputed_tiles
 from bench.served import served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
@@ -49,9 +50,7 @@ PEER = "openvino-bf16"  # OpenVINO's bf16 hint, every layer: the peer the bar na
 def photo_png(data_dir, side):
     """PNG bytes of a side × side photograph (bench.photos.photograph): a natural image, so the PNG sizes and
     encode times are those of real uploads, not of noise or flat colour."""
-    buffer = io.BytesIO()
-    photos.photograph(data_dir, (side, side)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return photos.png(photos.photograph(data_dir, (side, side)))
 
 
 def photographs(data_dir):
@@ -177,6 +176,8 @@ def run(config):
     results["photos"] = photos.photos(config.data_dir, weights, choices[1].engine, choices[1].tile)
     print("video: 480p and 720p → ×2 against the still-image pipeline on the same frames ...", file=sys.stderr)
     results["video"] = video.video(config.data_dir)
+    print("storm: 4 large requests at once beside a loop of small ones ...", file=sys.stderr)
+    results["storm"] = storm.storm(config.data_dir)
     results["seconds"] = time.perf_counter() - started
     return results
 
@@ -282,6 +283,7 @@ def markdown(results):
     ]
     lines += ["", *servers_markdown(results["servers"], served["input"], served["scale"])]
     lines += [""] + photos.markdown(results["photos"]) + [""] + video.markdown(results["video"])
+    lines += [""] + storm.markdown(results["storm"])
     return "\n".join(lines + [""] + bar(results)) + "\n"
 
 
@@ -383,6 +385,7 @@ def bar(results):
     memory = results["served"]["runs"]["shipped"]["memory"]
     checks.append(("worker peak RSS ≤ 1 GB answering 2048² → ×2", memory["peak_rss_bytes"] <= 1e9))
     checks += servers_checks(results["servers"]) + photos.checks(results["photos"]) + video.checks(results["video"])
+    checks += storm.checks(results["storm"])
     checks += limit.checks(results["limits"], engine_rates(results))
     return bar_lines(checks)
 
@@ -414,7 +417,12 @@ def main(argv=None):
         "--servers-only", action="store_true", help="measure and print TorchServe against the KServe predictor alone"
     )
     parser.add_argument("--video-only", action="store_true", help="measure and print video against stills alone")
+    parser.add_argument("--storm-only", action="store_true", help="measure and print the storm alone")
     config = parser.parse_args(argv)
+    if config.storm_only:
+        found = storm.storm(config.data_dir)
+        print_part(storm.markdown(found), storm.checks(found))
+        return
     if config.video_only:
         found = video.video(config.data_dir)
         print_part(video.markdown(found), video.checks(found))

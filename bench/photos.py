@@ -51,6 +51,12 @@ def jpeg(image):
     return buffer.getvalue()
 
 
+def png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def forward_seconds(weights, name, tile, plane):
     """{way: seconds} of the engine `name` in `tile`² tiles over `plane` on every core: its own threads, and
     lanes of single-threaded engines computing stripes."""

@@ -8,6 +8,8 @@ It lives apart from srcnn_handler.py because TorchServe wants exactly one class 
 import base64
 import binascii
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from urllib.parse import quote
 
@@ -45,12 +47,14 @@ HINTS = {
 
 
 class ClientError(Exception):
-    """A mistake in one request: answered with `status` and a JSON body, never raised past the handler."""
+    """A request refused: a mistake in it, or a server too busy to take it now (503, with a Retry-After in
+    `headers`); answered with `status`, the `headers` and a JSON body, never raised past the handler."""
 
     def __init__(self, status, kind, message):
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
         self.wire = None  # set where the request's wire format is known before the mistake (handler/wire.py)
+        self.headers = {}
 
     @classmethod
     def from_image_error(cls, error):
@@ -93,6 +97,10 @@ class Settings:
     max_output_pixels: int = 150_994_944
     max_response_bytes: int = 134_217_728  # keep at or below config.properties' max_response_size
     threads: int = 0  # the lanes one request computes on; 0: one a core (srcnn.cores)
+    # A request is large when its answer has more pixels than this; large requests are admitted one worker fewer
+    # than the server has, and compute `large_computing` at a time (handler/admission.py).
+    large_output_pixels: int = 16_777_216
+    large_computing: int = 1
     precision: str = "auto"  # the network's engine: "auto", an arithmetic or an engine (srcnn.choice.settings)
 
     @classmethod
@@ -214,6 +222,15 @@ class Trace:
     error: str | None = None
     warnings: list = field(default_factory=list)  # what the decoder warned of (srcnn.codec.decode_image)
 
+    @contextmanager
+    def timed(self, stage):
+        """Time the block as `stage` (milliseconds in `stages`), whether it ends or raises."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] = (time.perf_counter() - started) * 1000
+
     def done(self):
         """What a 200 did, by which weights: {"scale", "output_size", "weights"} (a v2 answer's parameters)."""
         return {"scale": self.scale, "output_size": "{}x{}".format(*self.output_size), "weights": self.weights}
@@ -231,9 +248,9 @@ class Trace:
     def labels(self, trained_scales):
         """(scale, outcome) as the service's metrics count a request: the scale when it is one of
         `trained_scales`, "other" for any other factor or size, "-" when none was read; "2xx", "5xx" or the error
-        type."""
+        type (a load refusal, server_busy, included)."""
         scale = self.scale if self.scale in {str(scale) for scale in trained_scales} else "other" if self.scale else "-"
-        outcome = "2xx" if self.status < 300 else "5xx" if self.status >= 500 else self.error
+        outcome = "2xx" if self.status < 300 else "5xx" if self.error in (None, "internal_error") else self.error
         return scale, outcome
 
     def log_line(self):

@@ -37,6 +37,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.torch_handler.request_envelope.base import BaseEnvelope
 from ts.utils.util import PredictionException
 
+from handler.admission import Admission
 from handler.pipeline import plan, respond
 from handler.protocol import ClientError, Settings, Trace, header
 from handler.wire import GRPC, error_body, is_grpc, read_upload
@@ -94,7 +95,15 @@ class SRCNNHandler(BaseHandler):
         self.model_name = context.model_name
         self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
         self._counted_in = self._counter_objects = None  # the metrics cache the counters were looked up in
-        self.settings = Settings.from_yaml((context.model_yaml_config or {}).get("handler"))
+        config = context.model_yaml_config or {}
+        self.settings = Settings.from_yaml(config.get("handler"))
+        # Every worker of this model unpacks the same archive folder: the places of large requests live beside it.
+        self.admission = Admission(
+            Path(context.system_properties["model_dir"]) / ".admission",
+            self.settings.large_output_pixels,
+            admitted=max(1, int(config.get("minWorkers", 1)) - 1),
+            computing=self.settings.large_computing,
+        )
         gpu = context.system_properties.get("gpu_id")
         self.device = torch.device(f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu")
         weights = Path(context.system_properties["model_dir"]) / "weights"
@@ -136,16 +145,22 @@ class SRCNNHandler(BaseHandler):
             )
 
     def handle(self, data, context):
-        """Every request of a batch takes the handler's own path (preprocess, inference, postprocess).
-        BaseHandler's other branches are owned here: an explanation (POST /explanations/srcnn, KServe v1
-        :explain) is refused per request in `_parse`, and the describe header (what the management API's
-        `GET /models/srcnn?customized=true` sends) answers the service's description."""
+        """Every request of a batch takes the handler's own path (`_answer`), alone. BaseHandler's other branches
+        are owned here: an explanation (POST /explanations/srcnn, KServe v1 :explain) is refused per request in
+        `_parse`, and the describe header (what the management API's `GET /models/srcnn?customized=true` sends)
+        answers the service's description."""
         started = time.time()
         self.context = context
         if context.get_request_header(0, "describe") == "True":
             output = [self.description() for _ in data]
         else:
-            output = self.postprocess(self.inference(self.preprocess(data)))
+            traces = [Trace(request_id=context.get_request_id(index) or "") for index in range(len(data))]
+            output = [self._answer(index, row, trace) for index, (row, trace) in enumerate(zip(data, traces))]
+            if len(output) == 1 and traces[0].wire == GRPC and traces[0].status != 200:
+                # TorchServe maps 413 to RESOURCE_EXHAUSTED and 400 to INVALID_ARGUMENT, but 415 and 422 to
+                # INTERNAL: every other client mistake goes out as 400 (the JSON in the description keeps the code).
+                status = traces[0].status
+                raise grpc_refusal(output[0].decode(), status if status in (400, 413) or status >= 500 else 400)
         context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
         return output
 
@@ -163,37 +178,6 @@ class SRCNNHandler(BaseHandler):
             },
             ensure_ascii=False,
         )
-
-    def preprocess(self, data):
-        """One Job (the decoded image, its scale and answer format) or ClientError per request."""
-        self.traces = [Trace(request_id=self.context.get_request_id(index) or "") for index in range(len(data))]
-        return [self._per_request("decode", self._parse, index, row) for index, row in enumerate(data)]
-
-    def inference(self, jobs):
-        """One upscaled PIL image (with its media type) or ClientError per request."""
-        return [self._per_request("upscale", self._upscale, index, job) for index, job in enumerate(jobs)]
-
-    def postprocess(self, results):
-        """One body per request: the encoded image with the headers that say what was done, or the JSON error
-        with its status; either way one log line."""
-        bodies = [self._per_request("encode", self._encode, index, result) for index, result in enumerate(results)]
-        for index, (body, trace) in enumerate(zip(bodies, self.traces)):
-            if isinstance(body, ClientError):
-                trace.status, trace.error, trace.wire = body.status, body.kind, body.wire or trace.wire
-                self.context.set_response_status(body.status, HTTPStatus(body.status).phrase, index)
-                self.context.set_response_content_type(index, "application/json")
-                bodies[index] = error_body(body, trace.wire)
-            else:
-                for name, value in trace.headers().items():
-                    self.context.set_response_header(index, name, value)
-            logger.info(trace.log_line())
-            self._count(trace)
-        if len(bodies) == 1 and self.traces[0].wire == GRPC and self.traces[0].status != 200:
-            # TorchServe maps 413 to RESOURCE_EXHAUSTED and 400 to INVALID_ARGUMENT, but 415 and 422 to INTERNAL:
-            # every other client mistake goes out as 400 (the JSON in the description keeps the real code).
-            status = self.traces[0].status
-            raise grpc_refusal(bodies[0].decode(), status if status in (400, 413) or status >= 500 else 400)
-        return bodies
 
     def _count(self, trace):
         """Add one request to the service's metrics; a server that does not declare them gets one warning."""
@@ -230,25 +214,39 @@ class SRCNNHandler(BaseHandler):
             self._counted_in = metrics
         return self._counter_objects
 
-    def _per_request(self, stage, step, index, item):
-        """Run one stage for one request, timing it; client errors and unexpected failures stay with that
-        request."""
-        if isinstance(item, ClientError):
-            return item
-        started = time.perf_counter()
+    def _answer(self, index, row, trace):
+        """The body answering request `index` of the batch: the encoded image with the headers that say what was
+        done, or the JSON error with its status (a client's mistake, a large request the server has no place for,
+        or a fault, which must not fail the batch nor kill the worker); either way one log line and the metrics.
+        A large request waits for its turn to compute (handler/admission.py)."""
         try:
-            return step(index, item)
-        except Exception as error:  # a bug must not fail the other requests of the batch nor kill the worker
+            with trace.timed("decode"):
+                job = self._parse(index, row, trace)
+            with self.admission.place(job.size):
+                with self.admission.turn(job.size), trace.timed("upscale"):
+                    image = self.upscaler.upscale(job.image, size=job.size)
+                with trace.timed("encode"):
+                    body = self._encode(index, image, job, trace)
+            for name, value in trace.headers().items():
+                self.context.set_response_header(index, name, value)
+        except Exception as error:
             if not isinstance(error, (ClientError, ImageError)):
                 logger.exception("request %d failed", index)
-            return ClientError.answering(error)
-        finally:
-            self.traces[index].stages[stage] = (time.perf_counter() - started) * 1000
+            refusal = ClientError.answering(error)
+            trace.status, trace.error, trace.wire = refusal.status, refusal.kind, refusal.wire or trace.wire
+            self.context.set_response_status(refusal.status, HTTPStatus(refusal.status).phrase, index)
+            self.context.set_response_content_type(index, "application/json")
+            for name, value in refusal.headers.items():
+                self.context.set_response_header(index, name, value)
+            body = error_body(refusal, trace.wire)
+        logger.info(trace.log_line())
+        self._count(trace)
+        return body
 
-    def _parse(self, index, row):
+    def _parse(self, index, row, trace):
         headers = self.context.get_all_request_header(index) or {}
         if is_grpc(headers):  # known before the body is read, so that a refusal of it is a gRPC status too
-            self.traces[index].wire = GRPC
+            trace.wire = GRPC
         if header(headers, "explain") == "True":  # set by TorchServe's frontend on its explanation routes
             raise ClientError(
                 404,
@@ -258,17 +256,11 @@ class SRCNNHandler(BaseHandler):
                 "upscaled answer",
             )
         upload = read_upload(row, headers)
-        self.traces[index].wire = upload.wire
-        return plan(upload, headers, self.settings, self.traces[index], self.weights)
+        trace.wire = upload.wire
+        return plan(upload, headers, self.settings, trace, self.weights)
 
-    def _upscale(self, index, job):
-        return self.upscaler.upscale(job.image, size=job.size), job
-
-    def _encode(self, index, result):
-        image, job = result
-        body, content_type, headers = respond(
-            image, job, self.settings, self.upscaler.threads, self.model_name, self.traces[index]
-        )
+    def _encode(self, index, image, job, trace):
+        body, content_type, headers = respond(image, job, self.settings, self.upscaler.threads, self.model_name, trace)
         self.context.set_response_content_type(index, content_type)
         for name, value in headers.items():
             self.context.set_response_header(index, name, value)

@@ -10,16 +10,17 @@ and the same engine choice.
   whose details are the message.
 
 Requests are computed on a pool of `workers` threads, so that the event loop keeps answering readiness and
-metadata while images are upscaled; one Upscaler serves them all (it computes one image at a time on every core,
-while the other requests decode and encode).
+metadata while images are upscaled. Two Upscalers serve them, one for small requests and one for large ones
+(handler/admission.py: large requests take one place fewer than there are threads, and compute one at a time), so
+a small request never waits behind a large one; each computes one image at a time on every core, while the other
+requests decode and encode.
 """
 
 import asyncio
 import base64
 import logging
-import time
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from kserve.protocol.infer_type import InferOutput, InferResponse, RequestedOutp
 from prometheus_client import Counter
 
 from handler import oip
+from handler.admission import Admission
 from handler.pipeline import check_answer_bytes, plan, respond
 from handler.protocol import ClientError, Trace
 from handler.wire import error_body, read_upload, request_upload
@@ -39,7 +41,8 @@ from srcnn.weights import SCALES, file_sha256, weight_file
 
 logger = logging.getLogger("kserve.srcnn")  # under KServe's logging configuration
 GRPC_V2 = "kserve-v2-grpc"
-GRPC_STATUS = {413: StatusCode.RESOURCE_EXHAUSTED, 500: StatusCode.INTERNAL}  # other client mistakes: INVALID_ARGUMENT
+# Other client mistakes: INVALID_ARGUMENT; a 503 (no place for a large request) is UNAVAILABLE, which clients retry.
+GRPC_STATUS = {413: StatusCode.RESOURCE_EXHAUSTED, 500: StatusCode.INTERNAL, 503: StatusCode.UNAVAILABLE}
 
 # The service's metrics, as TorchServe's handler counts them (serving/metrics.yaml), on the predictor's /metrics.
 REQUESTS = Counter("SRCNNRequests", "Requests by wire format, scale and outcome", ["wire", "scale", "outcome"])
@@ -59,12 +62,25 @@ class SRCNNModel(Model):
         super().__init__(name, return_response_headers=True)
         self.weights_dir, self.settings = Path(weights), settings
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="srcnn-request")
-        self.upscaler = self.weights = None
+        self.places = tempfile.TemporaryDirectory(prefix="srcnn-admission-")  # this server's alone
+        self.admission = Admission(
+            self.places.name,
+            settings.large_output_pixels,
+            admitted=max(1, workers - 1),
+            computing=settings.large_computing,
+        )
+        self.upscalers = self.upscaler = self.weights = None
 
     def load(self):
         files = {scale: weight_file(self.weights_dir, scale) for scale in SCALES}
-        self.upscaler = Upscaler(self.weights_dir, self.settings.precision, self.settings.threads or None)
-        self.upscaler.prepare()
+        # Small and large requests on lanes of their own, so that a small one never waits for a large one's turn.
+        self.upscalers = {
+            large: Upscaler(self.weights_dir, self.settings.precision, self.settings.threads or None)
+            for large in (False, True)
+        }
+        self.upscaler = self.upscalers[False]
+        for upscaler in self.upscalers.values():
+            upscaler.prepare()
         self.weights = {scale: f"{path.name};sha256={file_sha256(path)[:12]}" for scale, path in files.items()}
         choice = self.upscaler.choice
         logger.info(
@@ -118,7 +134,7 @@ class SRCNNModel(Model):
                 lambda image, job: respond(image, job, self.settings, self.upscaler.threads, self.name, trace),
             )
         except ClientError as refusal:
-            return refusal.status, error_body(refusal, trace.wire), "application/json", {}
+            return refusal.status, error_body(refusal, trace.wire), "application/json", refusal.headers
         return 200, body, content_type, {**extra, **trace.headers()}
 
     def serve(self, trace, headers, read, reply):
@@ -126,14 +142,15 @@ class SRCNNModel(Model):
         answer, returned; a refusal is raised as a ClientError (a fault as a 500). Either way one log line and the
         metrics."""
         try:
-            with timed(trace, "decode"):
+            with trace.timed("decode"):
                 upload = read()
                 trace.wire = GRPC_V2 if trace.wire == GRPC_V2 else upload.wire
                 job = plan(upload, headers, self.settings, trace, self.weights)
-            with timed(trace, "upscale"):
-                image = self.upscaler.upscale(job.image, size=job.size)
-            with timed(trace, "encode"):
-                answer = reply(image, job)
+            with self.admission.place(job.size) as large:
+                with self.admission.turn(job.size), trace.timed("upscale"):
+                    image = self.upscalers[large].upscale(job.image, size=job.size)
+                with trace.timed("encode"):
+                    answer = reply(image, job)
         except Exception as error:  # a client's mistake, or a bug: the request fails, the server goes on
             if not isinstance(error, (ClientError, ImageError)):
                 logger.exception("request %s failed", trace.request_id or "-")
@@ -217,12 +234,3 @@ def plain(parameters):
     if not parameters:
         return {}
     return dict(parameters) if isinstance(parameters, dict) else to_http_parameters(parameters)
-
-
-@contextmanager
-def timed(trace, stage):
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        trace.stages[stage] = (time.perf_counter() - started) * 1000

@@ -8,8 +8,9 @@ import time
 
 import requests
 
-RETRY_STATUSES = (503, 507)  # a worker being started or replaced, or out of memory for a moment
+RETRY_STATUSES = (503, 507)  # a worker being started or replaced, a server busy with large requests, out of memory
 RETRY_DELAYS = (0.5, 1, 2, 4, 8)  # seconds before each retry: about 15 s in all before giving up
+LONGEST_RETRY_AFTER = 600  # seconds: a server's Retry-After is waited for, up to this
 
 
 class Refused(Exception):
@@ -40,8 +41,10 @@ def server_message(response):
 
 def remote_upscale(session, url, data, headers, sleep=time.sleep):
     """The answer's bytes for the image file `data`, sent with `headers` (X-Scale or X-Size, Accept); retried
-    after RETRY_DELAYS on RETRY_STATUSES and on connection failures; a Refused for any other error answer."""
+    after RETRY_DELAYS, or the answer's Retry-After (seconds) when longer, on RETRY_STATUSES and on connection
+    failures; a Refused for any other error answer."""
     for delay in (*RETRY_DELAYS, None):
+        asked = 0
         try:
             response = session.put(url, data=data, headers=headers, timeout=600)
         except requests.ConnectionError as error:
@@ -52,6 +55,8 @@ def remote_upscale(session, url, data, headers, sleep=time.sleep):
             failure = Refused(response.status_code, server_message(response))
             if response.status_code not in RETRY_STATUSES:
                 raise failure
+            after = response.headers.get("Retry-After", "")
+            asked = min(int(after), LONGEST_RETRY_AFTER) if after.isdigit() else 0
         if delay is None:
             raise failure
-        sleep(delay)
+        sleep(max(delay, asked))

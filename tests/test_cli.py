@@ -283,10 +283,10 @@ def test_installed_command_and_python_m(picture):
 
 
 class FakeSession:
-    """Answers with the given statuses in turn (the last one repeats)."""
+    """Answers with the given statuses in turn (the last one repeats); a 503 says Retry-After `retry_after`."""
 
-    def __init__(self, *statuses):
-        self.statuses, self.calls = list(statuses), 0
+    def __init__(self, *statuses, retry_after=None):
+        self.statuses, self.calls, self.retry_after = list(statuses), 0, retry_after
 
     def put(self, url, data, headers, timeout):
         status = self.statuses[min(self.calls, len(self.statuses) - 1)]
@@ -296,6 +296,8 @@ class FakeSession:
         response = requests.Response()
         response.status_code = status
         response._content = b"IMAGE" if status == 200 else b'{"code": 415, "message": "not an image"}'
+        if status == 503 and self.retry_after is not None:
+            response.headers["Retry-After"] = self.retry_after
         return response
 
 
@@ -304,6 +306,15 @@ def test_client_retries_503_507_and_connection_failures():
     session = FakeSession(503, None, 507, 200)
     assert remote_upscale(session, "u", b"x", {}, sleep=waits.append) == b"IMAGE"
     assert waits == [0.5, 1, 2] and session.calls == 4
+
+
+def test_client_waits_as_long_as_a_busy_server_asks():
+    waits = []
+    assert remote_upscale(FakeSession(503, 503, 200, retry_after="7"), "u", b"x", {}, sleep=waits.append) == b"IMAGE"
+    assert waits == [7, 7]
+    waits = []
+    assert remote_upscale(FakeSession(503, 200, retry_after="86400"), "u", b"x", {}, sleep=waits.append) == b"IMAGE"
+    assert waits == [600]  # at most ten minutes
 
 
 def test_client_gives_up_and_reports_the_message():

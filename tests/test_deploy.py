@@ -146,13 +146,50 @@ def test_the_plain_deployment_has_probes_resources_and_an_autoscaler():
     assert kinds["Service"]["spec"]["selector"] == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
 
 
+# A TorchServe worker's resident memory with its two lanes loaded, idle: 550 MiB measured by make bench's storm on
+# the 2-core AMD EPYC, family 25, model 17 (docs/decisions.md, D16); its frontend's, not bounded by configuration.
+WORKER_IDLE_BYTES, FRONTEND_BYTES = 600 * 2**20, 2**30
+
+
+def memory_limits(node):
+    """Every memory limit under a manifest's `resources`, in bytes."""
+    if isinstance(node, list):
+        return [limit for item in node for limit in memory_limits(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [limit for value in node.values() for limit in memory_limits(value)]
+    memory = node.get("limits", {}).get("memory") if isinstance(node.get("limits"), dict) else None
+    if memory is not None:
+        found.append(int(memory.removesuffix("Gi")) * 2**30)
+    return found
+
+
+def test_a_torchserve_pod_holds_its_workers_one_large_answer_and_the_waiting_large_inputs():
+    """Every worker idle, one large answer computing (at most 1.1 GB beyond a worker, tests/test_handler.py's
+    test_limits_fit_together), each other place's decoded input (Pillow keeps 4 bytes a pixel) and the frontend."""
+    config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    settings, workers = config["handler"], config["minWorkers"]
+    waiting = (workers - 1 - settings["large_computing"]) * 4 * settings["max_input_pixels"]
+    need = workers * WORKER_IDLE_BYTES + settings["large_computing"] * 1.1e9 + waiting + FRONTEND_BYTES
+    limits = [
+        limit
+        for path, _, document in DOCUMENTS
+        if path.parent.name in ("kserve", "kubernetes") and "gpu" not in path.name
+        for limit in memory_limits(document)
+    ]
+    assert len(limits) >= 5 and min(limits) >= need, (limits, need)
+
+
 def test_the_runtime_config_follows_kserves_conventions():
     properties = read_properties(KSERVE / "config.properties")
     assert properties["inference_address"] == "http://0.0.0.0:8085"
     assert properties["model_store"] == "/mnt/models/model-store"
     assert (properties["metrics_mode"], properties["ts_open_inference_protocol"]) == ("prometheus", "true")
-    snapshot = json.loads(properties["model_snapshot"])
-    assert snapshot["models"]["srcnn"]["1.0"]["marName"] == "srcnn.mar"
+    snapshot = json.loads(properties["model_snapshot"])["models"]["srcnn"]["1.0"]
+    assert snapshot["marName"] == "srcnn.mar"
+    config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    for key in ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout"):
+        assert snapshot[key] == config[key], key  # the archive's own settings, which the snapshot overrides
     lines = (KSERVE / "config.properties").read_text().splitlines()
     loopback = read_properties(ROOT / "config.properties")
     for position, line in enumerate(lines):  # every setting that differs from the loopback one says why above it

@@ -1,6 +1,7 @@
 """The handler in-process, with TorchServe's own Context standing in for a server."""
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ from ts.torch_handler.request_envelope.kserve import KServeEnvelope
 from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 from ts.utils.util import PredictionException
 
+from handler.admission import Admission
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler, without_envelope
 from helpers import MODEL_CONFIG
@@ -551,6 +553,23 @@ def network_pixels(settings, factor):
         scale *= trained
         total += pixels * scale**2
     return total
+
+
+def test_a_large_request_with_no_place_left_is_a_503_with_a_retry_after_and_a_small_one_goes_in(model_dir, scene):
+    """The shipped minWorkers less one are the places of large requests (handler/admission.py); here every place is
+    held, as by the other workers' large requests."""
+    handler = make_handler(model_dir, large_output_pixels=100)
+    places = max(1, MODEL_CONFIG["minWorkers"] - 1)
+    others = [Admission(model_dir / ".admission", 100, admitted=places) for _ in range(places)]
+    with contextlib.ExitStack() as held:
+        for other in others:
+            held.enter_context(other.place((20, 20)))
+        context = Context("srcnn", "", {"model": {}}, 2, None, "0.12.0", metrics=Metrics())
+        context.request_processor = [RequestProcessor({}), RequestProcessor({})]
+        bodies = handler.handle([{"body": encode(scene(8, 6))}, {"body": encode(Image.new("RGB", (5, 5)))}], context)
+    assert context.get_response_status(0)[0] == 503 and context.get_response_headers(0)["Retry-After"].isdigit()
+    assert json.loads(bodies[0])["type"] == "server_busy"
+    assert context.get_response_status(1)[0] == 200 and decoded(bodies[1]).size == (10, 10)  # small: not counted
 
 
 # --- what an answer says about itself ---------------------------------------------------------------------------
