@@ -11,12 +11,13 @@ every engine on photographs (Set14 and T91 images, bicubic ×2, what the network
 guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to older instruction
 sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work in process (decode
 PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml,
-the same on the fp32 reference engine, and 2 workers × 1 thread, D11's rival) and the worker's peak resident memory
-answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, photographs (bench/photos.py: a
-12-megapixel photo alone against its forward pass, the peak answering 6000×4000 → ×2), video (bench/video.py: 480p
-and 720p clips → ×2 against the still-image pipeline on the same frames), and a storm (bench/storm.py: 4 large
-requests at once beside a loop of small ones, the small ones' latency). The bar's lines end the table; an engine
-measured faster than the limit of its arithmetic is one of them (a limit that is not the machine's).
+the same on the fp32 reference engine, and the shipped workers × 1 thread, D11's rival) and the worker's peak
+resident memory answering 2048² → ×2, TorchServe against the KServe predictor in turns at 512² → ×2, photographs
+(bench/photos.py: a 12-megapixel photo alone against its forward pass, the peak answering 6000×4000 → ×2), video
+(bench/video.py: 480p and 720p clips → ×2 against the still-image pipeline on the same frames), and a storm
+(bench/storm.py: 4 large requests at once beside a loop of small ones, the small ones' latency). The bar's lines end
+the table; an engine measured faster than the limit of its arithmetic is one of them (a limit that is not the
+machine's).
 Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
 `--servers-only`, `--storm-only` and `--video-only` measure and print those alone, writing nothing.
 """
@@ -155,7 +156,7 @@ def run(config):
         "of_limit": pixels / seconds * flop / 1e9 / fp32_limit,
         "of_forward": pixels / seconds / forward_pixels,
     }
-    print("TorchServe over HTTP: the shipped settings, the fp32 reference, 2 workers × 1 thread ...", file=sys.stderr)
+    print("TorchServe over HTTP: the shipped settings, the fp32 reference, the workers × 1 thread ...", file=sys.stderr)
     runs = {
         "shipped": served(body, (1, 2), config.requests, photo_png(config.data_dir, BIG_SIDE)),
         "reference": served(body, (1, 2), config.requests, precision=REFERENCE["cpu"]),

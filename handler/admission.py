@@ -63,12 +63,17 @@ class Admission:
             held.close()  # closing lets go of the lock
 
     @contextmanager
-    def turn(self, output_size):
+    def turn(self, output_size, gone=None):
         """Compute an answer of `output_size` in the block: a large one once one of the `computing` turns is free,
-        holding it until the block ends. The block's time gives this process's rate."""
+        holding it until the block ends; if `gone()` says its client has closed the connection meanwhile, it is
+        dropped uncomputed (ClientError 499 `client_gone`). The block's time gives this process's rate."""
         held = None
         if self.is_large(output_size):
             while (held := self._take("turn", self.computing)) is None:
+                if gone is not None and gone():
+                    raise ClientError(
+                        499, "client_gone", "the client closed the connection while its large request waited"
+                    )
                 time.sleep(POLL_SECONDS)
         started = time.perf_counter()
         try:

@@ -122,9 +122,10 @@ class SRCNNModel(Model):
             response_headers.update(trace.headers())
         return response
 
-    def rest(self, body, headers):
+    def rest(self, body, headers, gone=None):
         """(status, body, content type, headers) answering a REST request (KServe v1, v2 or the service's own
-        JSON) exactly as TorchServe's handler answers it (handler/wire.py)."""
+        JSON) exactly as TorchServe's handler answers it (handler/wire.py); `gone()` says whether its client has
+        closed the connection (a large request waiting for its turn is then dropped, uncomputed)."""
         trace = Trace(request_id=headers.get("x-request-id", ""))
         try:
             body, content_type, extra = self.serve(
@@ -132,22 +133,23 @@ class SRCNNModel(Model):
                 headers,
                 lambda: read_upload({"body": body}, headers),
                 lambda image, job: respond(image, job, self.settings, self.upscaler.threads, self.name, trace),
+                gone,
             )
         except ClientError as refusal:
             return refusal.status, error_body(refusal, trace.wire), "application/json", refusal.headers
         return 200, body, content_type, {**extra, **trace.headers()}
 
-    def serve(self, trace, headers, read, reply):
+    def serve(self, trace, headers, read, reply, gone=None):
         """Run one request with its `headers`: `read()` gives its handler.wire.Upload, `reply(image, job)` its
-        answer, returned; a refusal is raised as a ClientError (a fault as a 500). Either way one log line and the
-        metrics."""
+        answer, returned; a refusal is raised as a ClientError (a fault as a 500), and so is a large request whose
+        client is `gone()` before its turn. Either way one log line and the metrics."""
         try:
             with trace.timed("decode"):
                 upload = read()
                 trace.wire = GRPC_V2 if trace.wire == GRPC_V2 else upload.wire
                 job = plan(upload, headers, self.settings, trace, self.weights)
             with self.admission.place(job.size) as large:
-                with self.admission.turn(job.size), trace.timed("upscale"):
+                with self.admission.turn(job.size, gone), trace.timed("upscale"):
                     image = self.upscalers[large].upscale(job.image, size=job.size)
                 with trace.timed("encode"):
                     answer = reply(image, job)

@@ -11,6 +11,7 @@ metrics and gRPC stay KServe's.
 import asyncio
 import json
 import logging
+import threading
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -19,6 +20,7 @@ from kserve.errors import InvalidInput, ModelNotFound
 from handler.protocol import ClientError
 
 CLIENT_MISTAKES = (InvalidInput, ModelNotFound, ClientError)  # refused by KServe's own handlers too
+WATCH_SECONDS = 0.5  # how often a request being served looks whether its client has gone
 
 
 def install(app, model, request_limit):
@@ -31,8 +33,14 @@ def install(app, model, request_limit):
                 {"error": f"no model {model_name[:40]!r} here; this server serves {model.name!r}"}, status_code=404
             )
         body, headers = await request.body(), dict(request.headers)
-        loop = asyncio.get_running_loop()
-        status, answer, content_type, extra = await loop.run_in_executor(model.pool, model.rest, body, headers)
+        loop, gone = asyncio.get_running_loop(), threading.Event()
+        watching = asyncio.create_task(watch(request, gone))
+        try:
+            status, answer, content_type, extra = await loop.run_in_executor(
+                model.pool, model.rest, body, headers, gone.is_set
+            )
+        finally:
+            watching.cancel()
         return Response(answer, status_code=status, media_type=content_type, headers=extra)
 
     for path in (
@@ -44,6 +52,13 @@ def install(app, model, request_limit):
     app.add_exception_handler(ClientError, too_large)
     app.add_middleware(BodyLimit, limit=request_limit)
     logging.getLogger("kserve").addFilter(without_client_tracebacks)
+
+
+async def watch(request, gone):
+    """Set `gone` once the client of `request` (its body read) has closed the connection."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(WATCH_SECONDS)
+    gone.set()
 
 
 async def too_large(request, error):

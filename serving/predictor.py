@@ -20,13 +20,15 @@ from srcnn.files import REPOSITORY
 
 @dataclass
 class Predictor:
-    """One predictor on `http_port` (REST) and `grpc_port` (gRPC); `workdir`/logs holds its predictor.log, and
-    `tmpdir` (default $TMPDIR, as TorchServe's launcher keeps its own) its pid file."""
+    """One predictor on `http_port` (REST) and `grpc_port` (gRPC); `workdir`/logs holds its predictor.log,
+    `tmpdir` (default $TMPDIR, as TorchServe's launcher keeps its own) its pid file; `options` are more of `python -m
+    predictor`'s (such as `--model-config FILE`)."""
 
     http_port: int = 8085
     grpc_port: int = 8086
     workdir: Path = REPOSITORY
     tmpdir: Path | None = None
+    options: tuple = ()
 
     @property
     def inference_url(self):
@@ -64,7 +66,7 @@ class Predictor:
         with self.log.open("a") as output:
             ports = ["--http_port", str(self.http_port), "--grpc_port", str(self.grpc_port)]
             process = subprocess.Popen(
-                [sys.executable, "-m", "predictor", *ports],
+                [sys.executable, "-m", "predictor", *ports, *self.options],
                 cwd=REPOSITORY,
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -89,6 +89,21 @@ def test_large_requests_compute_as_many_at_a_time_as_there_are_turns(tmp_path, c
     assert most[0] == computing + 2
 
 
+def test_a_large_request_whose_client_is_gone_is_dropped_while_it_waits_for_its_turn(admission):
+    asked = []
+
+    def gone():
+        asked.append(True)
+        return len(asked) >= 3  # the client leaves while the request waits
+
+    with admission.turn((20, 20)):  # another large request computes
+        with pytest.raises(ClientError) as dropped, Admission(admission.folder, LARGE, 2).turn((20, 20), gone):
+            pass
+    assert (dropped.value.status, dropped.value.kind, len(asked)) == (499, "client_gone", 3)
+    with admission.turn((20, 20), lambda: True):  # a turn free at once: computed, whoever asks
+        pass
+
+
 # --- the KServe predictor, in process ----------------------------------------------------------------------------
 
 

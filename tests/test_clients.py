@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -17,12 +18,15 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton
+import yaml
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from helpers import worker_pids
 from predictor.server import BODY_IDLE_SECONDS
+from serving.predictor import Predictor
+from serving.server import free_ports
 from srcnn.files import REPOSITORY as ROOT
 from srcnn.files import read_properties
 from tools.hostile import encode, sample_image, v2_corpus
@@ -264,3 +268,34 @@ def test_the_predictor_refuses_a_body_over_the_request_limit_before_reading_it(p
     assert response.status == 413 and f"{limit:,} bytes" in json.loads(response.read())["error"]
     connection.close()
     assert predictor.ready()
+
+
+@pytest.mark.server  # starts a predictor of its own, with a low threshold for large requests
+def test_a_large_request_whose_client_leaves_before_its_turn_is_never_computed(tmp_path):
+    """Two large requests: the first computes (×8 of 512², seconds on 2 cores); the second's client gives up after
+    a second while it waits for its turn, and the predictor drops it uncomputed (handler/admission.py)."""
+    config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    config["handler"].update(large_output_pixels=65_536, large_computing=1)
+    (tmp_path / "model-config.yaml").write_text(yaml.safe_dump(config))
+    server = Predictor(*free_ports(2), tmp_path, tmp_path, ("--model-config", str(tmp_path / "model-config.yaml")))
+    server.start(timeout=240)
+    try:
+        url = f"{server.inference_url}/v2/models/srcnn/infer"
+        first = []
+        computing = threading.Thread(
+            target=lambda: first.append(
+                requests.put(url, data=encode(sample_image(512, 512)), headers={"X-Scale": "8"}, timeout=600)
+            )
+        )
+        computing.start()
+        time.sleep(1)  # the first has its turn
+        with pytest.raises(requests.ReadTimeout):
+            requests.put(url, data=encode(sample_image(64, 64)), headers={"X-Scale": "8"}, timeout=1)
+        computing.join()
+        assert first[0].status_code == 200
+        lines = [line for line in server.log.read_text().splitlines() if "srcnn id=" in line]
+        assert any("status=499 error=client_gone" in line and "upscale_ms" not in line for line in lines), lines
+        metrics = requests.get(f"{server.inference_url}/metrics", timeout=30).text
+        assert 'outcome="client_gone"' in metrics
+    finally:
+        server.stop()
