@@ -5,9 +5,9 @@
 Each input is one request: its first byte picks the body's shape (raw, multipart, JSON with a base64 image, or
 the payload itself sent as JSON), the Content-Type and the Accept header, its second byte the X-Scale header,
 the rest is the payload. Bodies are bytes, as TorchServe hands them over with its decoding off (the handler
-turns it off). It runs through the handler's own parse, decode-and-upscale and encode stages with small pixel
-limits. Any exception other than the handler's client errors (ClientError, and the ImageError that becomes one)
-is a crash.
+turns it off). It runs through the handler's whole path for one request (`_answer`: parse, decode, upscale,
+encode) with small pixel limits. An answer of 500 (a fault: anything but the handler's client errors, ClientError
+and the ImageError that becomes one, which the handler logs with its traceback) is a crash.
 
 libFuzzer's own output goes to the log file; the command ends with one verdict line (PASS or FAIL, inputs run,
 coverage edges, corpus size) and exits 0 only on PASS.
@@ -39,10 +39,9 @@ def instrumented_imports():
     calls this: instrumenting is slow and chatty."""
     with atheris.instrument_imports():
         Image.init()
-        from handler.protocol import ClientError, Trace
+        from handler.protocol import Trace
         from handler.srcnn_handler import SRCNNHandler
-        from srcnn.codec import ImageError
-    return SimpleNamespace(ClientError=ClientError, Trace=Trace, SRCNNHandler=SRCNNHandler, ImageError=ImageError)
+    return SimpleNamespace(Trace=Trace, SRCNNHandler=SRCNNHandler)
 
 
 CONTENT_TYPES = ("image/png", "application/x-www-form-urlencoded", "text/plain", "")
@@ -91,12 +90,10 @@ def make_target(handler, targets):
         headers, row = request(data)
         handler.context = Context("srcnn", "", {"model": {}}, 1, None, "0.12.0")
         handler.context.request_processor = [RequestProcessor(headers)]
-        handler.traces = [targets.Trace()]
-        try:
-            job = handler._parse(0, row)
-            handler._encode(0, handler._upscale(0, job))
-        except (targets.ClientError, targets.ImageError):
-            pass
+        trace = targets.Trace()
+        handler._answer(0, row, trace)  # the request's whole path: a fault is logged with its traceback, a 500
+        if trace.status >= 500:
+            raise AssertionError(f"a {trace.status} ({trace.error}) for this input: the log above has the traceback")
 
     return one_input
 
