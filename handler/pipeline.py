@@ -3,8 +3,8 @@ predictor (predictor/) both run, so that the two servers take the same requests,
 with the same error kinds and messages.
 
     job = plan(upload, headers, settings, trace, weights)    # sizing, decoding, limits: ClientError or ImageError
-    image = upscaler.upscale(job.image, size=job.size)
-    body, content_type, headers = respond(image, job, settings, threads, model_name, trace)
+    body, content_type, headers = computed(job, trace, admission, upscalers, reply)  # place, turn, upscale, reply
+    # where reply(image, job) is respond(image, job, settings, threads, model_name, trace): the encoded answer
 """
 
 from handler.protocol import ClientError, Job, choose_media_type, factor_label, header, requested_sizing, what_fits
@@ -71,6 +71,17 @@ def check_estimated_bytes(image, output, media_type, limit):
             media_type,
             limit,
         )
+
+
+def computed(job, trace, admission, upscalers, reply, gone=None):
+    """`reply(image, job)`, the answer to `job` once upscaled: a large request holds a place of `admission` (or is
+    refused 503) and waits for its turn (dropped, 499, if `gone()` says its client has left meanwhile;
+    handler.admission); `upscalers[large]` computes it. The upscaling and the reply are timed in `trace`."""
+    with admission.place(job.size) as large:
+        with admission.turn(job.size, gone), trace.timed("upscale"):
+            image = upscalers[large].upscale(job.image, size=job.size)
+        with trace.timed("encode"):
+            return reply(image, job)
 
 
 def respond(image, job, settings, threads, model_name, trace):

@@ -38,7 +38,7 @@ from ts.torch_handler.request_envelope.base import BaseEnvelope
 from ts.utils.util import PredictionException
 
 from handler.admission import Admission
-from handler.pipeline import plan, respond
+from handler.pipeline import computed, plan, respond
 from handler.protocol import ClientError, Settings, Trace, header
 from handler.wire import GRPC, error_body, is_grpc, read_upload
 from srcnn import Upscaler
@@ -222,11 +222,10 @@ class SRCNNHandler(BaseHandler):
         try:
             with trace.timed("decode"):
                 job = self._parse(index, row, trace)
-            with self.admission.place(job.size):
-                with self.admission.turn(job.size), trace.timed("upscale"):
-                    image = self.upscaler.upscale(job.image, size=job.size)
-                with trace.timed("encode"):
-                    body = self._encode(index, image, job, trace)
+            upscalers = {False: self.upscaler, True: self.upscaler}  # a worker computes one request at a time
+            body = computed(
+                job, trace, self.admission, upscalers, lambda image, job: self._encode(index, image, job, trace)
+            )
             for name, value in trace.headers().items():
                 self.context.set_response_header(index, name, value)
         except Exception as error:

@@ -32,7 +32,7 @@ from prometheus_client import Counter
 
 from handler import oip
 from handler.admission import Admission
-from handler.pipeline import check_answer_bytes, plan, respond
+from handler.pipeline import check_answer_bytes, computed, plan, respond
 from handler.protocol import ClientError, Trace
 from handler.wire import error_body, read_upload, request_upload
 from srcnn import Upscaler
@@ -148,11 +148,7 @@ class SRCNNModel(Model):
                 upload = read()
                 trace.wire = GRPC_V2 if trace.wire == GRPC_V2 else upload.wire
                 job = plan(upload, headers, self.settings, trace, self.weights)
-            with self.admission.place(job.size) as large:
-                with self.admission.turn(job.size, gone), trace.timed("upscale"):
-                    image = self.upscalers[large].upscale(job.image, size=job.size)
-                with trace.timed("encode"):
-                    answer = reply(image, job)
+            answer = computed(job, trace, self.admission, self.upscalers, reply, gone)
         except Exception as error:  # a client's mistake, or a bug: the request fails, the server goes on
             if not isinstance(error, (ClientError, ImageError)):
                 logger.exception("request %s failed", trace.request_id or "-")
