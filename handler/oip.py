@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handler.protocol import ClientError, decode_base64
+from srcnn.codec import eight_bit
 
 HEADER = "Inference-Header-Content-Length"
 IMAGE, PIXELS = "image", "pixels"
@@ -245,12 +246,13 @@ def wanted_outputs(request_outputs, binary_outputs, sent_pixels):
 
 
 def output_values(name, image, encoded):
-    """(datatype, shape, values) of an output: the encoded file as one BYTES element, or the image's pixels."""
+    """(datatype, shape, values) of an output: the encoded file as one BYTES element, or the image's pixels (8 bits
+    a channel, a 16-bit image's rounded)."""
     if name == IMAGE:
         element = np.empty(1, dtype=object)
         element[0] = encoded
         return "BYTES", [1], element
-    pixels = np.asarray(image)
+    pixels = np.asarray(eight_bit(image))
     return "UINT8", list(pixels.shape), pixels
 
 

@@ -7,6 +7,8 @@ with the same error kinds and messages.
     # where reply(image, job) is respond(image, job, settings, threads, model_name, trace): the encoded answer
 """
 
+from dataclasses import replace
+
 from handler.protocol import ClientError, Job, choose_media_type, factor_label, header, requested_sizing, what_fits
 from handler.wire import answer
 from srcnn.codec import (
@@ -15,17 +17,20 @@ from srcnn.codec import (
     check_encodable,
     decode_image,
     decode_pixels,
+    eight_bit,
     encode_image,
     estimated_bytes,
 )
+from srcnn.deep import PIXEL_WEIGHT, DeepImage
 from srcnn.scaling import ScaleError, output_size, passes_between
 
 
 def plan(upload, headers, settings, trace, weights):
     """The Job of one handler.wire.Upload: its scale or size (headers or body), the answer's format (Accept), the
     decoded image and the answer's size, refused while nothing is computed if any limit of `settings`
-    (handler.protocol.Settings) would be passed. Fills `trace` (handler.protocol.Trace) as it learns; `weights`
-    maps each trained scale to the identity of its weight file."""
+    (handler.protocol.Settings) would be passed. A 16-bit image answered as JPEG or WebP is computed in 8 bits; one
+    answered as PNG stays 16-bit and counts its pixels twice (srcnn.deep). Fills `trace` (handler.protocol.Trace)
+    as it learns; `weights` maps each trained scale to the identity of its weight file."""
     scale, size = requested_sizing(headers, upload, settings.default_scale)
     media_type = choose_media_type(header(headers, "Accept"))
     if isinstance(upload.data, bytes):
@@ -33,6 +38,7 @@ def plan(upload, headers, settings, trace, weights):
         trace.warnings = image.info["decoder_warnings"]
     else:
         image = decode_pixels(upload.data, settings.max_input_pixels)
+    image = image if media_type == "image/png" else eight_bit(image)
     try:
         output = output_size(image.size, scale, size)
     except ScaleError as error:
@@ -41,11 +47,15 @@ def plan(upload, headers, settings, trace, weights):
     trace.media_type, trace.input_size, trace.output_size = media_type, image.size, output
     trace.weights = ",".join(weights[trained] for trained in passes_between(image.size, output)) or "none"
     output_pixels = output[0] * output[1]
-    if output_pixels > settings.max_output_pixels:
+    limits, deep = settings, ""
+    if isinstance(image, DeepImage):
+        limits = replace(settings, max_output_pixels=settings.max_output_pixels // PIXEL_WEIGHT)
+        deep = " for 16-bit answers (image/jpeg is answered in 8 bits, up to twice that)"
+    if output_pixels > limits.max_output_pixels:
         raise OutputTooLarge(
             f"×{trace.scale} of a {image.width}×{image.height} image gives {output[0]}×{output[1]} "
-            f"= {output_pixels:,} pixels; the limit is {settings.max_output_pixels:,}: "
-            f"{what_fits(image.size, scale, output, settings)}"
+            f"= {output_pixels:,} pixels; the limit is {limits.max_output_pixels:,}{deep}: "
+            f"{what_fits(image.size, scale, output, limits)}"
         )
     check_encodable(output, media_type)
     check_estimated_bytes(image, output, media_type, settings.max_response_bytes)
@@ -61,7 +71,8 @@ def check_estimated_bytes(image, output, media_type, limit):
     """Refuse, before any work, an answer whose encoding a bicubic sample (srcnn.codec.estimated_bytes) puts over
     `limit` (max_response_bytes) by ESTIMATE_MARGIN; estimated only where the answer's raw pixels could pass it.
     What passes this and still passes the limit is refused by the encoder as soon as it does."""
-    if output[0] * output[1] * len(image.getbands()) * 1.05 <= limit:
+    sample_bytes = 2 if isinstance(image, DeepImage) else 1
+    if output[0] * output[1] * len(image.getbands()) * sample_bytes * 1.05 <= limit:
         return
     estimate = estimated_bytes(image, output, media_type)
     if estimate > limit * ESTIMATE_MARGIN:

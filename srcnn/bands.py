@@ -1,8 +1,8 @@
-"""Super-resolve a whole PIL image: the network on Y, bicubic on chroma and alpha, a band of rows at a time.
+"""Super-resolve a whole image (8 or 16 bits): the network on Y, bicubic on chroma and alpha, a band of rows at a time.
 
 Every plane of the work is a *row stream* (`Rows`): it computes its rows in bands, from the bands of the stream
 it reads, and keeps only the bands its reader may still ask for. So colour conversion, each bicubic resize, each
-network pass with its halo, and the merge to 8 bits run band by band, and beyond the 8-bit answer memory is
+network pass with its halo, and the merge to the answer's bits run band by band, and beyond the answer memory is
 bounded by the bands (a few hundred rows of the widest plane), not by the image. The result is the whole-plane
 computation's: each resize is given every input row its filter reaches, and each network pass runs the tiles
 the whole plane would (`super_resolve_plane`'s), so the two differ only by float rounding.
@@ -14,8 +14,9 @@ import threading
 import numpy as np
 from PIL import Image
 
-from srcnn.color import rgb_to_channel, to_uint8, ycbcr_to_rgb8
+from srcnn.color import rgb_to_channel, snapped_alpha, to_levels, ycbcr_to_rgb
 from srcnn.cores import BAND, in_stripes
+from srcnn.deep import DeepImage
 from srcnn.imaging import BICUBIC_SUPPORT, resize_plane
 from srcnn.scaling import output_size, passes_between
 
@@ -77,9 +78,10 @@ class PlaneRows(Rows):
 
 
 class ChannelRows(Rows):
-    """Y (channel 0), Cb (1) or Cr (2) of uint8 RGB pixels, or (channel None) their alpha on luma's scale
-    (`alpha_to_luma`), as float32 rows. The colour of RGBA pixels is premultiplied by their alpha, so that what lies
-    under alpha 0 weighs nothing (`ycbcr_to_rgb8` divides it out again)."""
+    """Y (channel 0), Cb (1) or Cr (2) of uint8 or uint16 RGB pixels, or (channel None) their alpha on luma's scale
+    (`alpha_to_luma`), as float32 rows on the 0..255 scale (16-bit values ÷ 257, unrounded). The colour of RGBA
+    pixels is premultiplied by their alpha, so that what lies under alpha 0 weighs nothing (`ycbcr_to_rgb` divides
+    it out again)."""
 
     def __init__(self, pixels, channel):
         super().__init__(*pixels.shape[:2], band=BAND)
@@ -87,6 +89,8 @@ class ChannelRows(Rows):
 
     def compute(self, top, bottom):
         rows = self.pixels[top:bottom]
+        if rows.dtype == np.uint16:
+            rows = rows * np.float32(1 / 257)
         if self.channel is None:
             return alpha_to_luma(rows[:, :, 3])
         if rows.shape[-1] == 4:
@@ -202,19 +206,21 @@ def upscale(
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
     thread that may compute at once ("lanes": an engine runs on one thread at a time).
 
-    `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel). The result has the
-    same mode. Colour is split into YCbCr (MATLAB BT.601; premultiplied by alpha where there is one), the
-    network's passes enlarge Y and alpha (`enlarged_stream`), chroma is upscaled bicubically in float straight to
-    the output size, and colour is divided by the enlarged alpha again; all a band of output rows at
-    a time, so that memory beyond the uint8 answer is bounded by the bands. With several lanes the answer's rows
-    are cut into stripes (srcnn.cores.in_stripes), each computed by one thread with streams of its own.
+    `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel), or a
+    srcnn.deep.DeepImage (16 bits). The result is of the same kind and mode. Colour is split into YCbCr (MATLAB
+    BT.601; premultiplied by alpha where there is one), the network's passes enlarge Y and alpha
+    (`enlarged_stream`), chroma is upscaled bicubically in float straight to the output size, and colour is divided
+    by the enlarged alpha again; all in float, a band of output rows at a time, so that memory beyond the answer is
+    bounded by the bands. With several lanes the answer's rows are cut into stripes (srcnn.cores.in_stripes), each
+    computed by one thread with streams of its own.
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
     lanes = engines if isinstance(engines, list) else [engines]
     size = output_size(image.size, scale, size)
     has_alpha = image.mode in ("LA", "RGBA")
-    pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # uint8 (H, W, 3 or 4)
+    deep = isinstance(image, DeepImage)
+    pixels = colour_pixels(image) if deep else np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
     def streams(engines):
         luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
@@ -229,28 +235,42 @@ def upscale(
             (enlarged_stream(ChannelRows(pixels, None), engines, size), ResizedRows(ChannelRows(pixels, None), *size)),
         )
 
-    result = Image.new(image.mode, size)  # the only plane of the answer's size: 8 bits a channel
+    # The only plane of the answer's size. Grey is computed as colour, then one channel kept: with Cb = Cr = 128
+    # R = G = B up to rounding.
+    if deep:
+        result = DeepImage(np.empty((size[1], size[0], len(image.mode)), np.uint16))
+        kept = [0, 3][: len(image.mode)] if image.mode in ("L", "LA") else slice(None)
+    else:
+        result = Image.new(image.mode, size)
     pasting = threading.Lock()
 
     def compute(engines, top, bottom):
         luma, chroma, alpha = streams(engines)
         for band_top in range(top, bottom, BAND):
             band_bottom = min(bottom, band_top + BAND)
-            merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), np.uint8)
+            merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), pixels.dtype)
             alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom)) for plane in alpha]
-            ycbcr_to_rgb8(
+            ycbcr_to_rgb(
                 luma.rows(band_top, band_bottom),
                 *(plane.rows(band_top, band_bottom) for plane in chroma),
                 merged,
                 alphas,
             )
             if alphas is not None:
-                merged[..., 3] = to_uint8(alphas[0])
+                merged[..., 3] = to_levels(snapped_alpha(alphas[0]), merged.dtype)
+            if deep:  # each stripe writes rows of its own
+                result.pixels[band_top:band_bottom] = merged[..., kept]
+                continue
             band = Image.fromarray(merged)
-            # A grey input has Cb = Cr = 128, so R = G = B up to rounding: keep one of them.
             band = band.convert(image.mode) if image.mode in ("L", "LA") else band
             with pasting:
                 result.paste(band, (0, band_top))
 
     in_stripes(size[1], stripe_unit(image.size, lanes[0], size), lanes, compute)
     return result
+
+
+def colour_pixels(image):
+    """A DeepImage's pixels as RGB or RGBA (grey repeated), uint16 (H, W, 3 or 4)."""
+    pixels = image.pixels
+    return pixels if image.mode in ("RGB", "RGBA") else pixels[..., [0, 0, 0, 1][: 2 + len(image.mode)]]

@@ -49,7 +49,16 @@ from tqdm import tqdm
 from srcnn import __version__
 from srcnn.api import Upscaler
 from srcnn.choice import settings
-from srcnn.codec import DECODE_FORMATS, FORMATS_TEXT, EmptyImage, ImageError, NotAnImage, decode_image, encode_image
+from srcnn.codec import (
+    DECODE_FORMATS,
+    FORMATS_TEXT,
+    EmptyImage,
+    ImageError,
+    NotAnImage,
+    decode_image,
+    eight_bit,
+    encode_image,
+)
 from srcnn.compare import compare_page
 from srcnn.files import write_atomically
 from srcnn.scaling import DEFAULT_SCALE, ScaleError, parse_scale, parse_size
@@ -306,9 +315,10 @@ class Local:
         self.upscaler = Upscaler(args.weights, args.precision, threads=args.threads or None)
 
     def __call__(self, data):
+        """(the answer's bytes, what the decoder warned of)."""
         image = decode_image(data, LOCAL_MAX_PIXELS)
         answer = self.upscaler.upscale(image, self.scale, self.size)
-        return encode_image(answer, self.media_type, threads=self.upscaler.threads)
+        return encode_image(answer, self.media_type, threads=self.upscaler.threads), image.info["decoder_warnings"]
 
     def video(self, task, progress):
         self.upscaler.upscale_video(task.source, task.target, self.scale, self.size, self.codec, self.crf, progress)
@@ -331,7 +341,7 @@ class Remote:
         from srcnn.client import Refused, remote_upscale
 
         try:
-            return remote_upscale(self.session, self.url, data, self.headers)
+            return remote_upscale(self.session, self.url, data, self.headers), []
         except Refused as error:
             raise Failed(str(error)) from None
 
@@ -395,7 +405,8 @@ def check_target(task, inputs, claimed, force):
 
 
 def run(task, upscaler, nested):
-    """Read, upscale and write one file (atomically: a failure leaves no partial output)."""
+    """Read, upscale and write one file (atomically: a failure leaves no partial output); what the decoder warned
+    of, for the file's line."""
     if task.video:
         progress = FrameProgress(task, nested)
         try:
@@ -409,15 +420,13 @@ def run(task, upscaler, nested):
             raise Failed(f"failed unexpectedly ({type(error).__name__}: {error})") from None
         finally:
             progress.close()
-        for warning in said:
-            tqdm.write(f"srcnn: {task.source}: {warning.message}", file=sys.stderr)
-        return
+        return [str(warning.message) for warning in said]
     try:
         data = task.source.read_bytes()
     except OSError as error:
         raise Failed(error.strerror or str(error)) from None
     try:
-        body = upscaler(data)
+        body, warned = upscaler(data)
     except Failed:
         raise
     except (EmptyImage, NotAnImage):
@@ -428,6 +437,13 @@ def run(task, upscaler, nested):
         raise Failed(f"failed unexpectedly ({type(error).__name__}: {error})") from None
     task.target.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(task.target, body)
+    return warned
+
+
+def written_line(task, warned):
+    """A written file's line: where it went, and the first of its decoder's warnings (each file one line)."""
+    more = f" and {len(warned) - 1} more" if len(warned) > 1 else ""
+    return f"srcnn: {task.source} -> {task.target}" + (f" (warned: {warned[0]}{more})" if warned else "")
 
 
 def compare(args):
@@ -435,7 +451,7 @@ def compare(args):
     try:
         image = decode_image(args.image.read_bytes(), LOCAL_MAX_PIXELS)
         upscaler = Upscaler(args.weights, args.precision, threads=args.threads or None)
-        page = compare_page(image, upscaler, args.scale, args.size, title=args.image.name)
+        page = compare_page(eight_bit(image), upscaler, args.scale, args.size, title=args.image.name)
     except (EmptyImage, NotAnImage):
         print(f"srcnn: {args.image}: not an image file; srcnn reads {FORMATS_TEXT}", file=sys.stderr)
         return 1
@@ -457,14 +473,16 @@ def main(argv=None):
         return compare(args)
     inputs = {task.source.resolve() for task in tasks}
     failures, ready, claimed, skipped = [], [], set(), 0
-    for task in tasks:
+    for task in tasks:  # each file gets one line: written (-> where), skipped or refused (why)
         try:
             check_target(task, inputs, claimed, args.force)
             ready.append(task)
         except Failed as error:
-            failures.append((task, error))
+            failures.append(task)
+            print(f"srcnn: {task.source}: {error}", file=sys.stderr)
         except Done:
             skipped += 1
+            print(f"srcnn: {task.source}: skipped, {task.target} exists (--force redoes it)", file=sys.stderr)
     try:
         upscaler = (Remote if args.server else Local)(args) if ready else None
     except (OSError, ValueError) as error:  # weights missing, or not calibrated for the precision
@@ -474,9 +492,12 @@ def main(argv=None):
 
     def attempt(task):
         try:
-            run(task, upscaler, nested=not progress.disable)
+            warned = run(task, upscaler, nested=not progress.disable)
         except Failed as error:
-            failures.append((task, error))
+            failures.append(task)
+            progress.write(f"srcnn: {task.source}: {error}", file=sys.stderr)
+        else:
+            progress.write(written_line(task, warned), file=sys.stderr)
         progress.update()
 
     terminate = signal.signal(signal.SIGTERM, stop)  # `kill` stops as Ctrl-C does: a video keeps its frames done
@@ -498,14 +519,13 @@ def main(argv=None):
     finally:
         signal.signal(signal.SIGTERM, terminate)
     progress.close()
-    for task, error in sorted(failures, key=lambda failure: tasks.index(failure[0])):
-        print(f"srcnn: {task.source}: {error}", file=sys.stderr)
     done = len(tasks) - len(failures) - skipped
     if len(tasks) > 1 or failures or skipped or args.left_alone:
         left = ", ".join(str(path) for path in args.left_alone[:5]) + (", …" if len(args.left_alone) > 5 else "")
         print(
             f"srcnn: {done} of {len(tasks)} written"
             + (f", {skipped} skipped: their outputs exist (--force redoes them)" if skipped else "")
+            + (f", {len(failures)} refused" if failures else "")
             + (
                 f"; {len(args.left_alone)} neither images nor videos srcnn reads, left alone: {left}"
                 if args.left_alone

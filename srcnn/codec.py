@@ -7,6 +7,10 @@ checked from the header, before any pixel is decoded.
 A photograph's colour profile and metadata travel with it (`carry_metadata`, `encode_image`): the ICC profile
 unchanged, EXIF with its orientation reset (decoding applied it) and its pixel dimensions updated, and the
 resolution scaled with the pixels, so that the print size stays the same (docs/decisions.md, D10).
+
+A 16-bit PNG or TIFF (grey or colour, with or without alpha) and Pillow's 16- and 32-bit grey modes decode into a
+srcnn.deep.DeepImage, which keeps every bit, counts its pixels twice against the limits and is answered as a
+16-bit PNG. Pillow reads 16-bit colour in 8 bits only, so those files are decoded by imagecodecs (libpng, libtiff).
 """
 
 import io
@@ -14,11 +18,14 @@ import threading
 import warnings
 import zlib
 
+import imagecodecs
 import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srcnn.bands import SUPPORTED_MODES
+from srcnn.color import to_levels
+from srcnn.deep import PIXEL_WEIGHT, DeepImage
 from srcnn.png import COLOUR_TYPES, LimitPassed, encode_png
 from srcnn.scaling import largest_size
 
@@ -51,6 +58,19 @@ FORMATS_TEXT = "PNG, JPEG, WebP, HEIC, AVIF, BMP, TIFF, GIF, TGA, PPM/PGM/PBM, I
 FOREIGN_PROFILE_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile no longer describes the pixels
 KEYED_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "RGB")  # a tRNS colour key marks their transparent pixels
 ORIENTATION, IMAGE_WIDTH, IMAGE_LENGTH, X_RESOLUTION, Y_RESOLUTION = 0x0112, 0x0100, 0x0101, 0x011A, 0x011B
+BITS_PER_SAMPLE, PHOTOMETRIC, SAMPLES_PER_PIXEL, EXTRA_SAMPLES, SAMPLE_FORMAT = 258, 262, 277, 338, 339
+ASSOCIATED_ALPHA = 1  # ExtraSamples: the colour is premultiplied by the alpha
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow's grey modes of more than 8 bits
+# EXIF orientation -> the array turned upright, as Pillow's ImageOps.exif_transpose turns an image.
+UPRIGHT = {
+    2: lambda pixels: pixels[:, ::-1],
+    3: lambda pixels: pixels[::-1, ::-1],
+    4: lambda pixels: pixels[::-1],
+    5: lambda pixels: pixels.transpose(1, 0, 2),
+    6: lambda pixels: np.rot90(pixels, -1),
+    7: lambda pixels: pixels[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda pixels: np.rot90(pixels, 1),
+}
 EXIF_IFD, PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0x8769, 0xA002, 0xA003
 JPEG_EXIF_LIMIT = 65_533  # bytes of EXIF one JPEG APP1 segment holds
 METADATA = ("icc_profile", "exif", "dpi")  # what of `image.info` travels from the upload to the answer
@@ -235,25 +255,69 @@ def decoded(data, max_pixels):
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptImage(f"the image header claims a size of {width}×{height}")
-    check_input_pixels(width, height, max_pixels)
+    deep = deep_decoder(image, data)
+    deep_mode = deep is not None or image.mode in DEEP_MODES
+    check_input_pixels(width, height, max_pixels, PIXEL_WEIGHT if deep_mode else 1)
     try:
+        if deep is not None:
+            return deep_decoded(image, deep(bytes(data)))
         image.load()
         image = ImageOps.exif_transpose(image)
         return to_supported_mode(image)
     except ImageError:
         raise
-    except Exception as error:  # Pillow's decoders raise many types on damaged data
+    except Exception as error:  # the decoders raise many types on damaged data
         raise CorruptImage(f"the {image.format} data could not be decoded ({type(error).__name__}: {error})") from None
 
 
-def check_input_pixels(width, height, max_pixels):
-    """Raise ImageTooLarge, saying what fits, for an input of more than `max_pixels` pixels."""
-    if width * height > max_pixels:
-        most = largest_size((width, height), max_pixels)
+def check_input_pixels(width, height, max_pixels, weight=1):
+    """Raise ImageTooLarge, saying what fits, for an input of more than `max_pixels` pixels, each counted `weight`
+    times (srcnn.deep.PIXEL_WEIGHT for a 16-bit image)."""
+    if width * height * weight > max_pixels:
+        most = largest_size((width, height), max_pixels // weight)
+        deep = " for 16-bit images, which take twice the memory" if weight > 1 else ""
         raise ImageTooLarge(
-            f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}: "
-            f"send it resized to at most {most[0]}×{most[1]} (its shape)"
+            f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels // weight:,}"
+            f"{deep}: send it resized to at most {most[0]}×{most[1]} (its shape)" + (" or in 8 bits" if deep else "")
         )
+
+
+def deep_decoder(image, data):
+    """imagecodecs' decoder of `image` (opened by Pillow, `data` its bytes) where it holds 16-bit samples Pillow
+    would read in 8 bits or not at all (PNG of bit depth 16; TIFF of 1 to 4 unsigned 16-bit samples, grey or RGB),
+    else None."""
+    if image.format == "PNG":
+        return imagecodecs.png_decode if data[12:16] == b"IHDR" and data[24] == 16 else None
+    if image.format != "TIFF":
+        return None
+    tags = image.tag_v2
+    bits, formats = (set(np.atleast_1d(tags.get(tag, 1)).tolist()) for tag in (BITS_PER_SAMPLE, SAMPLE_FORMAT))
+    samples = {1: (1, 2), 2: (3, 4)}.get(tags.get(PHOTOMETRIC), ())  # grey (BlackIsZero), RGB; alpha or not
+    if bits == {16} and formats == {1} and tags.get(SAMPLES_PER_PIXEL, 1) in samples:
+        return imagecodecs.tiff_decode
+    return None
+
+
+def deep_decoded(image, pixels):
+    """The DeepImage of 16-bit `pixels` decoded from `image`'s file (Pillow's, for its header), turned upright by its
+    EXIF orientation, with its metadata; associated (premultiplied) alpha made straight."""
+    if pixels.dtype != np.uint16 or pixels.shape[:2] != (image.height, image.width):
+        raise CorruptImage(f"the {image.format} data decode to {pixels.dtype} {pixels.shape}, not its header's size")
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    extra = image.tag_v2.get(EXTRA_SAMPLES) if image.format == "TIFF" else None
+    if pixels.shape[2] in (2, 4) and (extra == ASSOCIATED_ALPHA or extra == (ASSOCIATED_ALPHA,)):
+        alpha = pixels[..., -1:].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            straight = np.where(alpha > 0, pixels[..., :-1] * (65535.0 / alpha), 0)
+        pixels = np.concatenate([to_levels(straight / 257.0, np.uint16), pixels[..., -1:]], axis=-1)
+    orientation = image.getexif().get(ORIENTATION)
+    pixels = np.ascontiguousarray(UPRIGHT[orientation](pixels)) if orientation in UPRIGHT else pixels
+    return DeepImage(pixels, {key: image.info[key] for key in METADATA if key in image.info})
+
+
+def eight_bit(image):
+    """`image` in 8 bits a channel: a DeepImage's `eight_bit()` picture, a PIL image as it is."""
+    return image.eight_bit() if isinstance(image, DeepImage) else image
 
 
 def decode_pixels(pixels: np.ndarray, max_pixels: int) -> Image.Image:
@@ -268,13 +332,19 @@ def decode_pixels(pixels: np.ndarray, max_pixels: int) -> Image.Image:
 
 
 def to_supported_mode(image):
-    """Convert any decoded mode to L, LA, RGB or RGBA, keeping transparency (an alpha channel, a palette's, or a
-    colour key of a 1-bit, grey, 16-bit or RGB image, which becomes alpha), the full range of deep images and
-    the metadata (`image.info`; the ICC profile only where it still describes the converted pixels)."""
+    """Convert any decoded mode to L, LA, RGB or RGBA, or a DeepImage for grey of more than 8 bits, keeping
+    transparency (an alpha channel, a palette's, or a colour key of a 1-bit, grey, 16-bit or RGB image, which
+    becomes alpha), the full range of deep images and the metadata (`image.info`; the ICC profile only where it
+    still describes the converted pixels)."""
+    if isinstance(image, DeepImage):
+        return image
     key = image.info.get("transparency") if image.mode in KEYED_MODES else None
     if image.mode in SUPPORTED_MODES and key is None:
         return image
-    converted = converted_mode(image)
+    if image.mode in DEEP_MODES:
+        converted = DeepImage(deep_to_uint16(np.asarray(image), image.mode))
+    else:
+        converted = converted_mode(image)
     if key is not None:
         converted = with_colour_key(image, converted, key)
     converted.info = {
@@ -286,13 +356,16 @@ def to_supported_mode(image):
 
 
 def with_colour_key(image, converted, key):
-    """`converted` (L or RGB, the pixels of `image`) with an alpha channel: 0 where `image`'s pixel is the colour
-    key `key` (a grey level, or an (R, G, B) triple; for a 1-bit image 0 or 1), 255 elsewhere."""
+    """`converted` (L or RGB, or a grey DeepImage: the pixels of `image`) with an alpha channel: 0 where `image`'s
+    pixel is the colour key `key` (a grey level, or an (R, G, B) triple; for a 1-bit image 0 or 1), opaque
+    elsewhere."""
     values = np.asarray(image)
     if image.mode == "RGB":
         keyed = np.all(values == np.asarray(key, dtype=values.dtype)[None, None, :3], axis=-1)
     else:
         keyed = values.astype(np.int64) == int(key)
+    if isinstance(converted, DeepImage):
+        return DeepImage(np.dstack([converted.pixels, np.where(keyed, 0, 65535).astype(np.uint16)]))
     result = converted.convert("LA" if converted.mode == "L" else "RGBA")
     result.putalpha(Image.fromarray(np.where(keyed, 0, 255).astype(np.uint8)))
     return result
@@ -307,24 +380,25 @@ def converted_mode(image):
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
     if mode in ("PA", "RGBa", "RGBX", "1", "La"):
         return image.convert({"PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB", "1": "L", "La": "LA"}[mode])
-    if mode.startswith("I") or mode == "F":
-        return Image.fromarray(deep_to_uint8(np.asarray(image), mode))
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         return image.convert("RGB")
     raise UnsupportedFormat(f"images in Pillow mode {mode} are not supported; send 8- or 16-bit grey or colour")
 
 
-def deep_to_uint8(values, mode):
-    """Scale a 16-bit, 32-bit integer or float grey plane to uint8.
+def deep_to_uint16(values, mode):
+    """Scale a 16-bit, 32-bit integer or float grey plane to uint16.
 
-    I;16* and I holding values above 255 span 0..65535; F holding values no higher than 1 spans 0..1.
+    I;16* and I holding values above 255 span 0..65535; F holding values no higher than 1 spans 0..1; other I and
+    F values span 0..255.
     """
+    if mode.startswith("I;16"):
+        return values.astype(np.uint16)
     values = np.nan_to_num(values.astype(np.float64))
-    if mode.startswith("I;16") or (mode == "I" and values.max(initial=0) > 255):
+    if mode == "I" and values.max(initial=0) > 255:
         values = values / 257.0
     elif mode == "F" and values.max(initial=0) <= 1.0:
         values = values * 255.0
-    return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
+    return to_levels(values, np.uint16)
 
 
 def carry_metadata(source, result):
@@ -395,14 +469,18 @@ def estimated_bytes(image: Image.Image, size: tuple[int, int], media_type: str, 
     their bytes a pixel times the answer's pixels. Bicubic is smoother than SRCNN's answer, which mostly encodes
     larger (handler.pipeline.ESTIMATE_MARGIN has the measured spread)."""
     width, height = image.size
+    sample = image
     if height > strips * rows:
-        sample = Image.new(image.mode, (width, strips * rows))
-        for index in range(strips):
-            top = index * (height - rows) // (strips - 1)
-            sample.paste(image.crop((0, top, width, top + rows)), (0, index * rows))
-    else:
-        sample = image
-    sample = sample.resize((size[0], max(1, round(sample.height * size[1] / height))), Image.Resampling.BICUBIC)
+        tops = [index * (height - rows) // (strips - 1) for index in range(strips)]
+        crops = [image.crop((0, top, width, top + rows)) for top in tops]
+        if isinstance(image, DeepImage):
+            sample = DeepImage(np.concatenate([crop.pixels for crop in crops]))
+        else:
+            sample = Image.new(image.mode, (width, strips * rows))
+            for index, crop in enumerate(crops):
+                sample.paste(crop, (0, index * rows))
+    # Bicubic: a DeepImage's resize, and Pillow's default for these modes.
+    sample = sample.resize((size[0], max(1, round(sample.height * size[1] / height))))
     return round(len(encode_image(sample, media_type)) * size[0] * size[1] / (sample.width * sample.height))
 
 
@@ -410,13 +488,14 @@ def encode_image(
     image: Image.Image, media_type: str = "image/png", max_bytes: int | None = None, threads: int = 1
 ) -> bytes:
     """Encode for the response; `media_type` is a key of ENCODE_FORMATS. JPEG drops alpha onto white. PNG is
-    encoded on `threads` threads (srcnn.png).
+    encoded on `threads` threads (srcnn.png), in 16 bits for a DeepImage; JPEG and WebP take its `eight_bit()`.
 
     Raises OutputTooLarge where `check_encodable` does, and ResponseTooLarge as soon as the encoding passes
     `max_bytes` (default: no limit).
     """
     check_encodable(image.size, media_type)
     name = ENCODE_FORMATS[media_type]
+    image = image if name == "PNG" else eight_bit(image)
     if name == "JPEG" and image.mode in ("LA", "RGBA"):
         background = Image.new(image.mode[:-1], image.size, "white")
         background.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))

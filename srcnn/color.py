@@ -58,34 +58,50 @@ def rgb_to_y(rgb):
     return rgb_to_channel(rgb, 0)
 
 
-def ycbcr_to_rgb8(y, cb, cr, out, alphas=None):
-    """Y, Cb, Cr planes (H, W), 0..255 scale -> RGB written into the first three channels of `out` (H, W, 3 or 4)
-    uint8, clipped and rounded as `to_uint8` does. With `alphas` = (the alpha Y was premultiplied by, the alpha
-    Cb and Cr were), planes (H, W) 0..255 each, the premultiplication is divided out of each plane: where alpha
-    rounds to 255 the value is taken as it is, where it rounds to 0 the colour is black. In float64, a band of rows
-    and one channel at a time (faster than converting stacked (H, W, 3) pixels, docs/decisions.md, D6), and memory
-    bounded by the band."""
+def ycbcr_to_rgb(y, cb, cr, out, alphas=None):
+    """Y, Cb, Cr planes (H, W), 0..255 scale -> RGB written into the first three channels of `out` (H, W, 3 or 4),
+    uint8 or uint16 (0..65535), clipped and rounded as `to_levels` does. With `alphas` = (the alpha Y was
+    premultiplied by, the alpha Cb and Cr were), planes (H, W) 0..255 each, the premultiplication is divided out of
+    each plane: where alpha is within half an 8-bit level of opaque the value is taken as it is, within half a level
+    of 0 the colour is black. In float64, a band of rows and one channel at a time (faster than converting stacked
+    (H, W, 3) pixels, docs/decisions.md, D6), and memory bounded by the band."""
     rows = max(1, _CHUNK // max(1, y.shape[1]))
-    for top in range(0, len(y), rows):
-        band = slice(top, top + rows)
+    for start in range(0, len(y), rows):
+        band = slice(start, start + rows)
         centred = [plane[band].astype(np.float64) - offset for plane, offset in zip((y, cb, cr), _OFFSET)]
         if alphas is not None:
             luma_scale, chroma_scale = (unpremultiplier(alpha[band]) for alpha in alphas)
             centred = [centred[0] * luma_scale, centred[1] * chroma_scale, centred[2] * chroma_scale]
         for channel, (from_y, from_cb, from_cr) in enumerate(_YCBCR_TO_RGB):
-            value = centred[0] * from_y + centred[1] * from_cb + centred[2] * from_cr
-            out[band, :, channel] = np.floor(np.clip(value, 0, 255) + 0.5)
+            out[band, :, channel] = to_levels(
+                centred[0] * from_y + centred[1] * from_cb + centred[2] * from_cr, out.dtype
+            )
     return out
 
 
 def unpremultiplier(alpha):
-    """What premultiplied colour is multiplied by to be straight again: 255 / alpha, 1 where alpha rounds to 255
-    (opaque pixels keep their colour exactly) and 0 where it rounds to 0."""
+    """What premultiplied colour is multiplied by to be straight again: 255 / alpha, 1 where alpha is within half
+    an 8-bit level of opaque (opaque pixels keep their colour exactly) and 0 within half a level of 0."""
     alpha = np.clip(alpha.astype(np.float64), 0, 255)
     with np.errstate(divide="ignore"):
         return np.where(alpha >= 254.5, 1.0, np.where(alpha < 0.5, 0.0, 255.0 / alpha))
 
 
+def snapped_alpha(alpha):
+    """Enlarged alpha (0..255 scale) as the answer's: within half an 8-bit level of opaque or of 0, that end (the
+    network's own error on a flat plane is a few hundredths of a level, and an opaque picture stays opaque in 16 bits
+    too), elsewhere as it is."""
+    return np.where(alpha >= 254.5, 255.0, np.where(alpha < 0.5, 0.0, alpha))
+
+
+def to_levels(values, dtype):
+    """Float values on the 0..255 scale -> `dtype`: uint8, or uint16 on 0..65535 (× 257), clipped and rounded half
+    away from zero (MATLAB's uint8())."""
+    top = np.iinfo(dtype).max
+    clipped = np.clip(values, 0, 255)
+    return np.floor((clipped if top == 255 else clipped * (top / 255.0)) + 0.5).astype(dtype)
+
+
 def to_uint8(values):
     """Float array on the 0..255 scale -> uint8, clipped and rounded half away from zero (MATLAB's uint8())."""
-    return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
+    return to_levels(values, np.uint8)

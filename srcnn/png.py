@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from srcnn.cores import BAND, in_stripes
+from srcnn.deep import DeepImage
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}  # mode: (PNG colour type, channels)
@@ -40,14 +41,14 @@ def adler32_combine(first, second, second_length):
     return low | high << 16
 
 
-def paeth_filtered(rows, above, channels):
-    """Rows (h, w·c) uint8 Paeth-filtered against `above` (the row before them, zeros at the top), each led by
-    its filter-type byte 4: bytes."""
+def paeth_filtered(rows, above, step):
+    """Rows (h, w · bytes a pixel) uint8 Paeth-filtered against `above` (the row before them, zeros at the top),
+    a byte against the one `step` bytes to its left (a pixel's bytes), each row led by its filter-type byte 4."""
     x = rows.astype(np.int16)
     up = np.empty_like(x)
     up[0], up[1:] = above, x[:-1]
     left, upper_left = np.zeros_like(x), np.zeros_like(x)
-    left[:, channels:], upper_left[:, channels:] = x[:, :-channels], up[:, :-channels]
+    left[:, step:], upper_left[:, step:] = x[:, :-step], up[:, :-step]
     # Paeth's distances from left + up - upper_left to the left, upper and upper-left neighbours; ties in that order.
     to_left, to_up, to_corner = np.abs(up - upper_left), np.abs(left - upper_left), np.abs(left + up - 2 * upper_left)
     predicted = np.where(
@@ -60,13 +61,15 @@ def paeth_filtered(rows, above, channels):
 
 
 def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=None):
-    """PNG bytes of a PIL image in mode L, LA, RGB or RGBA, with its ICC profile, EXIF and DPI where given, its
-    stripes on `threads` threads (srcnn.cores.in_stripes). Raises LimitPassed once the encoding passes `limit`
-    bytes."""
+    """PNG bytes of a PIL image in mode L, LA, RGB or RGBA (8 bits a sample) or a DeepImage (16 bits), with its ICC
+    profile, EXIF and DPI where given, its stripes on `threads` threads (srcnn.cores.in_stripes). Raises LimitPassed
+    once the encoding passes `limit` bytes."""
     colour_type, channels = COLOUR_TYPES[image.mode]
+    deep = isinstance(image, DeepImage)
+    depth, step = (16, 2 * channels) if deep else (8, channels)  # bits a sample, bytes a pixel
     width, height = image.size
     limit = float("inf") if limit is None else limit
-    head = [SIGNATURE, *chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))]
+    head = [SIGNATURE, *chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))]
     if icc_profile:
         head += chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))
     if dpi:
@@ -75,16 +78,18 @@ def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=No
         head += chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
     stripes, size, counting = {}, [sum(map(len, head))], threading.Lock()
 
-    def rows(top, bottom):  # a band of the image as (rows, width · channels) uint8, copied a band at a time
-        return np.asarray(image.crop((0, top, width, bottom))).reshape(bottom - top, width * channels)
+    def rows(top, bottom):  # a band of the image as (rows, width · bytes a pixel) uint8, copied a band at a time
+        if deep:  # PNG's samples are big-endian
+            return image.pixels[top:bottom].astype(">u2").view(np.uint8).reshape(bottom - top, width * step)
+        return np.asarray(image.crop((0, top, width, bottom))).reshape(bottom - top, width * step)
 
     def compute(_, top, bottom):
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
         parts, adler, length = [], 1, 0
-        above = rows(top - 1, top)[0] if top else np.zeros(width * channels, np.uint8)
+        above = rows(top - 1, top)[0] if top else np.zeros(width * step, np.uint8)
         for band_top in range(top, bottom, BAND):
             band = rows(band_top, min(bottom, band_top + BAND))
-            data = paeth_filtered(band, above, channels)
+            data = paeth_filtered(band, above, step)
             above = band[-1]
             adler, length = zlib.adler32(data, adler), length + len(data)
             parts.append(deflate.compress(data))

@@ -35,6 +35,19 @@ def make_scene(width, height, seed=0, noise=6.0):
     return image
 
 
+def gradients(height, width):
+    """16-bit RGB pixels (uint16): red across, green down, blue along the diagonal, each filling 0..65535."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack(
+        [x * 65535 // (width - 1), y * 65535 // (height - 1), (x + y) * 65535 // (width + height - 2)], -1
+    ).astype(np.uint16)
+
+
+def ihdr(png):
+    """(bit depth, colour type) from a PNG's header."""
+    return png[24], png[25]
+
+
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an ICC profile's bytes
 
 

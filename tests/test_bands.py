@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from srcnn.bands import NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
-from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
+from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from srcnn.cores import BAND, stripes
 from srcnn.engine import load_engines
 from srcnn.files import REPOSITORY as ROOT
@@ -46,7 +46,7 @@ def whole_image(image, engines, scale=None, size=None):
     if pixels.shape[-1] == 4:
         on_luma_scale = (16 + pixels[..., 3] * (219 / 255)).astype(np.float32)
         alphas = [(plane - 16) * (255 / 219) for plane in (enlarged(on_luma_scale), resize_plane(on_luma_scale, size))]
-    ycbcr_to_rgb8(
+    ycbcr_to_rgb(
         enlarged(ycbcr[..., 0]), resize_plane(ycbcr[..., 1], size), resize_plane(ycbcr[..., 2], size), merged, alphas
     )
     if alphas is not None:

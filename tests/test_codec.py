@@ -71,9 +71,10 @@ def test_decoded_modes_are_normalised(image, mode):
     assert decode_image(encoded(image, "TIFF"), 1 << 20).mode == mode
 
 
-def test_sixteen_bit_grey_is_scaled_to_eight_bits_not_clipped():
-    deep = Image.fromarray(np.array([[0, 257 * 128, 65535]], np.uint16))
-    assert np.asarray(decode_image(encoded(deep), 1 << 20)).tolist() == [[0, 128, 255]]
+def test_sixteen_bit_grey_is_kept_and_its_eight_bit_picture_scaled_not_clipped():
+    image = decode_image(encoded(Image.fromarray(np.array([[0, 257 * 128 + 100, 65535]], np.uint16))), 1 << 20)
+    assert image.mode == "L" and image.pixels[..., 0].tolist() == [[0, 257 * 128 + 100, 65535]]
+    assert np.asarray(image.eight_bit()).tolist() == [[0, 128, 255]]
 
 
 def test_exif_orientation_is_applied():
@@ -187,7 +188,8 @@ def test_a_colour_key_becomes_alpha(mode, pixels, key, keyed):
     Image.fromarray(pixels).convert(mode).save(buffer, "PNG", transparency=key)  # a tRNS chunk, written by Pillow
     image = decode_image(buffer.getvalue(), 10**6)
     assert image.mode == ("RGBA" if mode == "RGB" else "LA")
-    assert (np.asarray(image)[..., -1] == 0).tolist() == keyed and set(np.asarray(image)[..., -1].ravel()) <= {0, 255}
+    alpha = image.pixels[..., -1] if mode == "I;16" else np.asarray(image)[..., -1]
+    assert (alpha == 0).tolist() == keyed and set(alpha.ravel()) <= {0, 255 if mode != "I;16" else 65535}
 
 
 def written_by_pillow(image, format, **options):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from srcnn.color import rgb_to_y, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb8
+from srcnn.color import rgb_to_y, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 
 
 def dense_rgb_sample():
@@ -14,13 +14,13 @@ def dense_rgb_sample():
 def test_round_trip_is_exact_over_dense_sample():
     rgb = dense_rgb_sample().reshape(86 * 86, 86, 3)  # planes of any width, in bands of rows
     ycbcr = rgb_to_ycbcr(rgb)
-    back = ycbcr_to_rgb8(ycbcr[..., 0], ycbcr[..., 1], ycbcr[..., 2], np.zeros((86 * 86, 86, 4), np.uint8))
+    back = ycbcr_to_rgb(ycbcr[..., 0], ycbcr[..., 1], ycbcr[..., 2], np.zeros((86 * 86, 86, 4), np.uint8))
     assert np.array_equal(back[..., :3], rgb) and not back[..., 3].any()  # a fourth channel is left alone
 
 
 def test_rgb8_clips_and_rounds():
     y = np.array([[16.0, 235.0, 300.0, 0.0, 126.0 + 0.5 / 1.164383562]], np.float32)  # the last: R = G = B = 128.5
-    out = ycbcr_to_rgb8(y, np.full_like(y, 128), np.full_like(y, 128), np.empty((1, 5, 3), np.uint8))
+    out = ycbcr_to_rgb(y, np.full_like(y, 128), np.full_like(y, 128), np.empty((1, 5, 3), np.uint8))
     assert out[0, :, 0].tolist() == [0, 255, 255, 0, 129] and np.array_equal(out[..., 0], out[..., 2])
 
 

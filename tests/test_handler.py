@@ -12,6 +12,7 @@ import shutil
 import warnings
 import zlib
 
+import imagecodecs
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,7 +25,7 @@ from ts.utils.util import PredictionException
 from handler.admission import Admission
 from handler.protocol import Settings
 from handler.srcnn_handler import SRCNNHandler, without_envelope
-from helpers import MODEL_CONFIG
+from helpers import MODEL_CONFIG, gradients, ihdr
 from srcnn import save_state_dict, upscale
 from srcnn.choice import MAX_COST_DB, choose, worst_costs
 from srcnn.codec import encode_image, estimated_bytes
@@ -218,9 +219,12 @@ def test_palette_with_transparency_keeps_alpha(handler):
 
 
 @pytest.mark.parametrize("value, expected", [(257 * 180, 180), (65535, 255), (300, 1)])
-def test_sixteen_bit_grey_is_scaled_not_clipped(handler, value, expected):
-    answer = decoded(one(handler, {"body": encode(Image.fromarray(np.full((6, 6), value, np.uint16)))})[2])
-    assert answer.mode == "L" and np.asarray(answer).tolist() == [[expected] * 12] * 12
+def test_sixteen_bit_grey_is_answered_in_sixteen_bits_and_as_jpeg_scaled_not_clipped(handler, value, expected):
+    body = encode(Image.fromarray(np.full((6, 6), value, np.uint16)))
+    answer = decoded(one(handler, {"body": body})[2])
+    assert answer.mode == "I;16" and np.abs(np.asarray(answer).astype(int) - value).max() <= 64
+    answer = decoded(one(handler, {"body": body}, Accept="image/jpeg")[2])
+    assert answer.mode == "L" and np.abs(np.asarray(answer).astype(int) - expected).max() <= 1
 
 
 def test_float_tiff_in_zero_to_one(handler):
@@ -811,3 +815,15 @@ def test_decoder_warnings_are_counted_in_the_requests_line_never_logged_as_warni
     assert line.endswith(
         " warnings=1 warning=Corrupt%20EXIF%20data.%20%20Expecting%20to%20read%2012%20bytes%20but%20only%20got%208.%20"
     )
+
+
+def test_the_handler_answers_sixteen_bits_as_png_and_eight_as_jpeg_and_counts_the_answer_twice(model_dir):
+    handler = make_handler(model_dir, max_output_pixels=2 * 64 * 48)
+    body = imagecodecs.png_encode(gradients(24, 32))
+    status, content_type, answer = one(handler, {"body": body})
+    assert (status, content_type, ihdr(answer)) == (200, "image/png", (16, 2))
+    assert imagecodecs.png_decode(answer).shape == (48, 64, 3)
+    status, _, answer = one(handler, {"body": body}, X_Scale="2.5")  # 80×60: over half the pixel limit
+    assert status == 413 and b"for 16-bit answers" in answer
+    status, content_type, answer = one(handler, {"body": body}, X_Scale="2.5", Accept="image/jpeg")
+    assert (status, content_type, decoded(answer).size) == (200, "image/jpeg", (80, 60))

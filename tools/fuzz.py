@@ -24,13 +24,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import atheris
+import imagecodecs
+import numpy as np
 from PIL import Image  # Image itself is imported by tools.hostile anyway; its format plugins are instrumented below
 from ts.context import Context, RequestProcessor
 from ts.torch_handler.base_handler import BaseHandler  # noqa: F401  (imported here: not instrumented)
 
 from srcnn import SRCNN, save_state_dict
 from srcnn.weights import SCALES, weight_file
-from tools.hostile import encode, sample_image
+from tools.hostile import encode, hidden_under_alpha, sample_image
 
 
 def instrumented_imports():
@@ -99,18 +101,22 @@ def make_target(handler, targets):
 
 
 def seeds(folder):
-    """Small valid images of every input format, as fuzzer inputs (flags 0: raw body, PNG content type)."""
+    """Small valid images of every input format and kind of transparency and depth, as fuzzer inputs (flags 0: raw
+    body, PNG content type)."""
     folder.mkdir(parents=True, exist_ok=True)
     card = sample_image(12, 8)
+    deep = np.asarray(card.convert("RGBA"), np.uint16) * 257
+    formats = ("JPEG", "WEBP", "HEIF", "AVIF", "BMP", "TIFF", "GIF", "TGA", "PPM", "ICO", "SGI", "PCX", "QOI", "DDS")
     for name, data in {
         "png": encode(card),
-        "jpeg": encode(card, "JPEG"),
-        "webp": encode(card, "WEBP"),
-        "bmp": encode(card, "BMP"),
-        "tiff": encode(card, "TIFF"),
-        "gif": encode(card, "GIF"),
+        **{format.lower(): encode(card, format) for format in formats},
         "grey16": encode(Image.new("I;16", (5, 4), 3000)),
         "palette": encode(card.convert("P")),
+        "trns-grey": encode(card.convert("L"), transparency=87),
+        "trns-rgb": encode(card, transparency=tuple(np.asarray(card)[0, 0].tolist())),
+        "hidden-under-alpha": encode(hidden_under_alpha(card)),
+        "png16-rgba": imagecodecs.png_encode(deep),
+        "tiff16-rgb": imagecodecs.tiff_encode(deep[..., :3]),
     }.items():
         (folder / f"seed-{name}").write_bytes(b"\x04\x02" + data)
 

@@ -11,6 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+import imagecodecs
 import numpy as np
 import pillow_heif
 from PIL import Image
@@ -108,6 +109,13 @@ def raw_png(width, height, bit_depth, colour_type, rows):
     )
 
 
+def hidden_under_alpha(image):
+    """`image` as RGBA, fully transparent on its left half, red hidden under that transparency."""
+    pixels = np.asarray(image.convert("RGBA")).copy()
+    pixels[:, : image.width // 2] = (255, 0, 0, 0)
+    return Image.fromarray(pixels)
+
+
 def with_exif_orientation(image, orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -132,6 +140,8 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
     start = scan.index(b"\xff\xda") + 20
     scan[start : start + 200] = bytes((b * 7 + 3) % 256 for b in scan[start : start + 200]).replace(b"\xff", b"\x00")
     bomb = raw_png(100_000, 100_000, 8, 0, [])
+    deep = (np.asarray(card.convert("RGBA"), np.uint16) * 257) ^ 0x5A  # 16 bits, the low byte not the high one
+    deep_png = imagecodecs.png_encode(deep)
     frames = [Image.new("RGB", (10, 6), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     animated = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
     rgb16 = raw_png(5, 3, 16, 2, [(np.arange(15, dtype=">u2") * 4000).tobytes()] * 3)
@@ -224,11 +234,21 @@ def corpus(max_input_pixels, max_output_pixels, max_request_size):
         *(Case(f"PNG {kind} with a tRNS colour key", encode(keyed, transparency=key), headers=image, size=x2,
                mode=mode) for kind, keyed, key, mode in (
                    ("1-bit", card.convert("1"), 0, "LA"), ("grey", card.convert("L"), 87, "LA"),
-                   ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "LA"),
+                   # answered as a 16-bit grey-and-alpha PNG, which Pillow reads as RGBA
+                   ("16-bit grey", Image.fromarray(np.asarray(card.convert("L"), np.uint16) * 257), 87 * 257, "RGBA"),
                    ("RGB", card, tuple(np.asarray(card)[0, 0].tolist()), "RGBA"))),
         *(Case(f"{format} header cut short", encode(card, format)[:cut], headers=image, **corrupt)
           for format, cut in (("PNG", 12), ("JPEG", 20), ("TIFF", 12), ("GIF", 8), ("WEBP", 14), ("AVIF", 40),
-                              ("HEIF", 40))),
+                              ("HEIF", 40), ("QOI", 10), ("DDS", 40))),
+        Case("HEIC", encode(card, "HEIF"), headers=image, size=x2, mode="RGB"),
+        Case("AVIF", encode(card, "AVIF"), headers=image, size=x2, mode="RGB"),
+        *(Case(f"{format}, a format Pillow reads", encode(card, format), headers=image, size=x2)
+          for format in ("TGA", "PPM", "SGI", "PCX", "QOI", "DDS")),
+        Case("RGBA PNG hiding red under alpha 0", encode(hidden_under_alpha(card)), headers=image, size=x2,
+             mode="RGBA"),
+        Case("16-bit RGBA PNG (libpng)", deep_png, headers=image, size=x2, mode="RGBA"),
+        Case("16-bit RGB TIFF (libtiff)", imagecodecs.tiff_encode(deep[..., :3]), headers=image, size=x2),
+        Case("16-bit PNG cut short in its data", deep_png[: len(deep_png) // 2], headers=image, **corrupt),
         Case("an explanation asked for", png, headers=image, route="/explanations/srcnn", statuses=(404,),
              kinds=("no_explanations",)),
         Case("KServe v1 explain", json={"instances": [base64.b64encode(png).decode()]},
