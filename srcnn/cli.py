@@ -257,7 +257,8 @@ def kind_of(path):
     """ "image" when `path` starts as an image in a format srcnn reads (its header, read by Pillow), "video" when
     FFmpeg opens it as a video container srcnn reads (srcnn.video), else None."""
     try:
-        with Image.open(path, formats=DECODE_FORMATS):
+        # What Pillow warns of is said on the file's line, once decoded.
+        with warnings.catch_warnings(action="ignore"), Image.open(path, formats=DECODE_FORMATS):
             return "image"
     except Exception:  # any header Pillow cannot take: not an image this command reads
         return "video" if is_video(path) else None
@@ -397,7 +398,7 @@ def check_target(task, inputs, claimed, force):
         raise Done()
     if task.target.exists() and not force:
         try:
-            with Image.open(task.target) as image:
+            with warnings.catch_warnings(action="ignore"), Image.open(task.target) as image:
                 image.verify()
         except Exception:  # not an image Pillow can read through: not ours
             raise Failed(f"{task.target} exists and is not an image; pass --force to overwrite it") from None

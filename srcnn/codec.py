@@ -13,13 +13,16 @@ srcnn.deep.DeepImage, which keeps every bit, counts its pixels twice against the
 16-bit PNG. Pillow reads 16-bit colour in 8 bits only, so those files are decoded by imagecodecs (libpng, libtiff).
 """
 
+import ctypes
 import io
 import threading
 import warnings
 import zlib
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
+import PIL
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -30,6 +33,31 @@ from srcnn.png import COLOUR_TYPES, LimitPassed, encode_png
 from srcnn.scaling import largest_size
 
 pillow_heif.register_heif_opener()  # HEIC/HEIF for Image.open: the format "HEIF", its transforms applied on reading
+
+# libtiff's error handler: (module, printf format, va_list). Pillow's own prints to stderr, outside any request.
+LIBTIFF_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+
+@LIBTIFF_HANDLER
+def libtiff_error(module, format, arguments):
+    """What libtiff says of a damaged TIFF ("Using code not yet in table"), as a Python warning: `decode_image`
+    catches it with the request's other decoder warnings."""
+    message = ctypes.create_string_buffer(400)
+    ctypes.CDLL(None).vsnprintf(message, ctypes.c_size_t(len(message)), format, ctypes.c_void_p(arguments))
+    warnings.warn(f"libtiff: {message.value.decode(errors='replace')}", stacklevel=1)
+
+
+def route_libtiff_errors():
+    """Give the libtiff inside Pillow's wheel (the one its TIFF decoder calls) `libtiff_error` as its error
+    handler; a Pillow built against another libtiff keeps that one's."""
+    found = sorted((Path(PIL.__file__).parent.parent / "pillow.libs").glob("libtiff*.so*"))
+    if found:
+        library = ctypes.CDLL(str(found[0]))
+        library.TIFFSetErrorHandler.argtypes, library.TIFFSetErrorHandler.restype = [LIBTIFF_HANDLER], ctypes.c_void_p
+        library.TIFFSetErrorHandler(libtiff_error)
+
+
+route_libtiff_errors()
 
 # What the service decodes: Pillow's formats that hold photographs, pictures and icons well, and HEIC (pillow-heif).
 DECODE_FORMATS = (
@@ -211,7 +239,12 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """
     with _CATCHING, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = decoded(data, max_pixels)
+        try:
+            image = decoded(data, max_pixels)
+        except CorruptImage as error:
+            if not caught:
+                raise
+            raise CorruptImage(f"{error}; the decoder said: {caught[0].message}") from None
         try:
             image.getexif()  # parsed, and cached on the image, here where its warnings are caught
         except Exception:  # a damaged EXIF block: carry_metadata leaves it out of the answer

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -365,3 +366,28 @@ def test_weights_without_the_precisions_calibration_are_a_usage_error(picture, t
     assert "make calibrate" in capsys.readouterr().err and not out.exists()
     # auto serves what it can: without calibration or measured costs, an fp32 engine
     assert main([*UPSCALE, str(picture), "-o", str(out), "--weights", str(tmp_path / "weights")]) == 0
+
+
+def test_each_file_gets_one_line_as_it_is_done_and_the_summary_counts_them(tmp_path, scene, capsys):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for index in range(3):
+        scene(20 + index, 16, seed=index).save(folder / f"p{index}.png")
+    (folder / "p1_x2.png").write_bytes((folder / "p1.png").read_bytes())  # done by an earlier run
+    (folder / "cut.png").write_bytes((folder / "p0.png").read_bytes()[:60])  # a PNG cut short
+    damaged = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x0f\x01\x02\x00@\x00\x00\x00"  # 5 entries claimed, 1 there
+    scene(20, 16).save(folder / "warned.jpg", exif=damaged)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        assert main([*UPSCALE, str(folder), "--scale", "2"]) == 1
+    assert escaped == []  # Pillow warns of the EXIF as the folder is read and as the file is decoded
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == ("srcnn: 3 of 5 written, 1 skipped: their outputs exist (--force redoes them), 1 refused")
+    for name in ("p0.png", "p1.png", "p2.png", "cut.png", "warned.jpg"):  # one line each, naming the file
+        assert sum(str(folder / name) in line for line in lines[:-1]) == 1, (name, lines)
+    assert f"srcnn: {folder / 'p0.png'} -> {folder / 'p0_x2.png'}" in lines
+    assert f"srcnn: {folder / 'p1.png'}: skipped, {folder / 'p1_x2.png'} exists (--force redoes it)" in lines
+    assert any(line.startswith(f"srcnn: {folder / 'cut.png'}: ") and "PNG" in line for line in lines)
+    warned = f"srcnn: {folder / 'warned.jpg'} -> {folder / 'warned_x2.png'} (warned: Corrupt EXIF data"
+    assert any(line.startswith(warned) for line in lines)
+    assert len(lines) == 6, lines

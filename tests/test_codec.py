@@ -270,6 +270,15 @@ def test_a_damaged_header_of_a_format_read_here_is_corrupt_and_named(format, cut
     assert str(refused.value).startswith(f"the {named} header could not be read")
 
 
+def test_what_libtiff_says_of_a_damaged_tiff_is_in_the_refusal_not_on_stderr(capfd):
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    damaged = bytearray(written_by_pillow(Image.fromarray(pixels), "TIFF", compression="tiff_lzw"))
+    damaged[20:200] = bytes(value ^ 0x55 for value in damaged[20:200])  # inside the LZW strip
+    with pytest.raises(CorruptImage, match="the decoder said: libtiff: Using code not yet in table"):
+        decode_image(bytes(damaged), 10**6)
+    assert capfd.readouterr().err == ""  # libtiff's own handler would print it on the process's stderr
+
+
 def test_what_pillow_warns_of_while_decoding_is_kept_not_printed():
     exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x0f\x01\x02\x00@\x00\x00\x00"  # 5 entries claimed
     damaged = written_by_pillow(CARD, "JPEG", exif=exif)
