@@ -3,6 +3,7 @@
 of the test card panning, with sound), and the addresses and workers of a running TorchServe."""
 
 import io
+import re
 from fractions import Fraction
 
 import av
@@ -73,6 +74,20 @@ def assert_faithful(answer, size):
         assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("Phonemaker", "2026:12:01 10:20:30", 1)
         assert {tag: exif.get_ifd(0x8769).get(tag) for tag in (0xA002, 0xA003)} == {0xA002: size[0], 0xA003: size[1]}
         return image.info, exif
+
+
+# The frontend's memory beyond its heap and direct buffers (code, threads, metaspace): its peak measured 3.14 GiB
+# against 3 GiB of them (docs/deployment.md).
+FRONTEND_OVERHEAD_BYTES = 256 * 2**20
+
+
+def frontend_bound(properties):
+    """The most TorchServe's frontend may hold resident, from config.properties' `vmargs`: its heap (-Xmx) and
+    direct buffers (-XX:MaxDirectMemorySize), both required, and FRONTEND_OVERHEAD_BYTES."""
+    found = re.findall(r"-(Xmx|XX:MaxDirectMemorySize=)(\d+)([mg])", properties["vmargs"])
+    sizes = {name: int(number) * {"m": 2**20, "g": 2**30}[unit] for name, number, unit in found}
+    assert set(sizes) == {"Xmx", "XX:MaxDirectMemorySize="}, properties["vmargs"]
+    return sum(sizes.values()) + FRONTEND_OVERHEAD_BYTES
 
 
 def predictions_url(server):

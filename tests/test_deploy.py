@@ -17,6 +17,7 @@ import requests
 import yaml
 from PIL import Image
 
+from helpers import frontend_bound
 from serving.archive import KSERVE, kserve_store
 from serving.server import free_ports, kserve_server
 from srcnn.files import REPOSITORY as ROOT
@@ -147,8 +148,8 @@ def test_the_plain_deployment_has_probes_resources_and_an_autoscaler():
 
 
 # A TorchServe worker's resident memory with its two lanes loaded, idle: 550 MiB measured by make bench's storm on
-# the 2-core AMD EPYC, family 25, model 17 (docs/decisions.md, D16); its frontend's, not bounded by configuration.
-WORKER_IDLE_BYTES, FRONTEND_BYTES = 600 * 2**20, 2**30
+# the 2-core AMD EPYC, family 25, model 17 (docs/decisions.md, D16).
+WORKER_IDLE_BYTES = 600 * 2**20
 
 
 def memory_limits(node):
@@ -166,11 +167,13 @@ def memory_limits(node):
 
 def test_a_torchserve_pod_holds_its_workers_one_large_answer_and_the_waiting_large_inputs():
     """Every worker idle, one large answer computing (at most 1.1 GB beyond a worker, tests/test_handler.py's
-    test_limits_fit_together), each other place's decoded input (Pillow keeps 4 bytes a pixel) and the frontend."""
+    test_limits_fit_together), each other place's decoded input (Pillow keeps 4 bytes a pixel) and the frontend at
+    the most its vmargs let it hold."""
     config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
     settings, workers = config["handler"], config["minWorkers"]
     waiting = (workers - 1 - settings["large_computing"]) * 4 * settings["max_input_pixels"]
-    need = workers * WORKER_IDLE_BYTES + settings["large_computing"] * 1.1e9 + waiting + FRONTEND_BYTES
+    frontend = frontend_bound(read_properties(KSERVE / "config.properties"))
+    need = workers * WORKER_IDLE_BYTES + settings["large_computing"] * 1.1e9 + waiting + frontend
     limits = [
         limit
         for path, _, document in DOCUMENTS

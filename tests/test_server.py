@@ -7,15 +7,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import requests
 from PIL import Image
 
-from helpers import LIMITS, assert_faithful, make_photo, predictions_url, worker_pids
+from helpers import LIMITS, assert_faithful, frontend_bound, make_photo, predictions_url, worker_pids
+from serving.server import running_torchserve
 from srcnn import upscale
 from srcnn.color import rgb_to_y
 from srcnn.files import REPOSITORY as ROOT
@@ -183,6 +187,47 @@ def test_request_over_max_request_size_is_refused_by_torchserve(server, scene):
     assert under.status_code == 415 and under.json()["type"] == "not_an_image"
     assert requests.put(predictions_url(server), data=encode(scene(8, 8)), timeout=120).status_code == 200
     assert worker_pids(server) == pids
+
+
+def test_eight_large_bodies_at_once_leave_the_frontend_inside_its_bounds(server, scene):
+    """The bar for the frontend's memory: 8 clients at once each sending 190 MiB of random bytes get 413 from the
+    header, the frontend's resident memory (sampled every 0.1 s) staying under 3 GB; then 8 at once each sending
+    random bytes just under max_request_size, the frontend inside what its vmargs allow (tests/helpers.py,
+    frontend_bound); every process lives and the next request is served."""
+    frontend = psutil.Process(running_torchserve(server.tmpdir))
+    pids = worker_pids(server)
+    limit = int(server.properties["max_request_size"])
+
+    def send(size):
+        body = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+        return requests.put(predictions_url(server), data=body, timeout=300).status_code
+
+    def at_once(sizes):
+        """The statuses of one request of each size sent at once, and the frontend's peak meanwhile."""
+        peak, done = [frontend.memory_info().rss], threading.Event()
+
+        def sample():
+            while not done.wait(0.1):
+                peak.append(frontend.memory_info().rss)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(len(sizes)) as pool:
+                return list(pool.map(send, sizes)), max(peak)
+        finally:
+            done.set()
+            sampler.join()
+
+    over, peak = at_once([190 * 2**20 + index for index in range(8)])
+    assert over == [413] * 8 and peak < 3e9, f"frontend peak {peak / 2**30:.2f} GiB"
+    # Answered by the handler (415: random bytes), or, where the frontend's bounded memory is full of bodies, by the
+    # frontend itself (507 Insufficient Storage, docs/usage.md); never more memory than the vmargs allow.
+    under, peak = at_once([limit - 4096 - index for index in range(8)])
+    assert set(under) <= {415, 507} and under.count(415) >= 4, under
+    assert peak <= frontend_bound(server.properties), f"frontend peak {peak / 2**30:.2f} GiB"
+    assert frontend.is_running() and worker_pids(server) == pids
+    assert requests.put(predictions_url(server), data=encode(scene(8, 8)), timeout=120).status_code == 200
 
 
 def test_metrics_are_served_for_prometheus(server):
