@@ -24,7 +24,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from helpers import worker_pids
-from predictor.server import BODY_IDLE_SECONDS
+from predictor.server import BODY_BUDGET_REQUESTS, BODY_IDLE_SECONDS, BODY_RETRY_SECONDS
 from serving.predictor import Predictor
 from serving.server import free_ports
 from srcnn.files import REPOSITORY as ROOT
@@ -268,6 +268,38 @@ def test_the_predictor_refuses_a_body_over_the_request_limit_before_reading_it(p
     assert response.status == 413 and f"{limit:,} bytes" in json.loads(response.read())["error"]
     connection.close()
     assert predictor.ready()
+
+
+def test_the_predictor_holds_bodies_up_to_its_budget_and_refuses_one_more_with_a_retry_after(predictor):
+    limit = int(read_properties(ROOT / "config.properties")["max_request_size"])
+
+    def opened(length):
+        connection = http.client.HTTPConnection("127.0.0.1", predictor.http_port, timeout=60)
+        connection.putrequest("POST", "/v2/models/srcnn/infer")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        return connection
+
+    held = []
+    for _ in range(BODY_BUDGET_REQUESTS):  # bodies at the limit, arriving slowly: all held
+        held.append(opened(limit))
+        held[-1].send(b"x" * 1000)
+    time.sleep(1)
+    refused = opened(limit)  # no body follows: refused from its header
+    response = refused.getresponse()
+    answer = json.loads(response.read())
+    assert (response.status, response.getheader("Retry-After")) == (503, str(BODY_RETRY_SECONDS)), answer
+    assert answer["error"].startswith("the server holds as many request bodies as it may")
+    refused.close()
+    for connection in held:
+        connection.close()
+    deadline = time.monotonic() + 30  # the held requests end as their connections close, and free the budget
+    while (status := requests.put(predictor.inference_url + "/v2/models/srcnn/infer", data=PNG).status_code) == 503:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert status == 200
+    lines = [line for line in predictor.log.read_text().splitlines() if "status=503 error=server_busy" in line]
+    assert lines and 'outcome="server_busy"' in requests.get(predictor.inference_url + "/metrics", timeout=30).text
 
 
 @pytest.mark.server  # starts a predictor of its own, with a low threshold for large requests
