@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from handler.protocol import ClientError, Job, choose_media_type, factor_label, header, requested_sizing, what_fits
 from handler.wire import answer
+from srcnn.bands import Stopped
 from srcnn.codec import (
     OutputTooLarge,
     ResponseTooLarge,
@@ -87,10 +88,14 @@ def check_estimated_bytes(image, output, media_type, limit):
 def computed(job, trace, admission, upscalers, reply, gone=None):
     """`reply(image, job)`, the answer to `job` once upscaled: a large request holds a place of `admission` (or is
     refused 503) and waits for its turn (dropped, 499, if `gone()` says its client has left meanwhile;
-    handler.admission); `upscalers[large]` computes it. The upscaling and the reply are timed in `trace`."""
+    handler.admission); `upscalers[large]` computes it, and gives it up (499) where `gone()` says so before a band
+    of rows. The upscaling and the reply are timed in `trace`."""
     with admission.place(job.size) as large:
         with admission.turn(job.size, gone), trace.timed("upscale"):
-            image = upscalers[large].upscale(job.image, size=job.size)
+            try:
+                image = upscalers[large].upscale(job.image, size=job.size, stop=gone)
+            except Stopped:
+                raise ClientError(499, "client_gone", "the client closed the connection while its answer was computed")
         with trace.timed("encode"):
             return reply(image, job)
 

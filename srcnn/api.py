@@ -66,13 +66,15 @@ class Upscaler:
         image: Image.Image | DeepImage,
         scale: object = None,
         size: tuple[int | None, int | None] | None = None,
+        stop=None,
     ) -> Image.Image | DeepImage:
         """A new image: `image` (any mode Pillow decodes, palette images converted, alpha kept; or a DeepImage)
         enlarged by `scale` (default 2) or to `size` = (width, height), either side None to keep the aspect ratio.
         Grey stays grey, colour stays colour; the result has the image's colour profile and metadata
         (srcnn.codec.carry_metadata) and is a PIL image of 8 bits a channel, or a DeepImage of 16 where the image
         is one or is grey of more than 8 bits (Pillow's I;16, I, F). Raises srcnn.scaling.ScaleError for a factor
-        or size out of range."""
+        or size out of range, and srcnn.bands.Stopped where `stop()` (checked before each band of rows) says to
+        give up."""
         if scale is None and size is None:
             scale = DEFAULT_SCALE
         image = to_supported_mode(image)
@@ -81,7 +83,7 @@ class Upscaler:
             if answer[1] > stripe_unit(image.size, self.lanes[0], answer):
                 self.prepare()  # more than one stripe: the other lanes have work
             in_fp32 = self._in_fp32 or not isinstance(image, DeepImage)
-            result = upscale(image, self.lanes if in_fp32 else self.fp32_lanes(), scale, size)
+            result = upscale(image, self.lanes if in_fp32 else self.fp32_lanes(), scale, size, stop)
         return carry_metadata(image, result)
 
     def fp32_lanes(self) -> list:

@@ -196,11 +196,16 @@ def stripe_unit(image_size, engines, size):
     return math.lcm(BAND, enlarged_stream(Rows(height, width, BAND), engines, size).band)
 
 
+class Stopped(Exception):
+    """An upscaling given up between two bands because its `stop()` said so (its client has gone)."""
+
+
 def upscale(
     image: Image.Image,
     engines: dict | list | None,
     scale: object = None,
     size: tuple[int | None, int | None] | None = None,
+    stop=None,
 ) -> Image.Image:
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
@@ -212,7 +217,8 @@ def upscale(
     (`enlarged_stream`), chroma is upscaled bicubically in float straight to the output size, and colour is divided
     by the enlarged alpha again; all in float, a band of output rows at a time, so that memory beyond the answer is
     bounded by the bands. With several lanes the answer's rows are cut into stripes (srcnn.cores.in_stripes), each
-    computed by one thread with streams of its own.
+    computed by one thread with streams of its own. Where `stop()` says so before a band, the work is given up
+    (Stopped).
     """
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
@@ -247,6 +253,8 @@ def upscale(
     def compute(engines, top, bottom):
         luma, chroma, alpha = streams(engines)
         for band_top in range(top, bottom, BAND):
+            if stop is not None and stop():
+                raise Stopped("stopped before its last band")
             band_bottom = min(bottom, band_top + BAND)
             merged = np.empty((band_bottom - band_top, size[0], pixels.shape[-1]), pixels.dtype)
             alphas = None if alpha is None else [luma_to_alpha(plane.rows(band_top, band_bottom)) for plane in alpha]

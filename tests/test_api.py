@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from srcnn import Upscaler, upscale
+from srcnn.bands import Stopped
 from srcnn.engine import load_engines
 from srcnn.scaling import ScaleError
 from srcnn.weights import SHIPPED
@@ -76,3 +77,16 @@ def test_lanes_are_loaded_once_an_image_has_more_than_one_stripe(scene):
     assert len(upscaler.lanes) == 1
     upscaler.upscale(scene(40, 40), scale=2.5)  # 100 rows resampled in 64-row bands: two stripes, every lane
     assert len(upscaler.lanes) == 3 and all(sorted(lane) == [2, 3, 4] for lane in upscaler.lanes)
+
+
+def test_an_upscaling_is_given_up_between_bands_when_stop_says_so(upscaler, scene):
+    asked = []
+
+    def stop_at_the_third_band():
+        asked.append(True)
+        return len(asked) >= 3
+
+    with pytest.raises(Stopped):
+        upscaler.upscale(scene(64, 300), 2, stop=stop_at_the_third_band)  # 600 rows: more than three bands
+    assert len(asked) == 3
+    assert upscaler.upscale(scene(64, 300), 2, stop=lambda: False).size == (128, 600)

@@ -8,6 +8,7 @@ import base64
 import http.client
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -329,5 +330,16 @@ def test_a_large_request_whose_client_leaves_before_its_turn_is_never_computed(t
         assert any("status=499 error=client_gone" in line and "upscale_ms" not in line for line in lines), lines
         metrics = requests.get(f"{server.inference_url}/metrics", timeout=30).text
         assert 'outcome="client_gone"' in metrics
+        # A client that leaves while its answer is computed: given up at the next band, long before the end.
+        whole = float(re.search(r"status=200 .*upscale_ms=([0-9.]+)", "\n".join(lines))[1])
+        with pytest.raises(requests.ReadTimeout):
+            requests.put(url, data=encode(sample_image(512, 512)), headers={"X-Scale": "8"}, timeout=1)
+        deadline = time.monotonic() + 60
+        while not (
+            stopped := re.findall(r"status=499 error=client_gone .*upscale_ms=([0-9.]+)", server.log.read_text())
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert float(stopped[0]) < whole / 2, (stopped, whole)
     finally:
         server.stop()
