@@ -15,6 +15,7 @@ srcnn.deep.DeepImage, which keeps every bit, counts its pixels twice against the
 
 import ctypes
 import io
+import struct
 import threading
 import warnings
 import zlib
@@ -246,7 +247,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
                 raise
             raise CorruptImage(f"{error}; the decoder said: {caught[0].message}") from None
         try:
-            image.getexif()  # parsed, and cached on the image, here where its warnings are caught
+            if isinstance(image, Image.Image):  # a DeepImage's EXIF is bytes until carry_metadata reads them
+                image.getexif()  # parsed, and cached on the image, here where its warnings are caught
         except Exception:  # a damaged EXIF block: carry_metadata leaves it out of the answer
             pass
     image.info["decoder_warnings"] = list(dict.fromkeys(str(warning.message) for warning in caught))
@@ -268,6 +270,8 @@ def decoded(data, max_pixels):
             f"most {max_pixels:,} pixels"
         ) from None
     except UnidentifiedImageError:
+        if grey_and_alpha_tiff(data):  # a 16-bit one, which Pillow does not identify
+            return deep_tiff(bytes(data), max_pixels)
         name = sniff_format(data)
         if name:
             raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
@@ -329,6 +333,52 @@ def deep_decoder(image, data):
     if bits == {16} and formats == {1} and tags.get(SAMPLES_PER_PIXEL, 1) in samples:
         return imagecodecs.tiff_decode
     return None
+
+
+TIFF_VALUES = {3: "H", 4: "I"}  # SHORT and LONG: the types of the tags read by `tiff_tags`
+
+
+def tiff_tags(data):
+    """{tag: values} of the SHORT and LONG tags in a classic TIFF's first directory (empty where it is not one or
+    the directory is damaged)."""
+    data = bytes(data)
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    tags = {}
+    try:
+        (offset,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, offset)
+        for index in range(count):
+            tag, kind, number, value = struct.unpack_from(order + "HHI4s", data, offset + 2 + 12 * index)
+            if kind in TIFF_VALUES and number <= 8:
+                size = struct.calcsize(TIFF_VALUES[kind]) * number
+                held = value if size <= 4 else data[struct.unpack(order + "I", value)[0] :]
+                tags[tag] = struct.unpack_from(order + TIFF_VALUES[kind] * number, held)
+    except (TypeError, struct.error):  # no TIFF byte order, or a directory past the end
+        return {}
+    return tags
+
+
+def grey_and_alpha_tiff(data):
+    """Whether `data` is a TIFF of 16-bit unsigned grey (BlackIsZero) and one extra sample, by its first directory."""
+    tags = tiff_tags(data)
+    shape = tuple(tags.get(tag, (None,))[0] for tag in (PHOTOMETRIC, SAMPLES_PER_PIXEL))
+    return shape == (1, 2) and set(tags.get(BITS_PER_SAMPLE, ())) == {16} and set(tags.get(SAMPLE_FORMAT, (1,))) == {1}
+
+
+def deep_tiff(data, max_pixels):
+    """The DeepImage of a TIFF `grey_and_alpha_tiff` takes, checked against `max_pixels` before it is decoded
+    and turned upright by its orientation tag (its other metadata is not read)."""
+    tags = tiff_tags(data)
+    width, height = tags[IMAGE_WIDTH][0], tags[IMAGE_LENGTH][0]
+    check_input_pixels(width, height, max_pixels, PIXEL_WEIGHT)
+    try:
+        pixels = imagecodecs.tiff_decode(data)
+    except Exception as error:  # libtiff's errors on damaged data
+        raise CorruptImage(f"the TIFF data could not be decoded ({type(error).__name__}: {error})") from None
+    if pixels.dtype != np.uint16 or pixels.shape != (height, width, 2):
+        raise CorruptImage(f"the TIFF data decode to {pixels.dtype} {pixels.shape}, not its header's {width}×{height}")
+    orientation = tags.get(ORIENTATION, (1,))[0]
+    return DeepImage(np.ascontiguousarray(UPRIGHT[orientation](pixels)) if orientation in UPRIGHT else pixels)
 
 
 def deep_decoded(image, pixels):

@@ -39,13 +39,16 @@ def averaged_back(answer, factor):
 
 
 @pytest.mark.parametrize(
-    "writer, channels",
-    # Pillow does not identify a 16-bit grey TIFF with alpha, so that one is not read.
-    [("libpng", 1), ("libpng", 2), ("libpng", 3), ("libpng", 4), ("libtiff", 1), ("libtiff", 3), ("libtiff", 4)],
+    "writer, channels", [(writer, channels) for writer in ("libpng", "libtiff") for channels in (1, 2, 3, 4)]
 )
 def test_sixteen_bit_files_decode_with_every_sample_kept(writer, channels):
     pixels = noise(9, 13, channels)
-    data = (imagecodecs.png_encode if writer == "libpng" else imagecodecs.tiff_encode)(pixels.squeeze())
+    if writer == "libpng":
+        data = imagecodecs.png_encode(pixels.squeeze())
+    elif channels == 2:  # grey and alpha, which Pillow does not identify: read from its directory
+        data = imagecodecs.tiff_encode(pixels, photometric="minisblack", planarconfig="contig", extrasample=2)
+    else:
+        data = imagecodecs.tiff_encode(pixels.squeeze())
     image = decode_image(data, 10**6)
     assert isinstance(image, DeepImage) and image.mode == MODES[channels] and image.size == (13, 9)
     assert np.array_equal(image.pixels, pixels)
@@ -113,6 +116,31 @@ def test_hidden_colour_under_alpha_zero_never_shows_in_sixteen_bits():
     opaque = Upscaler(precision="onnxruntime-fp32", threads=1).upscale(DeepImage(pixels[..., :3].copy())).pixels
     assert np.all(answers[0][32:48, 32:48, 3] == 65535)
     assert np.array_equal(answers[0][32:48, 32:48, :3], opaque[32:48, 32:48])
+
+
+def grey_and_alpha_tiff(pixels, orientation):
+    """A little-endian TIFF as the TIFF 6.0 specification lays it out: header, one directory of SHORT and LONG
+    entries in tag order, then the uncompressed 16-bit grey-and-alpha strip."""
+    height, width, _ = pixels.shape
+    entries = [
+        (256, 4, width), (257, 4, height), (258, 3, 16 | 16 << 16), (259, 3, 1), (262, 3, 1), (273, 4, 0),
+        (274, 3, orientation), (277, 3, 2), (278, 4, height), (279, 4, pixels.nbytes), (338, 3, 2),
+    ]  # fmt: skip
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    directory = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", tag, kind, 2 if tag == 258 else 1, data_offset if tag == 273 else value)
+        for tag, kind, value in entries
+    )
+    return b"II*\x00" + struct.pack("<I", 8) + directory + bytes(4) + pixels.astype("<u2").tobytes()
+
+
+def test_a_sixteen_bit_grey_and_alpha_tiff_is_turned_upright_and_limited_from_its_directory():
+    pixels = noise(9, 13, 2)
+    assert np.array_equal(decode_image(grey_and_alpha_tiff(pixels, 1), 10**6).pixels, pixels)
+    image = decode_image(grey_and_alpha_tiff(pixels, 6), 10**6)  # 6: turn 90° clockwise to view
+    assert image.size == (9, 13) and np.array_equal(image.pixels, np.rot90(pixels, -1))
+    with pytest.raises(ImageTooLarge, match="for 16-bit images"):
+        decode_image(grey_and_alpha_tiff(pixels, 1), 2 * 9 * 13 - 1)
 
 
 def test_a_sixteen_bit_image_counts_twice_against_the_input_limit():
