@@ -377,8 +377,7 @@ def deep_tiff(data, max_pixels):
         raise CorruptImage(f"the TIFF data could not be decoded ({type(error).__name__}: {error})") from None
     if pixels.dtype != np.uint16 or pixels.shape != (height, width, 2):
         raise CorruptImage(f"the TIFF data decode to {pixels.dtype} {pixels.shape}, not its header's {width}×{height}")
-    orientation = tags.get(ORIENTATION, (1,))[0]
-    return DeepImage(np.ascontiguousarray(UPRIGHT[orientation](pixels)) if orientation in UPRIGHT else pixels)
+    return DeepImage(upright(pixels, tags.get(ORIENTATION, (1,))[0]))
 
 
 def deep_decoded(image, pixels):
@@ -393,9 +392,13 @@ def deep_decoded(image, pixels):
         with np.errstate(divide="ignore", invalid="ignore"):
             straight = np.where(alpha > 0, pixels[..., :-1] * (65535.0 / alpha), 0)
         pixels = np.concatenate([to_levels(straight / 257.0, np.uint16), pixels[..., -1:]], axis=-1)
-    orientation = image.getexif().get(ORIENTATION)
-    pixels = np.ascontiguousarray(UPRIGHT[orientation](pixels)) if orientation in UPRIGHT else pixels
-    return DeepImage(pixels, {key: image.info[key] for key in METADATA if key in image.info})
+    metadata = {key: image.info[key] for key in METADATA if key in image.info}
+    return DeepImage(upright(pixels, image.getexif().get(ORIENTATION)), metadata)
+
+
+def upright(pixels, orientation):
+    """(H, W, C) `pixels` stored with EXIF `orientation`, turned upright (a copy where turned)."""
+    return np.ascontiguousarray(UPRIGHT[orientation](pixels)) if orientation in UPRIGHT else pixels
 
 
 def eight_bit(image):
