@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from helpers import frontend_bound
+from predictor.server import BODY_BUDGET_REQUESTS
 from serving.archive import KSERVE, kserve_store
 from serving.server import free_ports, kserve_server
 from srcnn.files import REPOSITORY as ROOT
@@ -181,6 +182,29 @@ def test_a_torchserve_pod_holds_its_workers_one_large_answer_and_the_waiting_lar
         for limit in memory_limits(document)
     ]
     assert len(limits) >= 5 and min(limits) >= need, (limits, need)
+
+
+# The predictor's resident memory, its two Upscalers' lanes loaded, after a few small requests: 586 MiB measured on
+# the 2-core AMD EPYC, family 25, model 17.
+PREDICTOR_IDLE_BYTES = 700 * 2**20
+
+
+def test_a_predictor_pod_holds_one_large_answer_the_waiting_inputs_the_small_ones_and_the_bodies():
+    """The predictor computes minWorkers requests at once, large ones in minWorkers - 1 places and
+    large_computing turns (predictor/model.py): one large answer computing, the other places' decoded inputs, the
+    threads left to small requests each at most a large request's answer (4 bytes a pixel in Pillow), and the
+    request bodies it holds at once (predictor/server.py)."""
+    config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    settings, workers = config["handler"], config["minWorkers"]
+    places = max(1, workers - 1)
+    waiting = (places - settings["large_computing"]) * 4 * settings["max_input_pixels"]
+    small = (workers - places) * 4 * settings["large_output_pixels"]
+    bodies = BODY_BUDGET_REQUESTS * int(read_properties(ROOT / "config.properties")["max_request_size"])
+    need = PREDICTOR_IDLE_BYTES + settings["large_computing"] * 1.1e9 + waiting + small + bodies
+    limits = [
+        limit for path, _, document in DOCUMENTS if path.parent.name == "predictor" for limit in memory_limits(document)
+    ]
+    assert len(limits) >= 3 and min(limits) >= need, (limits, need)
 
 
 def test_the_runtime_config_follows_kserves_conventions():
