@@ -306,7 +306,7 @@ def test_the_runtime_image_bakes_in_the_pinned_extra_packages():
     assert "pip install --no-cache-dir -r /tmp/srcnn-requirements.txt" in dockerfile
     extra = [line for line in (KSERVE / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
     pinned = (ROOT / "requirements.txt").read_text().splitlines()
-    assert {"onnxruntime", "onnx", "openvino"} <= {line.split("==")[0] for line in extra}
+    assert {"onnxruntime", "onnx", "openvino", "pillow-heif", "imagecodecs"} <= {line.split("==")[0] for line in extra}
     assert all("==" in line and line in pinned for line in extra)  # the versions the project tests
     assert read_properties(KSERVE / "config.properties")["install_py_dep_per_model"] == "false"
 
