@@ -458,10 +458,10 @@ def test_a_bad_request_fails_alone_in_its_batch(handler, scene):
 def test_an_unexpected_failure_is_a_500_for_that_request_only(handler, scene, monkeypatch):
     real = handler.upscaler.upscale
 
-    def flaky(image, scale=None, size=None):
+    def flaky(image, scale=None, size=None, stop=None):
         if image.width == 13:
             raise RuntimeError("boom")
-        return real(image, scale, size)
+        return real(image, scale, size, stop)
 
     monkeypatch.setattr(handler.upscaler, "upscale", flaky)
     results = call(handler, ({"body": encode(scene(13, 5))}, {}), ({"body": encode(scene(12, 5))}, {}))
