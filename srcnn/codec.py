@@ -349,7 +349,7 @@ def tiff_tags(data):
         (count,) = struct.unpack_from(order + "H", data, offset)
         for index in range(count):
             tag, kind, number, value = struct.unpack_from(order + "HHI4s", data, offset + 2 + 12 * index)
-            if kind in TIFF_VALUES and number <= 8:
+            if kind in TIFF_VALUES and 1 <= number <= 8:
                 size = struct.calcsize(TIFF_VALUES[kind]) * number
                 held = value if size <= 4 else data[struct.unpack(order + "I", value)[0] :]
                 tags[tag] = struct.unpack_from(order + TIFF_VALUES[kind] * number, held)
@@ -361,8 +361,11 @@ def tiff_tags(data):
 def grey_and_alpha_tiff(data):
     """Whether `data` is a TIFF of 16-bit unsigned grey (BlackIsZero) and one extra sample, by its first directory."""
     tags = tiff_tags(data)
-    shape = tuple(tags.get(tag, (None,))[0] for tag in (PHOTOMETRIC, SAMPLES_PER_PIXEL))
-    return shape == (1, 2) and set(tags.get(BITS_PER_SAMPLE, ())) == {16} and set(tags.get(SAMPLE_FORMAT, (1,))) == {1}
+    if not {IMAGE_WIDTH, IMAGE_LENGTH, PHOTOMETRIC, SAMPLES_PER_PIXEL, BITS_PER_SAMPLE} <= tags.keys():
+        return False
+    unsigned = set(tags.get(SAMPLE_FORMAT, (1,))) == {1}
+    grey_and_alpha = (tags[PHOTOMETRIC][0], tags[SAMPLES_PER_PIXEL][0]) == (1, 2)
+    return grey_and_alpha and set(tags[BITS_PER_SAMPLE]) == {16} and unsigned
 
 
 def deep_tiff(data, max_pixels):

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from helpers import SRGB, gradients, ihdr, predictions_url
 from srcnn.api import Upscaler
-from srcnn.codec import ImageTooLarge, decode_image, encode_image
+from srcnn.codec import CorruptImage, ImageTooLarge, decode_image, encode_image
 from srcnn.deep import DeepImage
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -141,6 +141,19 @@ def test_a_sixteen_bit_grey_and_alpha_tiff_is_turned_upright_and_limited_from_it
     assert image.size == (9, 13) and np.array_equal(image.pixels, np.rot90(pixels, -1))
     with pytest.raises(ImageTooLarge, match="for 16-bit images"):
         decode_image(grey_and_alpha_tiff(pixels, 1), 2 * 9 * 13 - 1)
+
+
+@pytest.mark.parametrize("tag, damage", [(277, "no values"), (256, "missing")])
+def test_a_grey_and_alpha_tiff_whose_directory_is_damaged_is_corrupt(tag, damage):
+    """What the fuzzer found: a tag of no values, or no width, once made the directory's reader fail (a 500)."""
+    data = bytearray(grey_and_alpha_tiff(noise(9, 13, 2), 1))
+    entry = data.index(struct.pack("<H", tag), 10, 10 + 12 * 11)  # in the directory
+    if damage == "no values":
+        data[entry + 4 : entry + 8] = struct.pack("<I", 0)
+    else:
+        data[entry : entry + 2] = struct.pack("<H", 65000)  # a tag nobody knows, in the width's place
+    with pytest.raises(CorruptImage, match="TIFF"):
+        decode_image(bytes(data), 10**6)
 
 
 def test_a_sixteen_bit_image_counts_twice_against_the_input_limit():
