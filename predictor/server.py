@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput, ModelNotFound
 
 from handler.protocol import ClientError, Trace
-from handler.wire import KSERVE_V1, KSERVE_V2
+from handler.wire import KSERVE_V1, KSERVE_V2, error_body
 
 CLIENT_MISTAKES = (InvalidInput, ModelNotFound, ClientError)  # refused by KServe's own handlers too
 WATCH_SECONDS = 0.5  # how often a request being served looks whether its client has gone
@@ -68,11 +68,12 @@ async def watch(request, gone):
 
 
 def refusal(error, path, close):
-    """The JSON response of a request refused by BodyLimit (a ClientError), after its log line and metrics
-    (`close`, predictor.model.SRCNNModel.close)."""
+    """The response to a request refused by BodyLimit (a ClientError), its body in the wire format of its route
+    (handler.wire.error_body), after its log line and metrics (`close`, predictor.model.SRCNNModel.close)."""
     wire = KSERVE_V1 if path.startswith("/v1/") else KSERVE_V2
     close(Trace(wire=wire, status=error.status, error=error.kind))
-    return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+    body = error_body(error, wire)
+    return Response(body, status_code=error.status, media_type="application/json", headers=error.headers)
 
 
 def without_client_tracebacks(record):

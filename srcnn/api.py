@@ -87,9 +87,10 @@ class Upscaler:
         return carry_metadata(image, result)
 
     def fp32_lanes(self) -> list:
-        """Lanes of the fastest fp32 engine measured here (the choice is cached, so loading them takes tens of
-        milliseconds): a DeepImage's, where this object's engine is not fp32. They are loaded for each such image
-        and let go after it, so that memory between images stays that of the chosen engine."""
+        """Lanes of the fastest fp32 engine measured here (the choice is cached, so loading them is quick: 26 ms on
+        the machine of docs/decisions.md, D17): a DeepImage's, where this object's engine is not fp32. They are
+        loaded for each such image and let go after it, so that memory between images stays that of the chosen
+        engine."""
         engines, choice = load_chosen(self._weights, "fp32", self._device, engine_threads=1)
         more = [load_engines(self._weights, self._device, 1, choice.engine, choice.tile) for _ in self.lanes[1:]]
         return [engines, *more]

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from srcnn.color import rgb_to_channel, snapped_alpha, to_levels, ycbcr_to_rgb
+from srcnn.color import from_levels, rgb_to_channel, snapped_alpha, to_levels, ycbcr_to_rgb
 from srcnn.cores import BAND, in_stripes
 from srcnn.deep import DeepImage
 from srcnn.imaging import BICUBIC_SUPPORT, resize_plane
@@ -89,8 +89,8 @@ class ChannelRows(Rows):
 
     def compute(self, top, bottom):
         rows = self.pixels[top:bottom]
-        if rows.dtype == np.uint16:
-            rows = rows * np.float32(1 / 257)
+        if rows.dtype == np.uint16:  # uint8 goes to rgb_to_channel as it is, converted there a chunk at a time
+            rows = from_levels(rows)
         if self.channel is None:
             return alpha_to_luma(rows[:, :, 3])
         if rows.shape[-1] == 4:

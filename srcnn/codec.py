@@ -37,6 +37,7 @@ pillow_heif.register_heif_opener()  # HEIC/HEIF for Image.open: the format "HEIF
 
 # libtiff's error handler: (module, printf format, va_list). Pillow's own prints to stderr, outside any request.
 LIBTIFF_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+LIBC = ctypes.CDLL(None)  # the process's C library, for vsnprintf
 
 
 @LIBTIFF_HANDLER
@@ -44,7 +45,7 @@ def libtiff_error(module, format, arguments):
     """What libtiff says of a damaged TIFF ("Using code not yet in table"), as a Python warning: `decode_image`
     catches it with the request's other decoder warnings."""
     message = ctypes.create_string_buffer(400)
-    ctypes.CDLL(None).vsnprintf(message, ctypes.c_size_t(len(message)), format, ctypes.c_void_p(arguments))
+    LIBC.vsnprintf(message, ctypes.c_size_t(len(message)), format, ctypes.c_void_p(arguments))
     warnings.warn(f"libtiff: {message.value.decode(errors='replace')}", stacklevel=1)
 
 

@@ -102,6 +102,12 @@ def to_levels(values, dtype):
     return np.floor((clipped if top == 255 else clipped * (top / 255.0)) + 0.5).astype(dtype)
 
 
+def from_levels(values):
+    """uint8 or uint16 values -> float32 on the 0..255 scale (16-bit values ÷ 257, unrounded): `to_levels` undone."""
+    values = np.asarray(values)
+    return values.astype(np.float32) if values.dtype == np.uint8 else values * np.float32(1 / 257)
+
+
 def to_uint8(values):
     """Float array on the 0..255 scale -> uint8, clipped and rounded half away from zero (MATLAB's uint8())."""
     return to_levels(values, np.uint8)

@@ -9,7 +9,7 @@ bytes; this in 2 a channel), so the service counts its pixels twice against its 
 import numpy as np
 from PIL import Image
 
-from srcnn.color import to_levels
+from srcnn.color import from_levels, to_levels
 from srcnn.imaging import resize_plane
 
 MODES = ("L", "LA", "RGB", "RGBA")  # by number of channels
@@ -53,12 +53,13 @@ class DeepImage:
 
     def resize(self, size: tuple[int, int]) -> "DeepImage":
         """Bicubic, each channel in float (srcnn.imaging.resize_plane), rounded to 16 bits."""
-        channels = [resize_plane(self.pixels[..., index] / 257.0, size) for index in range(self.pixels.shape[2])]
+        values = from_levels(self.pixels)
+        channels = [resize_plane(values[..., index], size) for index in range(values.shape[2])]
         return DeepImage(to_levels(np.stack(channels, axis=-1), np.uint16), self.info)
 
     def eight_bit(self) -> Image.Image:
         """The PIL image of the same mode, 8 bits a channel (each value ÷ 257, rounded), with the same `info`."""
-        values = to_levels(self.pixels / 257.0, np.uint8)
+        values = to_levels(from_levels(self.pixels), np.uint8)
         image = Image.fromarray(values[..., 0] if self.mode == "L" else values)
         image.info = dict(self.info)
         return image

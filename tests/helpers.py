@@ -77,7 +77,7 @@ def assert_faithful(answer, size):
 
 
 # The frontend's memory beyond its heap and direct buffers (code, threads, metaspace): its peak measured 3.14 GiB
-# against 3 GiB of them (docs/deployment.md).
+# against 3 GiB of them on the 2-core AMD EPYC, family 25, model 17 (docs/deployment.md).
 FRONTEND_OVERHEAD_BYTES = 256 * 2**20
 
 
