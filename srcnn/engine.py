@@ -2,8 +2,9 @@
 
 Each engine is a runtime and an arithmetic, named `runtime-arithmetic` (ENGINES): on a CPU, ONNX Runtime and
 OpenVINO run a graph built from the weights (`onnx_graph`: the reconstruction layer phase-packed) in fp32 or with
-the mapping layer in int8 (srcnn.quantize), OpenVINO also with its bf16 hint, and torch runs the module in
-bfloat16; on CUDA torch runs the module. Which one serves is chosen on the machine at hand (srcnn.choice).
+the mapping layer in int8 (srcnn.quantize; on OpenVINO the reconstruction layer too), OpenVINO also with its bf16
+hint, and torch runs the module in bfloat16; on CUDA torch runs the module. Which one serves is chosen on the
+machine at hand (srcnn.choice).
 """
 
 import copy
@@ -14,7 +15,7 @@ import onnxruntime
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight
+from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, int8_calibration, load_model, weight_file
 
 # Every engine by device: name -> (runtime, arithmetic). "fp32" engines compute the reference itself; the others'
@@ -120,7 +121,8 @@ class OpenVinoEngine(GraphEngine):
     runtime = "openvino"
 
     def __init__(self, model, engine_threads=None, calibration=None, hint="fp32"):
-        self.request = openvino_request(onnx_graph(model, calibration), engine_threads, hint)
+        graph = onnx_graph(model, calibration, int8_reconstruction=calibration is not None)
+        self.request = openvino_request(graph, engine_threads, hint)
         super().__init__(model, engine_threads, calibration, hint)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
@@ -159,7 +161,7 @@ def openvino_request(graph, engine_threads=None, hint="fp32"):
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
 
-def onnx_graph(model, calibration=None):
+def onnx_graph(model, calibration=None, int8_reconstruction=False):
     """An ONNX model computing `model` in valid mode, (1, 1, H, W) "y" -> (1, P·Q, (H - 2b)/P, (W - 2b)/Q) "out".
 
     The reconstruction layer has one output channel, which MLAS runs padded to a block of 8 (docs/decisions.md,
@@ -169,7 +171,9 @@ def onnx_graph(model, calibration=None):
     With an int8 `calibration` (srcnn.quantize), the network is its equalized form, the mapping layer runs in
     int8 (`int8_layer`), and a second output "first_max" is the largest first-layer activation (which
     GraphEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
-    costs nothing measurable, D3).
+    costs nothing measurable, D3). With `int8_reconstruction` too, the reconstruction layer takes the mapping
+    layer's 8-bit output as it is and runs in int8 (`reconstruction_halves`), as exact as in fp32: OpenVINO runs
+    it so at int8's speed, ONNX Runtime slower than in fp32 (D19).
     """
     if model.channels != 1:
         raise ValueError(f"the ONNX engine runs single-channel (Y) models, not {model.channels} channels")
@@ -191,6 +195,11 @@ def onnx_graph(model, calibration=None):
         last_layer = index == len(weights) - 1
         if calibration is not None and index == 1:
             layer_nodes, layer_initializers, value = int8_layer(value, model.convs[1], calibration)
+            nodes += layer_nodes
+            initializers += layer_initializers
+            continue
+        if last_layer and calibration is not None and int8_reconstruction:
+            layer_nodes, layer_initializers = reconstruction_halves(value, weight, bias)
             nodes += layer_nodes
             initializers += layer_initializers
             continue
@@ -247,6 +256,28 @@ def int8_layer(value, conv, calibration):
         helper.make_node("DequantizeLinear", ["out_uint8", "out_step", "zero"], ["relu1_dq"]),
     ]
     return nodes, initializers, "relu1_dq"
+
+
+def reconstruction_halves(value, weight, bias):
+    """(nodes, initializers) of the packed reconstruction layer `weight`, `bias` (numpy) on the 8-bit activations
+    `value` (the mapping layer's dequantized output) -> "out", in int8: its weights in two int8 halves
+    (srcnn.quantize.split_weight), each output channel computed twice, once by each half, and the two added."""
+    integers, steps = split_weight(torch.from_numpy(weight))
+    channels = len(bias)
+    initializers = [
+        numpy_helper.from_array(integers.numpy(), "w2_int8"),
+        numpy_helper.from_array(steps.numpy().astype(np.float32), "w2_step"),
+        numpy_helper.from_array(np.zeros(2 * channels, np.int8), "w2_zero"),
+        numpy_helper.from_array(np.concatenate([bias, np.zeros_like(bias)]), "b2_halves"),
+        numpy_helper.from_array(np.array([channels, channels], np.int64), "halves"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w2_int8", "w2_step", "w2_zero"], ["w2_dq"], axis=0),
+        helper.make_node("Conv", [value, "w2_dq", "b2_halves"], ["out_halves"], strides=list(PHASES)),
+        helper.make_node("Split", ["out_halves", "halves"], ["out_coarse", "out_fine"], axis=1),
+        helper.make_node("Add", ["out_coarse", "out_fine"], ["out"]),
+    ]
+    return nodes, initializers
 
 
 def make_engine(model, engine_threads=None, name=None, calibration=None):

@@ -1,16 +1,18 @@
 """int8 for the mapping layer: its calibration on training images, and the equalized network it quantizes.
 
-The mapping layer (5×5, 64 → 32 channels) is 90% of SRCNN's multiply-adds; the int8 engine (srcnn.engine) runs
+The mapping layer (5×5, 64 → 32 channels) is 90% of SRCNN's multiply-adds; the int8 engines (srcnn.engine) run
 it on 8-bit integers, unsigned activations in and out with one step each, signed weights with one step per
-output channel, and keeps the first and last layers (10%) in fp32. Equalization, clipped steps and the bias
-correction below make that cost about 0.01 dB (docs/decisions.md, D2, has the ablation).
+output channel, and keep the first layer in fp32 (its input is the bicubic image, which 8 bits would round). The
+last layer is fp32 too, or on OpenVINO, int8 on the mapping layer's 8-bit output with its weights in two int8
+halves (`split_weight`), as exact as fp32. Equalization, clipped steps and the bias correction below make that
+cost about 0.01 dB (docs/decisions.md, D2, has the ablation).
 
 Equalization: one step for all 64 input channels wastes most of the 8 bits on the channels whose activations are
 small, so channel c of the first layer is divided by e[c] = (range[c] / largest range) ** power and the mapping
 layer's weights on that channel multiplied by it (ReLU commutes with a positive factor, so the fp32 network
 computes the same function). Power 1 makes every channel span the same range but shrinks the weights of small
 channels, which then lose precision in the weights' per-channel step; 0.75 balances the two. The mapping layer's
-32 outputs are equalized the same way at power 1: the last layer, in fp32, takes the factor back exactly.
+32 outputs are equalized the same way at power 1: the last layer's weights take the factor back.
 
 A channel that never fires on the calibration images counts as spanning RANGE_FLOOR of the largest range, so
 that the first sharp edge that wakes it does not send the tile past the range guard (docs/decisions.md, D3).
@@ -41,6 +43,15 @@ def quantize_weight(weight):
     """(int8 tensor, float32 steps) of a (out, in, k, k) weight, rounded to the nearest step."""
     steps = weight_steps(weight)
     return torch.round(weight / steps[:, None, None, None]).clamp(-127, 127).to(torch.int8), steps
+
+
+def split_weight(weight):
+    """(int8 tensor (2·out, in, k, k), float32 steps (2·out,)) of a weight as two int8 halves, the weight rounded
+    (`quantize_weight`) and what that rounding left rounded on a step of its own, whose sum is the weight to within
+    1/64,000 of each output channel's largest magnitude: fp32's precision for a layer computed in int8."""
+    coarse, steps = quantize_weight(weight)
+    fine, fine_steps = quantize_weight(weight - coarse.float() * steps[:, None, None, None])
+    return torch.cat([coarse, fine]), torch.cat([steps, fine_steps])
 
 
 def fake_quantize(values, step):

@@ -14,7 +14,7 @@ from srcnn.bands import super_resolve_plane
 from srcnn.choice import MAX_COST_DB, candidates, worst_costs
 from srcnn.engine import ENGINES, GraphEngine, TorchEngine, load_engine, make_engine, onnx_graph
 from srcnn.imaging import resize_plane
-from srcnn.quantize import equalized, quantize_weight
+from srcnn.quantize import equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
 from training.data import DATA_DIR, list_images, read_y
@@ -163,6 +163,33 @@ def test_onnx_runtime_runs_the_mapping_layer_as_one_int8_convolution(tmp_path):
     )
     operators = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert operators.count("QLinearConv") == 1 and operators.count("Conv") == 2
+
+
+def test_a_weight_split_in_two_int8_halves_adds_up_to_it():
+    weight = torch.randn(8, 32, 6, 8, generator=torch.Generator().manual_seed(0))
+    integers, steps = split_weight(weight)
+    assert integers.dtype == torch.int8 and integers.shape == (16, 32, 6, 8)
+    halves = integers.float() * steps[:, None, None, None]
+    largest = weight.abs().amax(dim=(1, 2, 3))[:, None, None, None]
+    assert ((halves[:8] + halves[8:] - weight).abs() <= largest / 64_000).all()
+    assert ((halves[:8] - weight).abs() > largest / 1_000).any()  # the first half alone is int8's rounding
+
+
+def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32():
+    import openvino
+
+    weights = weight_file(SHIPPED, 2)
+    graph = onnx_graph(load_model(weights), read_sidecar(weights)["int8"], int8_reconstruction=True)
+    core = openvino.Core()
+    compiled = core.compile_model(
+        core.read_model(graph.SerializeToString(), b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    precisions = {
+        op.get_friendly_name().split("/")[0]: op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in compiled.get_runtime_model().get_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+    }
+    assert precisions == {"conv0": "f32", "conv1": "u8", "out_halves": "u8"}
 
 
 @pytest.mark.parametrize("name", INT8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from srcnn import SRCNN
-from srcnn.bands import TILE_STEP, super_resolve_plane, tile_shape
+from srcnn.bands import TILE_STEP, last_rows, super_resolve_plane, tile_shape
 from srcnn.engine import PHASES, OnnxEngine, OpenVinoEngine, TorchEngine, make_engine, onnx_graph
 
 ENGINES = {"onnxruntime": OnnxEngine, "openvino": OpenVinoEngine, "torch": TorchEngine}  # fp32 each
@@ -100,5 +100,31 @@ def test_tile_shape_bounds_the_shapes_the_network_sees():
     assert tile_shape(15, 16, tile) == (15, 16)
     assert tile_shape(33, 20, tile) == (48, 32)
     assert tile_shape(5, 13, tile, PHASES) == (6, 16)  # sides below TILE_STEP round up to the engine's multiple
-    shapes = {tile_shape(h, w, tile) for h in range(1, 400) for w in range(1, 400)}
+    assert tile_shape(1000, 300, tile) == (tile, 112)  # 3 tiles of 112 columns, not 3 of 128
+    shapes = set()
+    for height in range(1, 400):
+        for width in range(1, 400):
+            rows, columns = tile_shape(height, width, tile)
+            shapes |= {(rows, columns), (last_rows(height, rows, 1), columns)}
     assert len(shapes) == (TILE_STEP - 1 + tile // TILE_STEP) ** 2
+
+
+class Recording:
+    """A stand-in engine that records the windows it is given and answers zeros."""
+
+    border, multiple = 8, PHASES
+
+    def __init__(self):
+        self.windows = []
+
+    def __call__(self, window):
+        self.windows.append(window.shape)
+        return np.zeros((window.shape[0] - 16, window.shape[1] - 16), np.float32)
+
+
+def test_tiles_pad_a_plane_by_less_than_a_step_a_tile():
+    engine = Recording()
+    super_resolve_plane(engine, np.zeros((782, 1172), np.float32), 256)
+    # 1,172 columns in 5 tiles of 240 (not 5 of 256); 782 rows in 3 bands of 256 and a last of 14 (not 256).
+    assert sorted(set(engine.windows)) == [(14 + 16, 240 + 16), (256 + 16, 240 + 16)]
+    assert len(engine.windows) == 4 * 5
