@@ -4,32 +4,40 @@
 
 fp32: numpy's matrix multiply (2048² and 4096²) as the environment sets OpenBLAS up and, in a process of its own,
 without `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (which hold OpenBLAS to older kernels); torch's; and each
-runtime's own convolution at each of the network's layer shapes (a 512² output plane): ONNX Runtime and OpenVINO
-fp32, and torch's conv2d (oneDNN). bf16: OpenVINO's bf16 hint and torch's conv2d in bfloat16, at the same shapes.
-int8: the mapping layer as the int8 engines run it (srcnn.engine.int8_layer: unsigned 8-bit activations, signed
-8-bit weights), by ONNX Runtime and OpenVINO. The runtimes are measured two ways, one session on every core and a
-single-threaded session a core side by side (as the service's lanes run), and the faster kept. A rate counts a
-multiply-add as two operations. Beside the fp32 limit, the instruction set's peak as a cross-check: FMA lanes a
-cycle (from the CPU's vendor and family) × the clock /proc/cpuinfo reports × the cores.
+runtime's own convolution at each of the network's layer shapes: ONNX Runtime and OpenVINO fp32, and torch's
+conv2d (oneDNN). bf16: OpenVINO's bf16 hint and torch's conv2d in bfloat16, at the same shapes. int8: the mapping
+layer as the int8 engines run it (srcnn.engine.int8_layer: unsigned 8-bit activations, signed 8-bit weights), by
+ONNX Runtime and OpenVINO. Each layer is timed on output planes of the engines' probe tiles and of 512², and the
+fastest kept. A runtime's rate is its convolution kernel's, as its own profiler times it (the layout changes
+around it are the graph's business: the engines keep activations in the runtime's own layout between layers),
+measured two ways, one session on every core and a single-threaded session a core side by side (as the service's
+lanes run), and the faster kept. A rate counts a multiply-add as two operations. Beside the fp32 limit, the
+instruction set's peak as a cross-check: FMA lanes a cycle (from the CPU's vendor and family) × the clock
+/proc/cpuinfo reports × the cores.
 """
 
+import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from bench import ROOT
 from bench.compute import best_seconds
-from srcnn.choice import cpuinfo, machine
+from srcnn.choice import PROBE_TILES, cpuinfo, machine
 from srcnn.cores import machine_cores
-from srcnn.engine import int8_layer, onnx_session, openvino_request
+from srcnn.engine import int8_layer, openvino_request
 from srcnn.weights import load_model, weight_file
 
-SIDE = 512  # the output plane's side of each layer measured
+SIDES = (*PROBE_TILES, 512)  # the output planes' sides each layer is measured at
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -90,36 +98,73 @@ def layer_graph(conv, int8):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def side_by_side(runs):
-    """Seconds of the callables `runs` each called once, all at the same time on threads of their own (the
-    runtimes release the GIL), the best of repeated rounds (`best_seconds`)."""
-    with ThreadPoolExecutor(len(runs)) as pool:
-        return best_seconds(lambda: list(pool.map(lambda run: run(), runs)))
+class OnnxKernel:
+    """A profiled ONNX Runtime session of a one-layer graph on `threads`: a call runs `batch` once; `seconds()` is the
+    least time the profiler gave its convolution node in any run."""
+
+    def __init__(self, graph, batch, threads):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="srcnn-limit-")) / "layer")
+        self.session = onnxruntime.InferenceSession(
+            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self.batch = batch
+
+    def __call__(self):
+        self.session.run(None, {"x": self.batch})
+
+    def seconds(self):
+        profile = Path(self.session.end_profiling())
+        events = json.loads(profile.read_text())
+        profile.unlink()
+        profile.parent.rmdir()
+        return (
+            min(
+                event["dur"]
+                for event in events
+                if event.get("cat") == "Node"
+                and event["name"].endswith("_kernel_time")
+                and event["args"].get("op_name") in ("Conv", "QLinearConv")
+            )
+            / 1e6
+        )
 
 
-def runtime_rate(make_run, batch, flop):
-    """GFLOP/s of the faster of one run on every core and a single-threaded run a core side by side; `make_run`
-    (threads) -> a callable computing `batch` once."""
+class OpenVinoKernel:
+    """An OpenVINO request of a one-layer graph on `threads` with its precision `hint`, counting: a call runs `batch`
+    once; `seconds()` is the least time the plugin's counters gave its convolution in any run."""
+
+    def __init__(self, graph, batch, threads, hint):
+        self.request = openvino_request(graph, threads, hint, {"PERF_COUNT": True})
+        self.batch = batch
+        self.best = math.inf
+
+    def __call__(self):
+        self.request.infer({0: self.batch})
+        counters = self.request.profiling_info
+        self.best = min(self.best, sum(c.real_time.total_seconds() for c in counters if c.node_type == "Convolution"))
+
+    def seconds(self):
+        return self.best
+
+
+def kernel_seconds(kernels):
+    """The least convolution time any of `kernels` (OnnxKernel, OpenVinoKernel) reported, all called at once on
+    threads of their own (the runtimes release the GIL), in repeated rounds (`best_seconds`)."""
+    with ThreadPoolExecutor(len(kernels)) as pool:
+        best_seconds(lambda: list(pool.map(lambda kernel: kernel(), kernels)))
+    return min(kernel.seconds() for kernel in kernels)
+
+
+def runtime_rate(make_kernel, flop):
+    """GFLOP/s of the faster of one kernel on every core and a single-threaded one a core side by side;
+    `make_kernel(threads)` -> a kernel computing `flop` once a call."""
     cores = machine_cores()
-    together = best_seconds(make_run(cores))
-    lanes = side_by_side([make_run(1) for _ in range(cores)])
+    together = kernel_seconds([make_kernel(cores)])
+    lanes = kernel_seconds([make_kernel(1) for _ in range(cores)])
     return max(flop / together, cores * flop / lanes) / 1e9
-
-
-def onnx_run(graph, batch):
-    def make(threads):
-        session = onnx_session(graph, threads)
-        return lambda: session.run(None, {"x": batch})
-
-    return make
-
-
-def openvino_run(graph, batch, hint):
-    def make(threads):
-        request = openvino_request(graph, threads, hint)
-        return lambda: request.infer({0: batch})
-
-    return make
 
 
 def torch_rate(conv, batch, dtype, flop):
@@ -136,26 +181,37 @@ def torch_rate(conv, batch, dtype, flop):
 
 
 def convolution_rates(weights):
-    """{arithmetic: {"<runtime> conv <in>→<out> <k>×<k>": GOP/s}} at each layer of the ×2 network in `weights`
-    (its mapping layer alone in int8)."""
+    """{arithmetic: {"<runtime> conv <in>→<out> <k>×<k> (<side>²)": GOP/s}} at each layer of the ×2 network in
+    `weights` (its mapping layer alone in int8), each at the side of SIDES it ran fastest at."""
     model = load_model(weight_file(weights, 2))
-    rates = {"fp32": {}, "bf16": {}, "int8": {}}
+    best = {}  # (arithmetic, runtime and shape) -> (GOP/s, side)
     rng = np.random.default_rng(0)
-    for index, conv in enumerate(model.convs):
-        side = SIDE + conv.kernel_size[0] - 1
-        batch = rng.random((1, conv.in_channels, side, side), dtype=np.float32)
-        flop = 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] ** 2 * SIDE**2
-        shape = f"conv {conv.in_channels}→{conv.out_channels} {conv.kernel_size[0]}×{conv.kernel_size[1]}"
-        graph = layer_graph(conv, int8=False)
-        rates["fp32"][f"ONNX Runtime {shape}"] = runtime_rate(onnx_run(graph, batch), batch, flop)
-        rates["fp32"][f"OpenVINO {shape}"] = runtime_rate(openvino_run(graph, batch, "fp32"), batch, flop)
-        rates["fp32"][f"torch {shape}"] = torch_rate(conv, batch, torch.float32, flop)
-        rates["bf16"][f"OpenVINO {shape}"] = runtime_rate(openvino_run(graph, batch, "bf16"), batch, flop)
-        rates["bf16"][f"torch {shape}"] = torch_rate(conv, batch, torch.bfloat16, flop)
-        if index == 1:
-            graph = layer_graph(conv, int8=True)
-            rates["int8"][f"ONNX Runtime {shape}"] = runtime_rate(onnx_run(graph, batch), batch, flop)
-            rates["int8"][f"OpenVINO {shape}"] = runtime_rate(openvino_run(graph, batch, "fp32"), batch, flop)
+    for side in SIDES:
+        for index, conv in enumerate(model.convs):
+            padded = side + conv.kernel_size[0] - 1
+            batch = rng.random((1, conv.in_channels, padded, padded), dtype=np.float32)
+            flop = 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] ** 2 * side**2
+            shape = f"conv {conv.in_channels}→{conv.out_channels} {conv.kernel_size[0]}×{conv.kernel_size[1]}"
+            graph = layer_graph(conv, int8=False)
+            measured = {
+                ("fp32", f"ONNX Runtime {shape}"): runtime_rate(lambda t: OnnxKernel(graph, batch, t), flop),
+                ("fp32", f"OpenVINO {shape}"): runtime_rate(lambda t: OpenVinoKernel(graph, batch, t, "fp32"), flop),
+                ("fp32", f"torch {shape}"): torch_rate(conv, batch, torch.float32, flop),
+                ("bf16", f"OpenVINO {shape}"): runtime_rate(lambda t: OpenVinoKernel(graph, batch, t, "bf16"), flop),
+                ("bf16", f"torch {shape}"): torch_rate(conv, batch, torch.bfloat16, flop),
+            }
+            if index == 1:
+                int8 = layer_graph(conv, int8=True)
+                measured[("int8", f"ONNX Runtime {shape}")] = runtime_rate(lambda t: OnnxKernel(int8, batch, t), flop)
+                measured[("int8", f"OpenVINO {shape}")] = runtime_rate(
+                    lambda t: OpenVinoKernel(int8, batch, t, "fp32"), flop
+                )
+            for key, rate in measured.items():
+                if rate > best.get(key, (0.0, None))[0]:
+                    best[key] = (rate, side)
+    rates = {"fp32": {}, "bf16": {}, "int8": {}}
+    for (arithmetic, name), (rate, side) in best.items():
+        rates[arithmetic][f"{name} ({side}²)"] = rate
     return rates
 
 
@@ -192,14 +248,32 @@ def isa_peak():
     }
 
 
+# The int8 engines' arithmetic a layer: the first in fp32 (8 bits would round the bicubic image it reads), the mapping
+# and reconstruction layers in int8 (OpenVINO's engine; srcnn.engine).
+INT8_DESIGN = ("fp32", "int8", "int8")
+
+
+def ceiling(model, limits, arithmetics=INT8_DESIGN):
+    """GFLOP/s of `model` (its FLOP a pixel over its seconds a pixel) if each layer ran at the limit of its arithmetic
+    in `arithmetics`, with nothing between layers and no halo: what an engine of that design can reach here."""
+    seconds = sum(
+        2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] / limits[arithmetic]
+        for conv, arithmetic in zip(model.convs, arithmetics)
+    )
+    return model.flops_per_pixel / seconds
+
+
 def limits(weights):
-    """Every rate measured, each arithmetic's limit (the fastest of its rates), and the ISA's fp32 peak."""
+    """Every rate measured, each arithmetic's limit (the fastest of its rates), the ISA's fp32 peak, and the int8
+    design's ceiling (GFLOP/s)."""
     rates = convolution_rates(weights)
     rates["fp32"].update(matmul_rates())
+    found = {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()}
     return {
         "rates": rates,
-        "limits": {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()},
+        "limits": found,
         "isa_peak": isa_peak(),
+        "ceiling": ceiling(load_model(weight_file(weights, 2)), found),
     }
 
 
@@ -217,6 +291,12 @@ def markdown(found):
             f"is {limits['fp32'] / peak['gflops']:.2f}× that, so the cores ran at "
             f"{limits['fp32'] / peak['flop_per_cycle'] / machine_cores():.2f} GHz or more."
         )
+    lines += [
+        "",
+        f"The int8 engines' ceiling, each layer at its arithmetic's limit (the first fp32, the others int8) with "
+        f"nothing between layers and no halo: **{found['ceiling']:.0f} GFLOP/s, "
+        f"{found['ceiling'] / limits['fp32']:.2f}× the fp32 limit**.",
+    ]
     lines += ["", "| arithmetic | measured | GOP/s |", "| --- | --- | --- |"]
     for arithmetic, rates in found["rates"].items():
         for name, rate in sorted(rates.items(), key=lambda item: -item[1]):

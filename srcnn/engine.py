@@ -144,9 +144,10 @@ def onnx_session(graph, engine_threads=None):
     return onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def openvino_request(graph, engine_threads=None, hint="fp32"):
+def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     """An OpenVINO CPU infer request running the ONNX model `graph` on `engine_threads`, `hint` its inference precision
-    ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16")."""
+    ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16"); `properties`, more of
+    the plugin's settings (the benchmark's PERF_COUNT)."""
     import openvino  # a dependency of this engine alone
 
     config = {
@@ -157,6 +158,7 @@ def openvino_request(graph, engine_threads=None, hint="fp32"):
     }
     if engine_threads:
         config["INFERENCE_NUM_THREADS"] = engine_threads
+    config.update(properties or {})
     core = openvino.Core()
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 

@@ -1,11 +1,13 @@
 """The benchmark's limits (bench/limit.py): the layers it times are the network's, in the arithmetic named; the
 instruction set's peak per CPU; an engine faster than its arithmetic's limit fails the run."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
-from bench.limit import checks, flop_per_cycle, layer_graph
+from bench.limit import OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
 from srcnn.engine import onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
 
@@ -68,3 +70,27 @@ def test_an_engine_faster_than_its_arithmetics_limit_fails():
     )
     assert [passed for _, passed in results] == [True, False, True]  # within 2% passes: timing noise
     assert results[1][0] == "onnxruntime-fp32, 256² tiles (250) within the fp32 limit (200)"
+
+
+def test_the_ceiling_runs_each_layer_at_its_arithmetics_limit(network):
+    # Multiply-adds a pixel: 9·9·64 = 5,184 (fp32), 5·5·64·32 = 51,200 and 5·5·32 = 800 (int8); two FLOP each.
+    seconds = 2 * 5_184 / 100 + 2 * 51_200 / 400 + 2 * 800 / 400
+    assert ceiling(network, {"fp32": 100.0, "int8": 400.0}) == pytest.approx(2 * 57_184 / seconds)
+    assert ceiling(network, {"fp32": 100.0}, ("fp32", "fp32", "fp32")) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("kernel", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("int8", [False, True])
+def test_a_kernel_time_is_its_convolutions_alone(network, kernel, int8):
+    conv = network.convs[1]
+    batch = np.random.default_rng(0).random((1, conv.in_channels, 132, 132), dtype=np.float32)
+    graph = layer_graph(conv, int8=int8)
+    timed = OnnxKernel(graph, batch, 1) if kernel == "onnxruntime" else OpenVinoKernel(graph, batch, 1, "fp32")
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        timed()
+        walls.append(time.perf_counter() - start)
+    # A part of every run, so under the fastest run's wall time; in the graph's layouts, the convolution is
+    # the bulk of it (the time of a whole run or of a layout change alone would fail one of these).
+    assert 0.3 * min(walls) < timed.seconds() < min(walls)
