@@ -102,6 +102,16 @@ def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
 
 def end_to_end(weights_folder, png, scale, name, tile):
     """Seconds per image of the handler's work in process with engine `name` in `tile`² tiles, on a lane of
-    single-threaded engines a core as served: decode the PNG, upscale, encode."""
+    single-threaded engines a core and the PNG encoded on as many threads, as served: {"seconds": decode the PNG,
+    upscale, encode, one after the other; and each stage timed alone, "decode", "upscale", "encode"}."""
     lanes = [load_engines(weights_folder, engine_threads=1, name=name, tile=tile) for _ in range(machine_cores())]
-    return best_seconds(lambda: encode_image(upscale(decode_image(png, 1 << 30), lanes, scale)), min_runs=3)
+    image = decode_image(png, 1 << 30)
+    answer = upscale(image, lanes, scale)
+    return {
+        "seconds": best_seconds(
+            lambda: encode_image(upscale(decode_image(png, 1 << 30), lanes, scale), threads=len(lanes)), min_runs=3
+        ),
+        "decode": best_seconds(lambda: decode_image(png, 1 << 30)),
+        "upscale": best_seconds(lambda: upscale(image, lanes, scale), min_runs=3),
+        "encode": best_seconds(lambda: encode_image(answer, threads=len(lanes))),
+    }

@@ -28,11 +28,11 @@ def tile_shape(height, width, tile, multiple=(1, 1)):
     """(rows, columns) of the output tiles of an (height, width) plane. Rows: `tile`, or where the plane is
     smaller, its height rounded up (`tile_side`); that is the band of rows a stream computes at a time, and the
     last band's tiles have only the rows left (`last_rows`). Columns: the width split evenly among as few tiles
-    of at most `tile` as cover it, rounded up. So little work is spent on padding (the photographs `make bench`
-    times padded a fifth more pixels when every tile had `tile` columns), while the engine sees at most a few
-    hundred distinct shapes (engines build or cache kernels and buffers per shape, so unbounded shapes would mean
-    unbounded memory)."""
-    return min(tile, tile_side(height, multiple[0])), min(tile, tile_side(-(-width // -(-width // tile)), multiple[1]))
+    of at most `tile` as cover it, rounded up. So a plane is padded by less than TILE_STEP a tile (docs/decisions.md,
+    D19), while the engine sees at most a few hundred distinct shapes (engines build or cache kernels and buffers
+    per shape, so unbounded shapes would mean unbounded memory)."""
+    across = -(-width // tile)  # as few tiles as cover the width
+    return min(tile, tile_side(height, multiple[0])), min(tile, tile_side(-(-width // across), multiple[1]))
 
 
 def tile_side(length, multiple):
