@@ -195,13 +195,12 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False):
     initializers, nodes, value = [], [], "y"
     for index, (weight, bias) in enumerate(zip(weights, biases)):
         last_layer = index == len(weights) - 1
-        if calibration is not None and index == 1:
-            layer_nodes, layer_initializers, value = int8_layer(value, model.convs[1], calibration)
-            nodes += layer_nodes
-            initializers += layer_initializers
-            continue
-        if last_layer and calibration is not None and int8_reconstruction:
-            layer_nodes, layer_initializers = reconstruction_halves(value, weight, bias)
+        if calibration is not None and (index == 1 or (last_layer and int8_reconstruction)):
+            layer_nodes, layer_initializers, value = (
+                int8_layer(value, model.convs[1], calibration)
+                if index == 1
+                else reconstruction_halves(value, weight, bias)
+            )
             nodes += layer_nodes
             initializers += layer_initializers
             continue
@@ -261,8 +260,8 @@ def int8_layer(value, conv, calibration):
 
 
 def reconstruction_halves(value, weight, bias):
-    """(nodes, initializers) of the packed reconstruction layer `weight`, `bias` (numpy) on the 8-bit activations
-    `value` (the mapping layer's dequantized output) -> "out", in int8: its weights in two int8 halves
+    """(nodes, initializers, "out") of the packed reconstruction layer `weight`, `bias` (numpy) on the 8-bit
+    activations `value` (the mapping layer's dequantized output), in int8: its weights in two int8 halves
     (srcnn.quantize.split_weight), each output channel computed twice, once by each half, and the two added."""
     integers, steps = split_weight(torch.from_numpy(weight))
     channels = len(bias)
@@ -279,7 +278,7 @@ def reconstruction_halves(value, weight, bias):
         helper.make_node("Split", ["out_halves", "halves"], ["out_coarse", "out_fine"], axis=1),
         helper.make_node("Add", ["out_coarse", "out_fine"], ["out"]),
     ]
-    return nodes, initializers
+    return nodes, initializers, "out"
 
 
 def make_engine(model, engine_threads=None, name=None, calibration=None):
