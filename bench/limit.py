@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
@@ -34,7 +33,7 @@ from bench import ROOT
 from bench.compute import best_seconds
 from srcnn.choice import PROBE_TILES, cpuinfo, machine
 from srcnn.cores import machine_cores
-from srcnn.engine import int8_layer, openvino_request
+from srcnn.engine import int8_layer, onnx_session, openvino_request
 from srcnn.weights import load_model, weight_file
 
 SIDES = (*PROBE_TILES, 512)  # the output planes' sides each layer is measured at
@@ -103,13 +102,7 @@ class OnnxKernel:
     least time the profiler gave its convolution node in any run."""
 
     def __init__(self, graph, batch, threads):
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="srcnn-limit-")) / "layer")
-        self.session = onnxruntime.InferenceSession(
-            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(graph, threads, str(Path(tempfile.mkdtemp(prefix="srcnn-limit-")) / "layer"))
         self.batch = batch
 
     def __call__(self):

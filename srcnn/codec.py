@@ -271,8 +271,9 @@ def decoded(data, max_pixels):
             f"most {max_pixels:,} pixels"
         ) from None
     except UnidentifiedImageError:
-        if grey_and_alpha_tiff(data):  # a 16-bit one, which Pillow does not identify
-            return deep_tiff(bytes(data), max_pixels)
+        tags = tiff_tags(data)
+        if grey_and_alpha_tiff(tags):  # a 16-bit one, which Pillow does not identify
+            return deep_tiff(data, tags, max_pixels)
         name = sniff_format(data)
         if name:
             raise UnsupportedFormat(f"{name} images are not supported; send {FORMATS_TEXT}") from None
@@ -341,9 +342,8 @@ TIFF_VALUES = {3: "H", 4: "I"}  # SHORT and LONG: the types of the tags read by 
 
 def tiff_tags(data):
     """{tag: values} of the SHORT and LONG tags in a classic TIFF's first directory (empty where it is not one or
-    the directory is damaged)."""
-    data = bytes(data)
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    the directory is damaged), read where they lie in `data` (bytes or bytearray, not copied)."""
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
     tags = {}
     try:
         (offset,) = struct.unpack_from(order + "I", data, 4)
@@ -351,17 +351,18 @@ def tiff_tags(data):
         for index in range(count):
             tag, kind, number, value = struct.unpack_from(order + "HHI4s", data, offset + 2 + 12 * index)
             if kind in TIFF_VALUES and 1 <= number <= 8:
-                size = struct.calcsize(TIFF_VALUES[kind]) * number
-                held = value if size <= 4 else data[struct.unpack(order + "I", value)[0] :]
-                tags[tag] = struct.unpack_from(order + TIFF_VALUES[kind] * number, held)
+                layout = order + TIFF_VALUES[kind] * number
+                if struct.calcsize(layout) <= 4:  # the values fit in the entry itself
+                    tags[tag] = struct.unpack_from(layout, value)
+                else:  # the entry holds where they are
+                    tags[tag] = struct.unpack_from(layout, data, struct.unpack(order + "I", value)[0])
     except (TypeError, struct.error):  # no TIFF byte order, or a directory past the end
         return {}
     return tags
 
 
-def grey_and_alpha_tiff(data):
-    """Whether `data` is a TIFF of 16-bit unsigned grey (BlackIsZero) and one extra sample, by its first directory."""
-    tags = tiff_tags(data)
+def grey_and_alpha_tiff(tags):
+    """Whether a TIFF's first directory (`tiff_tags`) is 16-bit unsigned grey (BlackIsZero) and one extra sample."""
     if not {IMAGE_WIDTH, IMAGE_LENGTH, PHOTOMETRIC, SAMPLES_PER_PIXEL, BITS_PER_SAMPLE} <= tags.keys():
         return False
     unsigned = set(tags.get(SAMPLE_FORMAT, (1,))) == {1}
@@ -369,10 +370,9 @@ def grey_and_alpha_tiff(data):
     return grey_and_alpha and set(tags[BITS_PER_SAMPLE]) == {16} and unsigned
 
 
-def deep_tiff(data, max_pixels):
-    """The DeepImage of a TIFF `grey_and_alpha_tiff` takes, checked against `max_pixels` before it is decoded
-    and turned upright by its orientation tag (its other metadata is not read)."""
-    tags = tiff_tags(data)
+def deep_tiff(data, tags, max_pixels):
+    """The DeepImage of a TIFF whose first directory `tags` `grey_and_alpha_tiff` takes, checked against
+    `max_pixels` before it is decoded and turned upright by its orientation tag (its other metadata is not read)."""
     width, height = tags[IMAGE_WIDTH][0], tags[IMAGE_LENGTH][0]
     check_input_pixels(width, height, max_pixels, PIXEL_WEIGHT)
     try:
