@@ -600,7 +600,8 @@ def encode_image(
     if name == "JPEG" and len(metadata.get("exif", b"")) > JPEG_EXIF_LIMIT:
         del metadata["exif"]  # from a PNG or WebP whose EXIF no JPEG segment can hold; the profile still goes
     buffer = CappedBuffer(max_bytes or float("inf"), name)
-    # PNG of other modes as srcnn.png does: Z_RLE deflate at level 1 after the row filters (docs/decisions.md, D11).
+    # PNG of other modes: Pillow's zlib at level 1 with run-length matches, its fastest setting that still shrinks flat
+    # images (docs/decisions.md, D11).
     options = {
         "PNG": {"compress_level": 1, "compress_type": zlib.Z_RLE},
         "JPEG": {"quality": 95},

@@ -1,12 +1,13 @@
 """PNG encoding on several threads: stripes of rows filtered and deflated side by side, one PNG.
 
 Pillow's encoder runs on one thread, which for a 48-megapixel answer was a fifth of the request with every other
-core idle (docs/decisions.md, D11). Here each stripe of rows is Paeth-filtered (numpy) and deflated (zlib, which
-releases the GIL) by its own thread into raw deflate data ending in a sync flush, so the stripes' data concatenate
-into one stream (as pigz does); the zlib header, a final empty block and the Adler-32 of the whole (combined from
-the stripes') close it, and the stripes go out as IDAT chunks in order. The deflate settings are the service's
-(level 1, run-length matches only, zlib.Z_RLE), and so are the sizes, within a small fraction of Pillow's per-row
-choice of filters (docs/decisions.md, D11).
+core idle (docs/decisions.md, D11). Here each stripe of rows is Up-filtered (each byte less the one above it) and
+deflated at level 1 by ISA-L (python-isal's zlib-compatible `isal_zlib`, which releases the GIL) by its own thread
+into raw deflate data ending in a sync flush, so the stripes' data concatenate into one stream (as pigz does); the
+zlib header, a final empty block and the Adler-32 of the whole (combined from the stripes') close it, and the
+stripes go out as IDAT chunks in order. Against zlib's level 1 after Paeth's filter, which this encoder used before,
+that is a fifth of the time for a photograph's answer, within 3% of its size, and smaller for flat images and
+graphics (docs/decisions.md, D11).
 """
 
 import struct
@@ -14,6 +15,7 @@ import threading
 import zlib
 
 import numpy as np
+from isal import isal_zlib
 
 from srcnn.cores import BAND, in_stripes
 from srcnn.deep import DeepImage
@@ -41,22 +43,13 @@ def adler32_combine(first, second, second_length):
     return low | high << 16
 
 
-def paeth_filtered(rows, above, step):
-    """Rows (h, w · bytes a pixel) uint8 Paeth-filtered against `above` (the row before them, zeros at the top),
-    a byte against the one `step` bytes to its left (a pixel's bytes), each row led by its filter-type byte 4."""
-    x = rows.astype(np.int16)
-    up = np.empty_like(x)
-    up[0], up[1:] = above, x[:-1]
-    left, upper_left = np.zeros_like(x), np.zeros_like(x)
-    left[:, step:], upper_left[:, step:] = x[:, :-step], up[:, :-step]
-    # Paeth's distances from left + up - upper_left to the left, upper and upper-left neighbours; ties in that order.
-    to_left, to_up, to_corner = np.abs(up - upper_left), np.abs(left - upper_left), np.abs(left + up - 2 * upper_left)
-    predicted = np.where(
-        (to_left <= to_up) & (to_left <= to_corner), left, np.where(to_up <= to_corner, up, upper_left)
-    )
+def up_filtered(rows, above):
+    """Rows (h, w · bytes a pixel) uint8 Up-filtered: each byte less the byte above it (in `above`, the row before
+    them, zeros at the top), modulo 256, each row led by its filter-type byte 2."""
     filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 4
-    filtered[:, 1:] = (x - predicted).astype(np.uint8)  # modulo 256
+    filtered[:, 0] = 2
+    np.subtract(rows[0], above, out=filtered[0, 1:])
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     return filtered.tobytes()
 
 
@@ -84,20 +77,20 @@ def encode_png(image, threads=1, limit=None, icc_profile=None, exif=None, dpi=No
         return np.asarray(image.crop((0, top, width, bottom))).reshape(bottom - top, width * step)
 
     def compute(_, top, bottom):
-        deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+        deflate = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
         parts, adler, length = [], 1, 0
         above = rows(top - 1, top)[0] if top else np.zeros(width * step, np.uint8)
         for band_top in range(top, bottom, BAND):
             band = rows(band_top, min(bottom, band_top + BAND))
-            data = paeth_filtered(band, above, step)
+            data = up_filtered(band, above)
             above = band[-1]
-            adler, length = zlib.adler32(data, adler), length + len(data)
+            adler, length = isal_zlib.adler32(data, adler), length + len(data)
             parts.append(deflate.compress(data))
             with counting:
                 size[0] += len(parts[-1])
                 if size[0] > limit:
                     raise LimitPassed(f"over {limit:,} bytes")
-        parts.append(deflate.flush(zlib.Z_SYNC_FLUSH))
+        parts.append(deflate.flush(isal_zlib.Z_SYNC_FLUSH))
         stripes[top] = (b"".join(parts), adler, length)
 
     in_stripes(height, BAND, [None] * max(1, threads), compute)

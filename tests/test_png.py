@@ -50,3 +50,16 @@ def test_the_encoding_stops_at_its_limit_on_every_thread_count():
         assert len(encode_png(noise, threads, limit=size)) == size
         with pytest.raises(LimitPassed):
             encode_png(noise, threads, limit=size // 2)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_flat_and_smooth_images_are_compressed_not_stored(threads):
+    # Raw, each image is 3 MB: rows stored rather than deflated, or deflated a few at a time, would pass these bounds.
+    flat = Image.new("RGB", (1024, 1024), (200, 120, 40))
+    assert len(encode_png(flat, threads)) < 20_000
+    ramp = np.broadcast_to(np.arange(1024, dtype=np.uint8)[None, :, None] // 4, (1024, 1024, 3))
+    gradient = Image.fromarray(np.ascontiguousarray(ramp))
+    data = encode_png(gradient, threads)
+    assert len(data) < 40_000
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert np.array_equal(np.asarray(decoded), ramp)
