@@ -7,7 +7,8 @@ Names the machine (CPU vendor, model, family and the instruction sets that decid
 (bench/limit.py: the fastest fp32, bf16 and int8 rates of anything the project has, matrix multiplies and each
 runtime's own convolution at the network's layers, with the instruction set's fp32 peak beside), the engine choice
 (srcnn.choice, measured afresh with one thread as a served worker has, and with every core), the forward pass of
-every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees), how many tiles the int8 range
+every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees; on every core, the faster of
+the engine's own threads and single-threaded lanes side by side, as served), how many tiles the int8 range
 guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to older instruction
 sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work in process (decode
 PNG → upscale → encode PNG), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients (the shipped model-config.yaml,
@@ -232,7 +233,8 @@ def markdown(results):
     lines += [
         "",
         f"| forward on photographs ({', '.join(f'{k} ' + ' '.join(v) for k, v in planes['images'].items())}; "
-        f"bicubic ×{planes['scale']}, {planes['megapixels']:.1f} Mpx), {cores} threads | GFLOP/s | × limit "
+        f"bicubic ×{planes['scale']}, {planes['megapixels']:.1f} Mpx), {cores} cores: an engine's own threads or as "
+        "many single-threaded lanes (as served), the faster | GFLOP/s | × limit "
         "| worst PSNR-Y cost against fp32 (dB) |",
         "| --- | --- | --- | --- |",
     ]

@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime
 import torch
 
-from srcnn.bands import super_resolve_plane, tile_shape, upscale
+from srcnn.bands import NetworkRows, PlaneRows, super_resolve_plane, tile_shape, upscale
 from srcnn.codec import decode_image, encode_image
-from srcnn.cores import machine_cores
+from srcnn.cores import in_stripes, machine_cores
 from srcnn.engine import ENGINES, load_engine, load_engines
 from srcnn.weights import load_model, weight_file
 
@@ -43,11 +43,24 @@ def plain_onnx_session(model):
     return onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
+def on_lanes(lanes, plane):
+    """The engines `lanes` (one single-threaded engine each) over a float32 (H, W) Y plane (0..255) as the service
+    runs them: stripes of rows computed side by side (srcnn.cores.in_stripes). float32 (H, W), unrounded."""
+    source, output = PlaneRows(plane), np.empty_like(plane)
+
+    def stripe(lane, top, bottom):
+        output[top:bottom] = NetworkRows(source, lane).rows(top, bottom)
+
+    in_stripes(plane.shape[0], NetworkRows(source, lanes[0]).band, lanes, stripe)
+    return output
+
+
 def forward_engines(weights_path, threads, tiles):
-    """name -> (function(plane), engine or None) for each engine compared, all on a float32 (H, W) 0..255 plane,
-    full-size: eager torch and a default ONNX Runtime session on the whole plane (what a user would do), and
-    every CPU engine of srcnn.engine.ENGINES (OpenVINO's bf16 hint among them: the peer) in the tiles `tiles`
-    names for it ({engine: side}, the engine choice's best; else its default)."""
+    """{row: {way: function(plane)}} for each engine compared, all on a float32 (H, W) 0..255 plane, full-size:
+    eager torch and a default ONNX Runtime session on the whole plane (what a user would do), and every CPU engine
+    of srcnn.engine.ENGINES (OpenVINO's bf16 hint among them: the peer) in the tiles `tiles` names for it
+    ({engine: side}, the engine choice's best; else its default), on `threads` cores: with the engine's own threads,
+    and but for torch's (whose threads are the process's) as many single-threaded lanes (`on_lanes`, as served)."""
     model = load_model(weights_path)
     session = plain_onnx_session(model)
     border = model.border
@@ -60,29 +73,39 @@ def forward_engines(weights_path, threads, tiles):
         padded = np.pad(plane / 255.0, border, mode="edge")[None, None]
         return session.run(None, {"y": padded})[0]
 
-    runs = {"eager torch, full image": (eager, None), "ONNX Runtime, default session": (plain_onnx, None)}
+    runs = {"eager torch, full image": {"": eager}, "ONNX Runtime, default session": {"": plain_onnx}}
     for name in ENGINES["cpu"]:
+        tile = tiles.get(name)
         engine = load_engine(weights_path, engine_threads=threads, name=name)
-        engine.tile = tiles.get(name, engine.tile)
-        runs[f"{name}, {engine.tile}² tiles"] = (
-            (lambda plane, engine=engine: super_resolve_plane(engine, plane)),
-            engine,
-        )
+        engine.tile = tile or engine.tile
+        ways = runs[f"{name}, {engine.tile}² tiles"] = {
+            f"{threads} threads": lambda plane, engine=engine: super_resolve_plane(engine, plane)
+        }
+        if ENGINES["cpu"][name][0] != "torch":  # torch's threads are the process's: no lanes of one thread each
+            lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(threads)]
+            for lane in lanes:
+                lane.tile = engine.tile
+            ways[f"{threads} lanes"] = lambda plane, lanes=lanes: on_lanes(lanes, plane)
     return runs
 
 
 def forward_rates(weights_path, planes, flop_per_pixel, threads, tiles):
-    """{engine: GFLOP/s} of the full-size forward pass over all of `planes` (float32 Y planes), each timed alone
-    (`best_seconds`) and the times added; `tiles` as for `forward_engines`."""
-    runs = forward_engines(weights_path, threads, tiles)
+    """{row: GFLOP/s} of the full-size forward pass over all of `planes` (float32 Y planes), each timed alone
+    (`best_seconds`) and the times added; each engine's faster way (`forward_engines`), which its row names;
+    `tiles` as for `forward_engines`."""
     pixels = sum(plane.size for plane in planes)
-    return {
-        name: pixels
-        * flop_per_pixel
-        / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3) for plane in planes)
-        / 1e9
-        for name, (run, _) in runs.items()
-    }
+    rates = {}
+    for name, ways in forward_engines(weights_path, threads, tiles).items():
+        found = {
+            way: pixels
+            * flop_per_pixel
+            / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3) for plane in planes)
+            / 1e9
+            for way, run in ways.items()
+        }
+        faster = max(found, key=found.get)
+        rates[", ".join(filter(None, (name, faster)))] = found[faster]
+    return rates
 
 
 def recomputed_tiles(weights_folder, planes_by_scale, name, threads):

@@ -20,12 +20,13 @@ import numpy as np
 import requests
 from PIL import Image
 
+from bench.compute import on_lanes
 from bench.served import peak_rss
 from serving import MODEL_NAME
 from serving.server import private_server
-from srcnn.bands import NetworkRows, PlaneRows
+from srcnn.bands import super_resolve_plane
 from srcnn.color import rgb_to_channel
-from srcnn.cores import in_stripes, machine_cores
+from srcnn.cores import machine_cores
 from srcnn.engine import load_engine
 from srcnn.imaging import resize_plane
 from srcnn.weights import weight_file
@@ -59,7 +60,7 @@ def png(image):
 
 def forward_seconds(weights, name, tile, plane):
     """{way: seconds} of the engine `name` in `tile`² tiles over `plane` on every core: its own threads, and
-    lanes of single-threaded engines computing stripes."""
+    lanes of single-threaded engines computing stripes (bench.compute.on_lanes)."""
     cores = machine_cores()
     weights_path = weight_file(weights, SCALE)
     engine = load_engine(weights_path, engine_threads=cores, name=name)
@@ -67,17 +68,12 @@ def forward_seconds(weights, name, tile, plane):
     lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(cores)]
     for lane in lanes:
         lane.tile = tile
-    source, output = PlaneRows(plane), np.empty_like(plane)
-
-    def stripe(lane, top, bottom):
-        output[top:bottom] = NetworkRows(source, lane).rows(top, bottom)
-
     seconds = {}
     started = time.perf_counter()
-    NetworkRows(source, engine).plane()
+    super_resolve_plane(engine, plane)
     seconds[f"engine, {cores} threads"] = time.perf_counter() - started
     started = time.perf_counter()
-    in_stripes(plane.shape[0], NetworkRows(source, lanes[0]).band, lanes, stripe)
+    on_lanes(lanes, plane)
     seconds[f"{cores} lanes"] = time.perf_counter() - started
     return seconds
 
