@@ -75,9 +75,8 @@ def forward_engines(weights_path, threads, tiles):
 
     runs = {"eager torch, full image": {"": eager}, "ONNX Runtime, default session": {"": plain_onnx}}
     for name in ENGINES["cpu"]:
-        tile = tiles.get(name)
         engine = load_engine(weights_path, engine_threads=threads, name=name)
-        engine.tile = tile or engine.tile
+        engine.tile = tiles.get(name, engine.tile)
         ways = runs[f"{name}, {engine.tile}² tiles"] = {
             f"{threads} threads": lambda plane, engine=engine: super_resolve_plane(engine, plane)
         }
