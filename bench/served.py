@@ -16,6 +16,8 @@ from serving import MODEL_CONFIG, MODEL_NAME
 from serving.predictor import Predictor
 from serving.server import free_ports, private_server
 
+ROUNDS = 2  # rounds of requests measured at each client count, the best kept
+
 
 def load(url, body, clients, count):
     """`count` PUTs of `body` from `clients` threads: requests/s and the per-request latencies (s)."""
@@ -58,6 +60,14 @@ def measured(url, body, clients, requests_per_client):
     }
 
 
+def best_round(url, body, clients, requests_per_client, rounds=ROUNDS):
+    """`measured` `rounds` times in a row; the round with the most requests/s, the one least disturbed by the other
+    tenants of a shared machine (as the in-process times are the best of their runs)."""
+    return max(
+        (measured(url, body, clients, requests_per_client) for _ in range(rounds)), key=lambda m: m["requests_per_s"]
+    )
+
+
 @contextmanager
 def running(*servers):
     """Start `servers` (TorchServe's or the predictor's) in turn; on leaving, stop those started, the last first."""
@@ -72,7 +82,7 @@ def running(*servers):
             server.stop()
 
 
-def in_turns(urls, body, clients_counts, requests_per_client, rounds=2):
+def in_turns(urls, body, clients_counts, requests_per_client, rounds=ROUNDS):
     """Each of `urls` ({name: URL}, every server running) measured in turns `rounds` times at each client count,
     so that a slow spell of a shared machine falls on all; each keeps its best round. {name: {clients: measured}}."""
     for url in urls.values():
@@ -138,7 +148,8 @@ def model_config_text(workers=None, threads=None, precision=None):
 
 def served(body, clients_counts, requests_per_client, big_body=None, workers=None, threads=None, precision=None):
     """Start a private TorchServe on the shipped settings (or other `workers`, `threads`, `precision`); measure
-    `body` at each client count, then, given `big_body`, the workers' memory while answering it. Returns a dict."""
+    `body` at each client count (`best_round`), then, given `big_body`, the workers' memory while answering it.
+    Returns a dict."""
     with tempfile.TemporaryDirectory() as workdir:
         model_config = Path(workdir) / "model-config.yaml"
         model_config.write_text(model_config_text(workers, threads, precision))
@@ -153,7 +164,7 @@ def served(body, clients_counts, requests_per_client, big_body=None, workers=Non
                 "workers": len(running),
                 "threads": settings["threads"],
                 "precision": settings["precision"],
-                "load": {clients: measured(url, body, clients, requests_per_client) for clients in clients_counts},
+                "load": {clients: best_round(url, body, clients, requests_per_client) for clients in clients_counts},
             }
             if big_body is None:
                 return results

@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
+from bench.precision import cost, dead_leaves
 from srcnn import SRCNN, save_state_dict
 from srcnn.bands import super_resolve_plane
 from srcnn.choice import MAX_COST_DB, candidates, worst_costs
@@ -17,7 +18,7 @@ from srcnn.imaging import resize_plane
 from srcnn.quantize import equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
-from training.data import DATA_DIR, list_images, read_y
+from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_validation
 from training.evaluate import EvaluateConfig, engine_table, evaluate
 
 
@@ -114,6 +115,26 @@ def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_th
     for name in chosen:
         assert psnr["onnxruntime-fp32"] - psnr[name] <= MAX_COST_DB
         assert psnr["onnxruntime-fp32"] - psnr[name] == pytest.approx(recorded[name]["Set5"], abs=1e-3)
+
+
+def test_dead_leaves_cover_the_picture_with_many_leaves_the_same_for_a_seed():
+    picture = dead_leaves(0)
+    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
+    assert not (picture == 0).all(axis=-1).any()  # no pixel of the black ground left
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 5_000  # leaves and their anti-aliased edges
+    assert np.array_equal(picture, dead_leaves(0)) and not np.array_equal(picture, dead_leaves(1))
+
+
+@pytest.mark.slow  # 8 pictures and 11 photographs through two engines
+def test_the_engines_auto_may_choose_cost_at_most_the_limit_on_unseen_images(scale):
+    """Dead leaves (bench.precision) and T91's held-out photographs: neither the recorded costs nor the int8
+    calibration read them."""
+    chosen, _ = candidates("auto", "cpu", worst_costs(SHIPPED))
+    pictures = [ground_truth_y(dead_leaves(seed)) for seed in range(8)]
+    photographs = [read_y(path) for path in split_validation(list_images(DATA_DIR / "T91"))[1]]
+    for name in chosen:
+        for ground_truths in (pictures, photographs):
+            assert cost(ground_truths, SHIPPED, name, scale) <= MAX_COST_DB
 
 
 def test_the_engine_table_gives_each_cost_against_fp32():
