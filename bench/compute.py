@@ -55,12 +55,26 @@ def on_lanes(lanes, plane):
     return output
 
 
+def engine_ways(weights_path, name, threads, tile=None):
+    """(its tile, {way: function(plane)}) of the engine `name` in `tile`² tiles (default: the engine's) on `threads`
+    cores, over a float32 (H, W) 0..255 plane: with the engine's own threads, and but for torch's (whose threads are
+    the process's) as many single-threaded lanes (`on_lanes`, as served)."""
+    engine = load_engine(weights_path, engine_threads=threads, name=name)
+    engine.tile = tile or engine.tile
+    ways = {f"{threads} threads": lambda plane: super_resolve_plane(engine, plane)}
+    if ENGINES["cpu"][name][0] != "torch":  # torch's threads are the process's: no lanes of one thread each
+        lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(threads)]
+        for lane in lanes:
+            lane.tile = engine.tile
+        ways[f"{threads} lanes"] = lambda plane: on_lanes(lanes, plane)
+    return engine.tile, ways
+
+
 def forward_engines(weights_path, threads, tiles):
     """{row: {way: function(plane)}} for each engine compared, all on a float32 (H, W) 0..255 plane, full-size:
     eager torch and a default ONNX Runtime session on the whole plane (what a user would do), and every CPU engine
     of srcnn.engine.ENGINES (OpenVINO's bf16 hint among them: the peer) in the tiles `tiles` names for it
-    ({engine: side}, the engine choice's best; else its default), on `threads` cores: with the engine's own threads,
-    and but for torch's (whose threads are the process's) as many single-threaded lanes (`on_lanes`, as served)."""
+    ({engine: side}, the engine choice's best; else its default), both ways (`engine_ways`)."""
     model = load_model(weights_path)
     session = plain_onnx_session(model)
     border = model.border
@@ -75,16 +89,8 @@ def forward_engines(weights_path, threads, tiles):
 
     runs = {"eager torch, full image": {"": eager}, "ONNX Runtime, default session": {"": plain_onnx}}
     for name in ENGINES["cpu"]:
-        engine = load_engine(weights_path, engine_threads=threads, name=name)
-        engine.tile = tiles.get(name, engine.tile)
-        ways = runs[f"{name}, {engine.tile}² tiles"] = {
-            f"{threads} threads": lambda plane, engine=engine: super_resolve_plane(engine, plane)
-        }
-        if ENGINES["cpu"][name][0] != "torch":  # torch's threads are the process's: no lanes of one thread each
-            lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(threads)]
-            for lane in lanes:
-                lane.tile = engine.tile
-            ways[f"{threads} lanes"] = lambda plane, lanes=lanes: on_lanes(lanes, plane)
+        tile, ways = engine_ways(weights_path, name, threads, tiles.get(name))
+        runs[f"{name}, {tile}² tiles"] = ways
     return runs
 
 

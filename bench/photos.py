@@ -20,14 +20,12 @@ import numpy as np
 import requests
 from PIL import Image
 
-from bench.compute import on_lanes
+from bench.compute import engine_ways
 from bench.served import peak_rss
 from serving import MODEL_NAME
 from serving.server import private_server
-from srcnn.bands import super_resolve_plane
 from srcnn.color import rgb_to_channel
 from srcnn.cores import machine_cores
-from srcnn.engine import load_engine
 from srcnn.imaging import resize_plane
 from srcnn.weights import weight_file
 from training.data import list_images
@@ -59,22 +57,13 @@ def png(image):
 
 
 def forward_seconds(weights, name, tile, plane):
-    """{way: seconds} of the engine `name` in `tile`² tiles over `plane` on every core: its own threads, and
-    lanes of single-threaded engines computing stripes (bench.compute.on_lanes)."""
-    cores = machine_cores()
-    weights_path = weight_file(weights, SCALE)
-    engine = load_engine(weights_path, engine_threads=cores, name=name)
-    engine.tile = tile
-    lanes = [load_engine(weights_path, engine_threads=1, name=name) for _ in range(cores)]
-    for lane in lanes:
-        lane.tile = tile
+    """{way: seconds} of the engine `name` in `tile`² tiles over `plane` on every core, both ways
+    (bench.compute.engine_ways)."""
     seconds = {}
-    started = time.perf_counter()
-    super_resolve_plane(engine, plane)
-    seconds[f"engine, {cores} threads"] = time.perf_counter() - started
-    started = time.perf_counter()
-    on_lanes(lanes, plane)
-    seconds[f"{cores} lanes"] = time.perf_counter() - started
+    for way, run in engine_ways(weight_file(weights, SCALE), name, machine_cores(), tile)[1].items():
+        started = time.perf_counter()
+        run(plane)
+        seconds[way] = time.perf_counter() - started
     return seconds
 
 

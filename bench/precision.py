@@ -11,6 +11,8 @@ SRCNN's fp32 reference scores about Set14's PSNR-Y at ×2 (32 dB). Both sets are
 (training.evaluate.score_y).
 """
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -42,25 +44,32 @@ def dead_leaves(seed, side=SIDE):
     return np.asarray(image.resize((side, side), Image.Resampling.BOX))
 
 
-def cost(ground_truths, weights_folder, name, scale):
-    """Engine `name`'s PSNR-Y cost (dB) against the reference engine at `scale`: the difference of their mean
-    scores over `ground_truths` (Y planes, integers 0..255)."""
+def held_out(data_dir):
+    """T91's held-out photographs (training.data.split_validation) as Y planes, integers 0..255."""
+    return [read_y(path) for path in split_validation(list_images(Path(data_dir) / "T91"))[1]]
+
+
+def costs(sets, weights_folder, name, scale):
+    """{set: engine `name`'s PSNR-Y cost (dB) against the reference engine at `scale`}: the difference of their
+    mean scores over each of `sets` ({set: Y planes, integers 0..255}), both engines built once."""
     path = weight_file(weights_folder, scale)
-    means = [
-        np.mean([score_y(modcrop(y, scale), {scale: engine}, scale, with_ssim=False)["psnr_y"] for y in ground_truths])
-        for engine in (load_engine(path, name=REFERENCE["cpu"]), load_engine(path, name=name))
-    ]
-    return float(means[0] - means[1])
+    engines = [load_engine(path, name=REFERENCE["cpu"]), load_engine(path, name=name)]
+    found = {}
+    for set_name, ground_truths in sets.items():
+        reference, engine = (
+            np.mean([score_y(modcrop(y, scale), {scale: e}, scale, with_ssim=False)["psnr_y"] for y in ground_truths])
+            for e in engines
+        )
+        found[set_name] = float(reference - engine)
+    return found
 
 
 def unseen_costs(weights_folder, name, data_dir, seed, images=8):
-    """{set: {scale: `cost`}} of engine `name` on `images` dead-leaves pictures from `seed` and on T91's held-out
-    photographs, at every trained scale."""
+    """{set: {scale: cost}} of engine `name` (`costs`) on `images` dead-leaves pictures from `seed` and on T91's
+    held-out photographs, at every trained scale."""
     sets = {
         f"dead leaves (seed {seed})": [ground_truth_y(dead_leaves(seed + index)) for index in range(images)],
-        "T91 held out": [read_y(path) for path in split_validation(list_images(data_dir / "T91"))[1]],
+        "T91 held out": held_out(data_dir),
     }
-    return {
-        set_name: {scale: cost(planes, weights_folder, name, scale) for scale in SCALES}
-        for set_name, planes in sets.items()
-    }
+    by_scale = {scale: costs(sets, weights_folder, name, scale) for scale in SCALES}
+    return {set_name: {scale: by_scale[scale][set_name] for scale in SCALES} for set_name in sets}

@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
-from bench.precision import cost, dead_leaves
+from bench.precision import costs, dead_leaves, held_out
 from srcnn import SRCNN, save_state_dict
 from srcnn.bands import super_resolve_plane
 from srcnn.choice import MAX_COST_DB, candidates, worst_costs
@@ -18,7 +18,7 @@ from srcnn.imaging import resize_plane
 from srcnn.quantize import equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
-from training.data import DATA_DIR, ground_truth_y, list_images, read_y, split_validation
+from training.data import DATA_DIR, ground_truth_y, list_images, read_y
 from training.evaluate import EvaluateConfig, engine_table, evaluate
 
 
@@ -130,11 +130,10 @@ def test_the_engines_auto_may_choose_cost_at_most_the_limit_on_unseen_images(sca
     """Dead leaves (bench.precision) and T91's held-out photographs: neither the recorded costs nor the int8
     calibration read them."""
     chosen, _ = candidates("auto", "cpu", worst_costs(SHIPPED))
-    pictures = [ground_truth_y(dead_leaves(seed)) for seed in range(8)]
-    photographs = [read_y(path) for path in split_validation(list_images(DATA_DIR / "T91"))[1]]
+    sets = {"dead leaves": [ground_truth_y(dead_leaves(seed)) for seed in range(8)], "T91": held_out(DATA_DIR)}
     for name in chosen:
-        for ground_truths in (pictures, photographs):
-            assert cost(ground_truths, SHIPPED, name, scale) <= MAX_COST_DB
+        for set_name, cost in costs(sets, SHIPPED, name, scale).items():
+            assert cost <= MAX_COST_DB, (name, set_name)
 
 
 def test_the_engine_table_gives_each_cost_against_fp32():
