@@ -96,7 +96,7 @@ calibrate: setup
 
 # PSNR-Y of every CPU engine and its cost against fp32, recorded in the sidecars for the engine choice
 # (docs/speed-and-precision.md, Precision).
-CPU_ENGINES := onnxruntime-fp32 onnxruntime-int8 openvino-fp32 openvino-int8 openvino-bf16 torch-bf16
+CPU_ENGINES := onnxruntime-fp32 onnxruntime-int8 openvino-fp32 openvino-int8 openvino-int8-bf16 openvino-bf16 torch-bf16
 evaluate-precision: setup
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR) --sets Set5 Set14 --scales 2 3 4 --method srcnn \
 		--engines $(CPU_ENGINES) --write-costs --json weights/evaluation-precision.json

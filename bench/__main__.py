@@ -39,7 +39,7 @@ from bench import ROOT, limit, photos, precision, storm, video
 from bench.compute import end_to_end, forward_rates, recomputed_tiles
 from bench.served import ROUNDS, served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
-from srcnn.engine import ENGINES, REFERENCE
+from srcnn.engine import ENGINES, INT8_ARITHMETICS, REFERENCE
 from srcnn.imaging import resize_plane
 from srcnn.weights import SCALES, load_model, weight_file
 from training.data import DATA_DIR, list_images, read_y
@@ -141,7 +141,7 @@ def run(config):
     results["recomputed_tiles"] = {
         name: recomputed_tiles(weights, inputs, name, threads=1)
         for name, (_, precision) in ENGINES["cpu"].items()
-        if precision == "int8"
+        if precision in INT8_ARITHMETICS
     }
     print("the choice with oneDNN held to older instruction sets ...", file=sys.stderr)
     results["simulated"] = {isa: simulated_choice(isa, os.cpu_count()) for isa in SIMULATED_ISAS}
@@ -362,6 +362,7 @@ def bar(results):
         ),
     ]
     in_process = results["in_process"]["of_limit"]
+    ceilings = ", ".join(f"{name} {rate / fp32_limit:.2f}" for name, rate in results["limits"]["ceilings"].items())
     if "amx_int8" in isa or "amx_bf16" in isa:
         kind, forward_bar, process_bar, served_bar = "AMX", 8.0, None, 3.0
         checks.append(
@@ -374,8 +375,8 @@ def bar(results):
     if forward_bar:
         checks += [
             (
-                f"{kind}: forward on photographs ≥ {forward_bar} × limit ({forward:.2f}; the int8 engines' ceiling "
-                f"{results['limits']['ceiling'] / fp32_limit:.2f})",
+                f"{kind}: forward on photographs ≥ {forward_bar} × limit ({forward:.2f}; the mixed engines' "
+                f"ceilings {ceilings})",
                 forward >= forward_bar,
             ),
             (

@@ -241,12 +241,13 @@ def isa_peak():
     }
 
 
-# The int8 engines' arithmetic a layer: the first in fp32 (8 bits would round the bicubic image it reads), the mapping
-# and reconstruction layers in int8 (OpenVINO's engine; srcnn.engine).
-INT8_DESIGN = ("fp32", "int8", "int8")
+# The arithmetic of each layer in the engines whose layers differ (srcnn.engine.ENGINES): "int8" keeps the first
+# layer in fp32 and runs the mapping and reconstruction layers in int8 (OpenVINO's engine); "int8-bf16" runs the
+# first in bfloat16.
+DESIGNS = {"int8": ("fp32", "int8", "int8"), "int8-bf16": ("bf16", "int8", "int8")}
 
 
-def ceiling(model, limits, arithmetics=INT8_DESIGN):
+def ceiling(model, limits, arithmetics):
     """GFLOP/s of `model` (its FLOP a pixel over its seconds a pixel) if each layer ran at the limit of its arithmetic
     in `arithmetics`, with nothing between layers and no halo: what an engine of that design can reach here."""
     seconds = sum(
@@ -257,16 +258,17 @@ def ceiling(model, limits, arithmetics=INT8_DESIGN):
 
 
 def limits(weights):
-    """Every rate measured, each arithmetic's limit (the fastest of its rates), the ISA's fp32 peak, and the int8
-    design's ceiling (GFLOP/s)."""
+    """Every rate measured, each arithmetic's limit (the fastest of its rates), the ISA's fp32 peak, and each of
+    DESIGNS' ceiling (GFLOP/s)."""
     rates = convolution_rates(weights)
     rates["fp32"].update(matmul_rates())
     found = {arithmetic: max(measured.values()) for arithmetic, measured in rates.items()}
+    model = load_model(weight_file(weights, 2))
     return {
         "rates": rates,
         "limits": found,
         "isa_peak": isa_peak(),
-        "ceiling": ceiling(load_model(weight_file(weights, 2)), found),
+        "ceilings": {name: ceiling(model, found, design) for name, design in DESIGNS.items()},
     }
 
 
@@ -284,11 +286,15 @@ def markdown(found):
             f"is {limits['fp32'] / peak['gflops']:.2f}× that, so the cores ran at "
             f"{limits['fp32'] / peak['flop_per_cycle'] / machine_cores():.2f} GHz or more."
         )
+    ceilings = "; ".join(
+        f"{name} (the first layer {DESIGNS[name][0]}, the others {DESIGNS[name][1]}) **{rate:.0f} GFLOP/s, "
+        f"{rate / limits['fp32']:.2f}× the fp32 limit**"
+        for name, rate in found["ceilings"].items()
+    )
     lines += [
         "",
-        f"The int8 engines' ceiling, each layer at its arithmetic's limit (the first fp32, the others int8) with "
-        f"nothing between layers and no halo: **{found['ceiling']:.0f} GFLOP/s, "
-        f"{found['ceiling'] / limits['fp32']:.2f}× the fp32 limit**.",
+        f"The mixed engines' ceilings, each layer at its arithmetic's limit with nothing between layers and no halo: "
+        f"{ceilings}.",
     ]
     lines += ["", "| arithmetic | measured | GOP/s |", "| --- | --- | --- |"]
     for arithmetic, rates in found["rates"].items():
@@ -298,14 +304,17 @@ def markdown(found):
 
 
 def checks(found, engines):
-    """No engine of `engines` ({name: (arithmetic, GOP/s)}) faster than its arithmetic's limit."""
-    return [
-        (
-            f"{name} ({rate:.0f}) within the {arithmetic} limit ({found['limits'][arithmetic]:.0f})",
-            rate <= found["limits"][arithmetic] * 1.02,
+    """No engine of `engines` ({name: (arithmetic, GOP/s)}) faster than its arithmetic's limit, or its design's
+    ceiling for the arithmetics of DESIGNS."""
+    checked = []
+    for name, (arithmetic, rate) in engines.items():
+        bound, what = (
+            (found["ceilings"][arithmetic], "ceiling")
+            if arithmetic in DESIGNS
+            else (found["limits"][arithmetic], "limit")
         )
-        for name, (arithmetic, rate) in engines.items()
-    ]
+        checked.append((f"{name} ({rate:.0f}) within the {arithmetic} {what} ({bound:.0f})", rate <= bound * 1.02))
+    return checked
 
 
 if __name__ == "__main__":

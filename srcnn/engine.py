@@ -2,9 +2,9 @@
 
 Each engine is a runtime and an arithmetic, named `runtime-arithmetic` (ENGINES): on a CPU, ONNX Runtime and
 OpenVINO run a graph built from the weights (`onnx_graph`: the reconstruction layer phase-packed) in fp32 or with
-the mapping layer in int8 (srcnn.quantize; on OpenVINO the reconstruction layer too), OpenVINO also with its bf16
-hint, and torch runs the module in bfloat16; on CUDA torch runs the module. Which one serves is chosen on the
-machine at hand (srcnn.choice).
+the mapping layer in int8 (srcnn.quantize; on OpenVINO the reconstruction layer too, and in "int8-bf16" the first
+layer in bfloat16), OpenVINO also with its bf16 hint, and torch runs the module in bfloat16; on CUDA torch runs the
+module. Which one serves is chosen on the machine at hand (srcnn.choice).
 """
 
 import copy
@@ -26,14 +26,20 @@ ENGINES = {
         "onnxruntime-int8": ("onnxruntime", "int8"),
         "openvino-fp32": ("openvino", "fp32"),
         "openvino-int8": ("openvino", "int8"),
+        "openvino-int8-bf16": ("openvino", "int8-bf16"),
         "openvino-bf16": ("openvino", "bf16"),
         "torch-bf16": ("torch", "bf16"),
     },
     "cuda": {"torch-fp32": ("torch", "fp32"), "torch-bf16": ("torch", "bf16"), "torch-fp16": ("torch", "fp16")},
 }
 REFERENCE = {"cpu": "onnxruntime-fp32", "cuda": "torch-fp32"}  # what costs are measured against
+# The arithmetics whose engines run the mapping layer in int8, and so need the weights' int8 calibration.
+INT8_ARITHMETICS = ("int8", "int8-bf16")
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+# In "int8-bf16", the first layer reads the input less this, so that bfloat16's 8 significant bits round a pixel
+# of 0..1 by at most 2⁻¹⁰ (a quarter of an 8-bit level) rather than 2⁻⁹; its bias takes the difference back.
+BF16_CENTRE = 0.5
 # The reconstruction layer's output rows and columns computed by one packed output channel: 2 × 4 = 8 channels,
 # one block of MLAS's AVX2 convolution kernels, which pad every layer's output channels to a multiple of 8.
 PHASES = (2, 4)
@@ -72,11 +78,11 @@ class GraphEngine:
     runtime = None
     tile = 256  # output tile side; the engine choice (srcnn.choice) measures which side serves best here
 
-    def __init__(self, model, engine_threads=None, calibration=None, hint="fp32"):
+    def __init__(self, model, engine_threads=None, arithmetic="fp32", calibration=None):
         self.border = model.border
         self.multiple = PHASES
-        self.arithmetic = hint if calibration is None else "int8"
-        self.name = f"{self.runtime}-{self.arithmetic}"
+        self.arithmetic = arithmetic
+        self.name = f"{self.runtime}-{arithmetic}"
         self.fallbacks = 0
         self.fp32 = None
         if calibration is not None:
@@ -91,7 +97,10 @@ class GraphEngine:
         """float32 (h + 2·border, w + 2·border) in [0, 1] -> float32 (h, w), unclipped."""
         rows, columns = PHASES
         height, width = (side - 2 * self.border for side in window.shape)
-        outputs = self.run(window[None, None])
+        batch = window[None, None]
+        if self.arithmetic == "int8-bf16":
+            batch = to_bfloat16(batch - np.float32(BF16_CENTRE))
+        outputs = self.run(batch)
         if self.fp32 is not None and outputs[1] > self.first_limit:
             self.fallbacks += 1
             return self.fp32(window)
@@ -108,22 +117,28 @@ class OnnxEngine(GraphEngine):
 
     def __init__(self, model, engine_threads=None, calibration=None):
         self.session = onnx_session(onnx_graph(model, calibration), engine_threads)
-        super().__init__(model, engine_threads, calibration)
+        super().__init__(model, engine_threads, "fp32" if calibration is None else "int8", calibration)
 
     def run(self, batch):
         return self.session.run(None, {"y": batch})
 
 
 class OpenVinoEngine(GraphEngine):
-    """OpenVINO's CPU plugin (oneDNN kernels, which use AMX, VNNI or AVX2 as the CPU has them) on the same graph;
-    `hint` "bf16" is its inference-precision hint, every layer in bfloat16."""
+    """OpenVINO's CPU plugin (oneDNN kernels, which use AMX, VNNI or AVX2 as the CPU has them) on the same graph in
+    `arithmetic`: "fp32"; "bf16", its inference-precision hint, every layer in bfloat16; "int8", the mapping and
+    reconstruction layers in int8 (`calibration`, required); "int8-bf16", those and the first layer in bfloat16."""
 
     runtime = "openvino"
 
-    def __init__(self, model, engine_threads=None, calibration=None, hint="fp32"):
-        graph = onnx_graph(model, calibration, int8_reconstruction=calibration is not None)
-        self.request = openvino_request(graph, engine_threads, hint)
-        super().__init__(model, engine_threads, calibration, hint)
+    def __init__(self, model, engine_threads=None, arithmetic="fp32", calibration=None):
+        graph = onnx_graph(
+            model,
+            calibration,
+            int8_reconstruction=calibration is not None,
+            bf16_first=arithmetic == "int8-bf16",
+        )
+        self.request = openvino_request(graph, engine_threads, "bf16" if arithmetic == "bf16" else "fp32")
+        super().__init__(model, engine_threads, arithmetic, calibration)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
         # `tensor.data` for good). One smallest window now, on the thread that builds the engine, takes that step
@@ -134,6 +149,14 @@ class OpenVinoEngine(GraphEngine):
     def run(self, batch):
         self.request.infer({0: batch})
         return [tensor.data for tensor in self.request.output_tensors]
+
+
+def to_bfloat16(values):
+    """float32 `values` rounded to the nearest bfloat16 (ties to even), still float32: exactly what a bfloat16
+    convolution reads (OpenVINO's own conversion at the graph's input does not round to nearest)."""
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
+    rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
+    return (rounded & np.uint32(0xFFFF0000)).view(np.float32)
 
 
 def onnx_session(graph, engine_threads=None, profile_prefix=None):
@@ -167,7 +190,7 @@ def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
 
-def onnx_graph(model, calibration=None, int8_reconstruction=False):
+def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=False):
     """An ONNX model computing `model` in valid mode, (1, 1, H, W) "y" -> (1, P·Q, (H - 2b)/P, (W - 2b)/Q) "out".
 
     The reconstruction layer has one output channel, which MLAS runs padded to a block of 8 (docs/decisions.md,
@@ -179,7 +202,8 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False):
     GraphEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
     costs nothing measurable, D3). With `int8_reconstruction` too, the reconstruction layer takes the mapping
     layer's 8-bit output as it is and runs in int8 (`reconstruction_halves`), as exact as in fp32: OpenVINO runs
-    it so at int8's speed, ONNX Runtime slower than in fp32 (D19).
+    it so at int8's speed, ONNX Runtime slower than in fp32 (D19). With `bf16_first`, the first layer is a bfloat16
+    convolution (`bf16_first_layer`) and "y" the input less BF16_CENTRE, rounded to bfloat16 (`to_bfloat16`).
     """
     if model.channels != 1:
         raise ValueError(f"the ONNX engine runs single-channel (Y) models, not {model.channels} channels")
@@ -208,6 +232,12 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False):
             nodes += layer_nodes
             initializers += layer_initializers
             continue
+        if index == 0 and bf16_first:
+            layer_nodes, layer_initializers = bf16_first_layer(weight, bias)
+            nodes += layer_nodes
+            initializers += layer_initializers
+            value = "relu0"
+            continue
         initializers += [numpy_helper.from_array(weight, f"w{index}"), numpy_helper.from_array(bias, f"b{index}")]
         output = "out" if last_layer else f"conv{index}"
         strides = list(PHASES) if last_layer else [1, 1]
@@ -229,6 +259,28 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False):
     graph_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(graph_model)
     return graph_model
+
+
+def bf16_first_layer(weight, bias):
+    """(nodes, initializers) of the first layer, "y" -> "relu0", on bfloat16 input (the engine's input less
+    BF16_CENTRE) and bfloat16 weights, rounded to nearest here (OpenVINO's constant folding would truncate them), its
+    sums in fp32 (a bfloat16 product is exact in fp32) and its bias, which takes the centre back, added in fp32: a
+    bfloat16 output rounded before the bias would lose what the bias cancels."""
+    rounded = to_bfloat16(weight)
+    bias = (bias + BF16_CENTRE * rounded.astype(np.float64).sum(axis=(1, 2, 3))).astype(np.float32)
+    bits = (rounded.view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    initializers = [
+        helper.make_tensor("w0_bf16", TensorProto.BFLOAT16, weight.shape, bits.tobytes(), raw=True),
+        numpy_helper.from_array(bias.reshape(1, -1, 1, 1), "b0"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["y"], ["y_bf16"], to=TensorProto.BFLOAT16),
+        helper.make_node("Conv", ["y_bf16", "w0_bf16"], ["conv0_bf16"]),
+        helper.make_node("Cast", ["conv0_bf16"], ["conv0_sums"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["conv0_sums", "b0"], ["conv0"]),
+        helper.make_node("Relu", ["conv0"], ["relu0"]),
+    ]
+    return nodes, initializers
 
 
 def int8_layer(value, conv, calibration):
@@ -293,17 +345,14 @@ def make_engine(model, engine_threads=None, name=None, calibration=None):
     if name not in ENGINES[device]:
         raise ValueError(f"engine {name!r} does not run on {device}: choose one of {sorted(ENGINES[device])}")
     runtime, arithmetic = ENGINES[device][name]
-    if arithmetic == "int8" and calibration is None:
+    if arithmetic in INT8_ARITHMETICS and calibration is None:
         raise ValueError("int8 needs the weights' calibration: run `make calibrate` (training.calibrate)")
+    if arithmetic not in INT8_ARITHMETICS:
+        calibration = None
     if runtime == "onnxruntime":
-        return OnnxEngine(model, engine_threads, calibration if arithmetic == "int8" else None)
+        return OnnxEngine(model, engine_threads, calibration)
     if runtime == "openvino":
-        return OpenVinoEngine(
-            model,
-            engine_threads,
-            calibration if arithmetic == "int8" else None,
-            "fp32" if arithmetic == "int8" else arithmetic,
-        )
+        return OpenVinoEngine(model, engine_threads, arithmetic, calibration)
     if device == "cpu" and engine_threads:
         torch.set_num_threads(engine_threads)
     return TorchEngine(copy.deepcopy(model).to(TORCH_DTYPES[arithmetic]))
@@ -314,7 +363,7 @@ def load_engine(weights_path, device="cpu", engine_threads=None, name=None):
     `make calibrate`), refused when the sidecar calibrated other weights."""
     calibration = None
     device_type = torch.device(device).type
-    if ENGINES[device_type].get(name, (None, None))[1] == "int8":
+    if ENGINES[device_type].get(name, (None, None))[1] in INT8_ARITHMETICS:
         calibration = int8_calibration(weights_path)
         if calibration is None:
             raise ValueError(

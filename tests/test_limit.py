@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.limit import OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
+from bench.limit import DESIGNS, OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
 from srcnn.engine import onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
 
@@ -58,24 +58,28 @@ def test_the_int8_layer_timed_computes_the_mapping_layer_in_int8(network):
     assert np.array_equal(answer / step, np.round(answer / step))  # every output on the int8 grid: quantized
 
 
-def test_an_engine_faster_than_its_arithmetics_limit_fails():
-    found = {"limits": {"fp32": 200.0, "bf16": 300.0, "int8": 600.0}}
+def test_an_engine_faster_than_its_arithmetics_limit_or_its_designs_ceiling_fails():
+    found = {"limits": {"fp32": 200.0, "bf16": 300.0, "int8": 600.0}, "ceilings": {"int8": 450.0, "int8-bf16": 520.0}}
     results = checks(
         found,
         {
-            "openvino-int8, 256² tiles": ("int8", 590.0),
+            "openvino-int8, 256² tiles": ("int8", 470.0),
             "onnxruntime-fp32, 256² tiles": ("fp32", 250.0),
             "openvino-bf16, 256² tiles": ("bf16", 303.0),
+            "openvino-int8-bf16, 256² tiles": ("int8-bf16", 520.0),
         },
     )
-    assert [passed for _, passed in results] == [True, False, True]  # within 2% passes: timing noise
+    assert [passed for _, passed in results] == [False, False, True, True]  # within 2% passes: timing noise
+    assert results[0][0] == "openvino-int8, 256² tiles (470) within the int8 ceiling (450)"
     assert results[1][0] == "onnxruntime-fp32, 256² tiles (250) within the fp32 limit (200)"
 
 
 def test_the_ceiling_runs_each_layer_at_its_arithmetics_limit(network):
     # Multiply-adds a pixel: 9·9·64 = 5,184 (fp32), 5·5·64·32 = 51,200 and 5·5·32 = 800 (int8); two FLOP each.
     seconds = 2 * 5_184 / 100 + 2 * 51_200 / 400 + 2 * 800 / 400
-    assert ceiling(network, {"fp32": 100.0, "int8": 400.0}) == pytest.approx(2 * 57_184 / seconds)
+    assert ceiling(network, {"fp32": 100.0, "int8": 400.0}, DESIGNS["int8"]) == pytest.approx(2 * 57_184 / seconds)
+    seconds = 2 * 5_184 / 200 + 2 * 51_200 / 400 + 2 * 800 / 400
+    assert ceiling(network, {"bf16": 200.0, "int8": 400.0}, DESIGNS["int8-bf16"]) == pytest.approx(2 * 57_184 / seconds)
     assert ceiling(network, {"fp32": 100.0}, ("fp32", "fp32", "fp32")) == pytest.approx(100.0)
 
 

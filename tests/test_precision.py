@@ -13,7 +13,16 @@ from bench.precision import costs, dead_leaves, held_out
 from srcnn import SRCNN, save_state_dict
 from srcnn.bands import super_resolve_plane
 from srcnn.choice import MAX_COST_DB, candidates, worst_costs
-from srcnn.engine import ENGINES, GraphEngine, TorchEngine, load_engine, make_engine, onnx_graph
+from srcnn.engine import (
+    ENGINES,
+    INT8_ARITHMETICS,
+    GraphEngine,
+    TorchEngine,
+    load_engine,
+    make_engine,
+    onnx_graph,
+    to_bfloat16,
+)
 from srcnn.imaging import resize_plane
 from srcnn.quantize import equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
@@ -35,7 +44,7 @@ def network_input(scale, size):
 
 
 REDUCED = [name for name, (_, precision) in ENGINES["cpu"].items() if precision != "fp32"]
-INT8 = [name for name, (_, precision) in ENGINES["cpu"].items() if precision == "int8"]
+INT8 = [name for name, (_, precision) in ENGINES["cpu"].items() if precision in INT8_ARITHMETICS]
 
 
 @pytest.mark.parametrize("name", REDUCED)
@@ -105,7 +114,7 @@ def test_photographs_run_int8_throughout(scale):
 @pytest.mark.slow  # Set5 and Set14 through the engines
 def test_the_engines_auto_may_choose_cost_what_their_sidecars_say_and_at_most_the_limit_on_set5(scale):
     chosen, excluded = candidates("auto", "cpu", worst_costs(SHIPPED))
-    assert "openvino-int8" in chosen and "onnxruntime-int8" in chosen  # `make evaluate-precision` measured them
+    assert {"openvino-int8", "openvino-int8-bf16", "onnxruntime-int8"} <= set(chosen)  # `make evaluate-precision`
     assert set(excluded) == {"openvino-bf16", "torch-bf16"}  # 0.048 dB at ×2 on Set5
     records = evaluate(
         EvaluateConfig(DATA_DIR, ("Set5",), (scale,), ("srcnn",), SHIPPED, None, "cpu", ("onnxruntime-fp32", *chosen))
@@ -195,27 +204,50 @@ def test_a_weight_split_in_two_int8_halves_adds_up_to_it():
     assert ((halves[:8] - weight).abs() > largest / 1_000).any()  # the first half alone is int8's rounding
 
 
-def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32():
+def openvino_convolutions(graph):
+    """{convolution: (the precision it computes in, its output's)} as OpenVINO's CPU plugin runs `graph`."""
     import openvino
 
-    weights = weight_file(SHIPPED, 2)
-    graph = onnx_graph(load_model(weights), read_sidecar(weights)["int8"], int8_reconstruction=True)
     core = openvino.Core()
     compiled = core.compile_model(
         core.read_model(graph.SerializeToString(), b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
     )
-    precisions = {
-        op.get_friendly_name().split("/")[0]: op.get_rt_info()["runtimePrecision"].astype(str)
+    return {
+        op.get_friendly_name().split("/")[0]: tuple(
+            op.get_rt_info()[key].astype(str) for key in ("runtimePrecision", "outputPrecisions")
+        )
         for op in compiled.get_runtime_model().get_ops()
         if op.get_rt_info()["layerType"].astype(str) == "Convolution"
     }
-    assert precisions == {"conv0": "f32", "conv1": "u8", "out_halves": "u8"}
+
+
+@pytest.mark.parametrize("bf16_first, first", [(False, "f32"), (True, "bf16")])
+def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32_or_bf16(bf16_first, first):
+    weights = weight_file(SHIPPED, 2)
+    graph = onnx_graph(
+        load_model(weights), read_sidecar(weights)["int8"], int8_reconstruction=True, bf16_first=bf16_first
+    )
+    # The first layer's output (its bias added) and the last layer's stay fp32: bfloat16 would round them.
+    assert openvino_convolutions(graph) == {
+        "conv0" if not bf16_first else "conv0_bf16": (first, "f32"),
+        "conv1": ("u8", "u8"),
+        "out_halves": ("u8", "f32"),
+    }
+
+
+def test_bfloat16_rounds_to_nearest_ties_to_even_as_torch_does():
+    step = 2.0**-8  # bfloat16's spacing in [1, 2) is 2⁻⁷: these fall on, between and halfway between its values
+    values = np.array([1 + k * step / 2 for k in range(-8, 17)] + [-0.3, 0.2 + 2**-10 * 0.7, 3e-39], np.float32)
+    values = np.concatenate([values, np.random.default_rng(0).normal(size=1000).astype(np.float32)])
+    expected = torch.from_numpy(values).to(torch.bfloat16).float().numpy()
+    assert np.array_equal(to_bfloat16(values), expected)
+    assert not np.array_equal(values.view(np.uint32) & 0xFFFF0000, expected.view(np.uint32))  # not truncation
 
 
 @pytest.mark.parametrize("name", INT8)
 def test_every_shipped_weight_file_is_calibrated_for_its_own_bytes(scale, name):
     engine = load_engine(weight_file(SHIPPED, scale), name=name)
-    assert isinstance(engine, GraphEngine) and (engine.name, engine.arithmetic) == (name, "int8")
+    assert isinstance(engine, GraphEngine) and (engine.name, engine.arithmetic) == (name, ENGINES["cpu"][name][1])
 
 
 @pytest.fixture
