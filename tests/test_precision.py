@@ -97,9 +97,10 @@ def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
 
 
 @pytest.mark.slow  # Set5 and Set14 through the engines
-def test_photographs_run_int8_throughout(scale):
+@pytest.mark.parametrize("name", ["openvino-int8", "openvino-int8-bf16"])
+def test_photographs_run_int8_throughout(scale, name):
     """The range guard recomputes at most 2% of Set5's and Set14's tiles in fp32, at the int8 engines' tile."""
-    int8 = load_engine(weight_file(SHIPPED, scale), name="openvino-int8", engine_threads=1)  # 256² tiles, as served
+    int8 = load_engine(weight_file(SHIPPED, scale), name=name, engine_threads=1)  # 256² tiles, as served
     tiles = 0
     for set_name in ("Set5", "Set14"):
         for path in list_images(DATA_DIR / set_name):
