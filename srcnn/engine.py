@@ -153,7 +153,8 @@ class OpenVinoEngine(GraphEngine):
 
 def to_bfloat16(values):
     """float32 `values` rounded to the nearest bfloat16 (ties to even), still float32: exactly what a bfloat16
-    convolution reads (OpenVINO's own conversion at the graph's input does not round to nearest)."""
+    convolution reads (OpenVINO's conversion inside the graph, fused into that convolution's input, does not round
+    to nearest: docs/decisions.md, D21)."""
     bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
     rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
     return (rounded & np.uint32(0xFFFF0000)).view(np.float32)

@@ -3,10 +3,9 @@
 The mapping layer (5×5, 64 → 32 channels) is 90% of SRCNN's multiply-adds; the int8 engines (srcnn.engine) run
 it on 8-bit integers, unsigned activations in and out with one step each, signed weights with one step per
 output channel, and keep the first layer in fp32 (its input is the bicubic image, which 8 bits would round) or, in
-"int8-bf16", in bfloat16 (docs/decisions.md, D21). The
-last layer is fp32 too, or on OpenVINO, int8 on the mapping layer's 8-bit output with its weights in two int8
-halves (`split_weight`), as exact as fp32. Equalization, clipped steps and the bias correction below make that
-cost about 0.01 dB (docs/decisions.md, D2, has the ablation).
+"int8-bf16", in bfloat16 (docs/decisions.md, D21). The last layer is fp32 too, or on OpenVINO, int8 on the mapping
+layer's 8-bit output with its weights in two int8 halves (`split_weight`), as exact as fp32. Equalization, clipped
+steps and the bias correction below make that cost about 0.01 dB (docs/decisions.md, D2, has the ablation).
 
 Equalization: one step for all 64 input channels wastes most of the 8 bits on the channels whose activations are
 small, so channel c of the first layer is divided by e[c] = (range[c] / largest range) ** power and the mapping
