@@ -19,7 +19,7 @@ predictor in turns at 512² → ×2, photographs (bench/photos.py: a 12-megapixe
 pass, the peak answering 6000×4000 → ×2), video (bench/video.py: 480p and 720p clips → ×2 against the still-image
 pipeline on the same frames), and a storm (bench/storm.py: 4 large requests at once beside a loop of small ones,
 the small ones' latency). The bar's lines end the table; an engine measured faster than the limit of its
-arithmetic is one of them (a limit that is not the machine's).
+arithmetic, or a mixed engine faster than its design's ceiling, is one of them (a limit that is not the machine's).
 Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
 `--servers-only`, `--storm-only` and `--video-only` measure and print those alone, writing nothing.
 """

@@ -60,12 +60,15 @@ def measured(url, body, clients, requests_per_client):
     }
 
 
+def best(rounds):
+    """Of `measured` rounds, the one with the most requests/s: the one least disturbed by the other tenants of a
+    shared machine (as the in-process times are the best of their runs)."""
+    return max(rounds, key=lambda found: found["requests_per_s"])
+
+
 def best_round(url, body, clients, requests_per_client, rounds=ROUNDS):
-    """`measured` `rounds` times in a row; the round with the most requests/s, the one least disturbed by the other
-    tenants of a shared machine (as the in-process times are the best of their runs)."""
-    return max(
-        (measured(url, body, clients, requests_per_client) for _ in range(rounds)), key=lambda m: m["requests_per_s"]
-    )
+    """`measured` `rounds` times in a row; the `best`."""
+    return best([measured(url, body, clients, requests_per_client) for _ in range(rounds)])
 
 
 @contextmanager
@@ -84,18 +87,17 @@ def running(*servers):
 
 def in_turns(urls, body, clients_counts, requests_per_client, rounds=ROUNDS):
     """Each of `urls` ({name: URL}, every server running) measured in turns `rounds` times at each client count,
-    so that a slow spell of a shared machine falls on all; each keeps its best round. {name: {clients: measured}}."""
+    so that a slow spell of a shared machine falls on all; each keeps its `best` round. {name: {clients: measured}}."""
     for url in urls.values():
         load(url, body, 2, 4)  # warm both lanes (or workers) of each
-    results = {name: {} for name in urls}
+    found = {name: {clients: [] for clients in clients_counts} for name in urls}
     for clients in clients_counts:
         for _ in range(rounds):
             for name, url in urls.items():
-                found = measured(url, body, clients, requests_per_client)
-                best = results[name].get(clients)
-                if best is None or found["requests_per_s"] > best["requests_per_s"]:
-                    results[name][clients] = found
-    return results
+                found[name][clients].append(measured(url, body, clients, requests_per_client))
+    return {
+        name: {clients: best(rounds) for clients, rounds in by_clients.items()} for name, by_clients in found.items()
+    }
 
 
 def ratios(results, over, under, clients_counts):

@@ -90,17 +90,14 @@ class GraphEngine:
             self.first_limit = FALLBACK_RANGE * calibration["input_step"] * LEVELS
 
     def run(self, batch):
-        """The graph's outputs ("out", and "first_max" in int8) for a (1, 1, H, W) float32 batch."""
+        """The graph's outputs ("out", and "first_max" in int8) for a (1, 1, H, W) float32 batch in [0, 1]."""
         raise NotImplementedError
 
     def __call__(self, window):
         """float32 (h + 2·border, w + 2·border) in [0, 1] -> float32 (h, w), unclipped."""
         rows, columns = PHASES
         height, width = (side - 2 * self.border for side in window.shape)
-        batch = window[None, None]
-        if self.arithmetic == "int8-bf16":
-            batch = to_bfloat16(batch - np.float32(BF16_CENTRE))
-        outputs = self.run(batch)
+        outputs = self.run(window[None, None])
         if self.fp32 is not None and outputs[1] > self.first_limit:
             self.fallbacks += 1
             return self.fp32(window)
@@ -131,12 +128,8 @@ class OpenVinoEngine(GraphEngine):
     runtime = "openvino"
 
     def __init__(self, model, engine_threads=None, arithmetic="fp32", calibration=None):
-        graph = onnx_graph(
-            model,
-            calibration,
-            int8_reconstruction=calibration is not None,
-            bf16_first=arithmetic == "int8-bf16",
-        )
+        self.bf16_first = arithmetic == "int8-bf16"
+        graph = onnx_graph(model, calibration, int8_reconstruction=calibration is not None, bf16_first=self.bf16_first)
         self.request = openvino_request(graph, engine_threads, "bf16" if arithmetic == "bf16" else "fp32")
         super().__init__(model, engine_threads, arithmetic, calibration)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
@@ -147,6 +140,8 @@ class OpenVinoEngine(GraphEngine):
         self.run(np.zeros((1, 1, rows + 2 * self.border, columns + 2 * self.border), np.float32))
 
     def run(self, batch):
+        if self.bf16_first:  # the graph's input: see `onnx_graph`
+            batch = to_bfloat16(batch - np.float32(BF16_CENTRE))
         self.request.infer({0: batch})
         return [tensor.data for tensor in self.request.output_tensors]
 

@@ -53,7 +53,8 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
 
 # Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is
 # several times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×, and with AVX-512 BF16 too the first layer in
-# bfloat16 a tenth faster; with AVX2 alone int8 barely beats fp32, and bfloat16 is emulated.
+# bfloat16 a tenth faster (AMD EPYC, family 25, model 17, D21); with AVX2 alone int8 barely beats fp32, and bfloat16
+# is emulated.
 AMX = {
     "onnxruntime-fp32": 1.0,
     "openvino-fp32": 1.05,
