@@ -49,9 +49,9 @@ def on_lanes(lanes, plane):
     source, output = PlaneRows(plane), np.empty_like(plane)
 
     def stripe(lane, top, bottom):
-        output[top:bottom] = NetworkRows(source, lane).rows(top, bottom)
+        output[top:bottom] = NetworkRows(source, lane, None, len(lanes)).rows(top, bottom)
 
-    in_stripes(plane.shape[0], NetworkRows(source, lanes[0]).band, lanes, stripe)
+    in_stripes(plane.shape[0], NetworkRows(source, lanes[0], None, len(lanes)).band, lanes, stripe)
     return output
 
 

@@ -24,15 +24,20 @@ SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA")
 TILE_STEP = 16  # tile sides are multiples of this
 
 
-def tile_shape(height, width, tile, multiple=(1, 1)):
-    """(rows, columns) of the output tiles of an (height, width) plane. Rows: `tile`, or where the plane is
-    smaller, its height rounded up (`tile_side`); that is the band of rows a stream computes at a time, and the
-    last band's tiles have only the rows left (`last_rows`). Columns: the width split evenly among as few tiles
-    of at most `tile` as cover it, rounded up. So a plane is padded by less than TILE_STEP a tile (docs/decisions.md,
-    D19), while the engine sees at most a few hundred distinct shapes (engines build or cache kernels and buffers
-    per shape, so unbounded shapes would mean unbounded memory)."""
-    across = -(-width // tile)  # as few tiles as cover the width
-    return min(tile, tile_side(height, multiple[0])), min(tile, tile_side(-(-width // across), multiple[1]))
+def tile_shape(height, width, tile, multiple=(1, 1), lanes=1):
+    """(rows, columns) of the output tiles of an (height, width) plane whose bands of rows `lanes` threads compute
+    side by side (srcnn.cores.in_stripes). Columns: the width split evenly among as few tiles of at most `tile` as
+    cover it, rounded up (`tile_side`). Rows: the height split evenly the same way among a multiple of `lanes`
+    bands (of TILE_STEP rows at least), so that no lane waits on another's last band (docs/decisions.md, D22);
+    that is the band of rows a stream computes at a time, and the last band's tiles have only the rows left
+    (`last_rows`). So a plane is padded by less than TILE_STEP a tile (D19), while the engine sees at most a few
+    hundred distinct shapes (engines build or cache kernels and buffers per shape, so unbounded shapes would mean
+    unbounded memory)."""
+    bands = -(-height // tile)  # as few as cover the height, in turns of the lanes
+    bands = min(-(-bands // lanes) * lanes, max(bands, height // TILE_STEP))
+    across = -(-width // tile)
+    rows, columns = -(-height // bands), -(-width // across)
+    return min(tile, tile_side(rows, multiple[0])), min(tile, tile_side(columns, multiple[1]))
 
 
 def tile_side(length, multiple):
@@ -126,13 +131,14 @@ class ResizedRows(Rows):
 
 class NetworkRows(Rows):
     """`engine` (see srcnn.engine) over a float32 stream of Y (0..255, already bicubic-upscaled), in the tiles
-    `super_resolve_plane` uses: a band is one row of tiles. float32, unrounded."""
+    `super_resolve_plane` uses, cut for `lanes` threads (`tile_shape`): a band is one row of tiles. float32,
+    unrounded."""
 
-    def __init__(self, source, engine, tile=None):
+    def __init__(self, source, engine, tile=None, lanes=1):
         tile = tile or engine.tile
         if tile % engine.multiple[0] or tile % engine.multiple[1]:
             raise ValueError(f"tile {tile} is not a multiple of the engine's {engine.multiple}")
-        tile_rows, self.tile_columns = tile_shape(source.height, source.width, tile, engine.multiple)
+        tile_rows, self.tile_columns = tile_shape(source.height, source.width, tile, engine.multiple, lanes)
         super().__init__(source.height, source.width, tile_rows)
         self.source, self.engine = source, engine
         self.last_rows = last_rows(source.height, tile_rows, engine.multiple[0])
@@ -172,18 +178,21 @@ def super_resolve_plane(engine, plane, tile=None):
     return NetworkRows(PlaneRows(plane), engine, tile).plane()
 
 
-def passes_stream(source, engines, chain):
-    """`source` enlarged by each trained scale of `chain` in turn: a bicubic upscale refined by `engines[scale]`."""
+def passes_stream(source, engines, chain, lanes=1):
+    """`source` enlarged by each trained scale of `chain` in turn: a bicubic upscale refined by `engines[scale]`,
+    in tiles cut for `lanes` threads."""
     for scale in chain:
-        source = NetworkRows(ResizedRows(source, source.width * scale, source.height * scale), engines[scale])
+        upscaled = ResizedRows(source, source.width * scale, source.height * scale)
+        source = NetworkRows(upscaled, engines[scale], None, lanes)
     return source
 
 
-def enlarged_stream(source, engines, size):
+def enlarged_stream(source, engines, size, lanes=1):
     """`source` enlarged to `size` = (width, height): bicubic when `engines` is None, else the passes
-    srcnn.scaling.passes_between chooses, then a bicubic resample to `size` where they do not end on it."""
+    srcnn.scaling.passes_between chooses (`passes_stream`), then a bicubic resample to `size` where they do not
+    end on it."""
     if engines is not None:
-        source = passes_stream(source, engines, passes_between((source.width, source.height), size))
+        source = passes_stream(source, engines, passes_between((source.width, source.height), size), lanes)
     if (source.width, source.height) != size:
         source = ResizedRows(source, *size)
     return source
@@ -199,12 +208,18 @@ def enlarge_plane(plane, engines, size):
     return enlarged_stream(PlaneRows(plane), engines, size).plane()
 
 
-def stripe_unit(image_size, engines, size):
+def stripe_unit(image_size, engines, size, lanes=1):
     """The rows of a unit of `stripes` when an image of `image_size` = (width, height) is enlarged to `size` by
-    `engines` (one lane's, see `upscale`): a multiple of the merge's band and of the last plane's, whose band
-    depends on the engine's tile and the plane's height, so that no two stripes compute the same band."""
+    `lanes` lanes of `engines` (one lane's, see `upscale`), so that two stripes compute the same tiles of the
+    network as seldom as can be: where the network computes the last plane, its band (a row of tiles); where the
+    last plane is a bicubic resample of the network's (a size the trained scales do not reach), one stripe a lane,
+    since both stripes at an edge compute the network's band under it (the filter reads rows on either side);
+    else (bicubic alone) the band of a resample, BAND."""
     width, height = image_size
-    return math.lcm(BAND, enlarged_stream(Rows(height, width, BAND), engines, size).band)
+    last = enlarged_stream(Rows(height, width, BAND), engines, size, lanes)
+    if isinstance(last, ResizedRows) and isinstance(last.source, NetworkRows):
+        return -(-size[1] // (lanes * BAND)) * BAND
+    return last.band
 
 
 class Stopped(Exception):
@@ -240,7 +255,7 @@ def upscale(
     pixels = colour_pixels(image) if deep else np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
     def streams(engines):
-        luma = enlarged_stream(ChannelRows(pixels, 0), engines, size)
+        luma = enlarged_stream(ChannelRows(pixels, 0), engines, size, len(lanes))
         chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
         if not has_alpha:
             return luma, chroma, None
@@ -249,7 +264,10 @@ def upscale(
         return (
             luma,
             chroma,
-            (enlarged_stream(ChannelRows(pixels, None), engines, size), ResizedRows(ChannelRows(pixels, None), *size)),
+            (
+                enlarged_stream(ChannelRows(pixels, None), engines, size, len(lanes)),
+                ResizedRows(ChannelRows(pixels, None), *size),
+            ),
         )
 
     # The only plane of the answer's size. Grey is computed as colour, then one channel kept: with Cb = Cr = 128
@@ -285,7 +303,7 @@ def upscale(
             with pasting:
                 result.paste(band, (0, band_top))
 
-    in_stripes(size[1], stripe_unit(image.size, lanes[0], size), lanes, compute)
+    in_stripes(size[1], stripe_unit(image.size, lanes[0], size, len(lanes)), lanes, compute)
     return result
 
 

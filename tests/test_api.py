@@ -75,7 +75,7 @@ def test_lanes_are_loaded_once_an_image_has_more_than_one_stripe(scene):
     upscaler = Upscaler(precision="onnxruntime-fp32", threads=3)
     upscaler.upscale(scene(20, 10), scale=2)  # 20 rows, under one 64-row band: one stripe, one lane
     assert len(upscaler.lanes) == 1
-    upscaler.upscale(scene(40, 40), scale=2.5)  # 100 rows resampled in 64-row bands: two stripes, every lane
+    upscaler.upscale(scene(40, 40), scale=2.5)  # 100 rows resampled, a stripe a lane in 64-row bands: two
     assert len(upscaler.lanes) == 3 and all(sorted(lane) == [2, 3, 4] for lane in upscaler.lanes)
 
 

@@ -135,12 +135,40 @@ def test_stripes_cover_the_rows_once_in_whole_units():
 
 def test_the_stripe_unit_follows_the_tile_and_the_last_plane(lanes):
     """×2 of 100×100: the answer ends on the network's plane, whose band is a row of tiles: 64 rows in 64² tiles;
-    in 256² tiles the plane's 200 rows rounded up to 208 (multiples of 16), so lcm(64, 208) = 832 rows. ×2.5 ends
-    on a bicubic resample of 64-row bands, whatever the tile."""
+    in 256² tiles the plane's 200 rows rounded up to 208 (multiples of 16), or cut in two bands of 112 for two
+    lanes. ×2.5 ends on a bicubic resample of the network's ×3: one stripe a lane, in 64-row bands."""
     wide = load_engines(SHIPPED, engine_threads=1, name="onnxruntime-fp32", tile=256)
     assert stripe_unit((100, 100), lanes[0], (200, 200)) == 64
-    assert stripe_unit((100, 100), wide, (200, 200)) == 832
-    assert stripe_unit((100, 100), wide, (250, 250)) == stripe_unit((100, 100), lanes[0], (250, 250)) == BAND
+    assert stripe_unit((100, 100), wide, (200, 200)) == 208
+    assert stripe_unit((100, 100), wide, (200, 200), lanes=2) == 112
+    assert stripe_unit((100, 100), wide, (250, 250)) == stripe_unit((100, 100), lanes[0], (250, 250)) == 256
+    assert stripe_unit((100, 100), wide, (250, 250), lanes=2) == 128
+    assert stripe_unit((100, 100), None, (250, 250), lanes=2) == BAND  # bicubic alone
+
+
+class Counting:
+    """A stand-in engine that counts the windows it computes and answers zeros."""
+
+    border, multiple, tile = 8, (2, 4), 64
+
+    def __init__(self):
+        self.windows = 0
+
+    def __call__(self, window):
+        self.windows += 1
+        return np.zeros((window.shape[0] - 16, window.shape[1] - 16), np.float32)
+
+
+@pytest.mark.parametrize("size", [(380, 570), (300, 450)])
+def test_stripes_ending_on_a_resample_compute_a_row_of_tiles_twice_at_most_a_lane(size):
+    """Enlarged to a size no trained scale reaches (×1.9: the ×2 pass, then a resample), two lanes compute the
+    tiles one lane does and at most one more row of them, where their stripes meet."""
+    image = Image.fromarray(np.zeros((300, 200, 3), np.uint8))
+    one, two = {2: Counting()}, [{2: Counting()}, {2: Counting()}]
+    upscale(image, one, size=size)
+    upscale(image, two, size=size)
+    across = -(-400 // Counting.tile)  # tiles in a row of the ×2 plane, 400 columns wide
+    assert one[2].windows <= sum(lane[2].windows for lane in two) <= one[2].windows + across
 
 
 def test_a_failing_thread_fails_the_call():

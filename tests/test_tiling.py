@@ -125,6 +125,24 @@ class Recording:
 def test_tiles_pad_a_plane_by_less_than_a_step_a_tile():
     engine = Recording()
     super_resolve_plane(engine, np.zeros((782, 1172), np.float32), 256)
-    # 1,172 columns in 5 tiles of 240 (not 5 of 256); 782 rows in 3 bands of 256 and a last of 14 (not 256).
-    assert sorted(set(engine.windows)) == [(14 + 16, 240 + 16), (256 + 16, 240 + 16)]
+    # 1,172 columns in 5 tiles of 240 (not 5 of 256); 782 rows in 3 bands of 208 and a last of 160 (158 rounded up),
+    # not 3 of 256 and a last of 14.
+    assert sorted(set(engine.windows)) == [(160 + 16, 240 + 16), (208 + 16, 240 + 16)]
     assert len(engine.windows) == 4 * 5
+
+
+@pytest.mark.parametrize(
+    "height, lanes, rows, bands",
+    [
+        (782, 2, 208, 4),  # 3 bands of 256 and one of 14 left a lane idle for most of a band
+        (1152, 2, 192, 6),  # 4 bands of 256 and one of 128: 5, three for one lane
+        (156, 2, 80, 2),  # one band: one lane
+        (1024, 16, 64, 16),  # many cores: a band each, not 4 bands for 16 lanes
+        (1024, 1, 256, 4),
+        (40, 3, 32, 2),  # no band under TILE_STEP rows
+        (20, 3, 32, 1),
+    ],
+)
+def test_the_rows_are_cut_into_bands_in_turns_of_the_lanes(height, lanes, rows, bands):
+    assert tile_shape(height, 1000, 256, (2, 4), lanes) == (rows, 256)
+    assert -(-height // rows) == bands
