@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn.bands import NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, upscale
+from srcnn.bands import NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, tile_shape, upscale
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from srcnn.cores import BAND, stripes
 from srcnn.engine import load_engines
@@ -123,6 +123,13 @@ def test_stripes_on_several_threads_equal_one_thread_exactly(lanes, scale, size,
     one = np.asarray(upscale(image, lanes[0], scale, size))
     assert len(stripes(one.shape[0], 64, len(lanes))) > len(lanes)  # threads take turns at stripes
     assert np.array_equal(np.asarray(upscale(image, lanes, scale, size)), one)
+
+
+def test_bands_cut_for_three_lanes_give_the_answer_of_one(lanes):
+    image = Image.fromarray(np.random.default_rng(8).integers(0, 256, (100, 31, 3), dtype=np.uint8))
+    multiple = lanes[0][2].multiple
+    assert tile_shape(200, 62, 64, multiple, 3) == (48, 64) and tile_shape(200, 62, 64, multiple) == (64, 64)
+    assert np.array_equal(np.asarray(upscale(image, lanes, 2)), np.asarray(upscale(image, lanes[0], 2)))
 
 
 def test_stripes_cover_the_rows_once_in_whole_units():
