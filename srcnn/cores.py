@@ -22,8 +22,8 @@ BAND = 64  # rows a bicubic resample or the merge computes, and the PNG encoder 
 
 def stripes(height, unit, lanes):
     """(top, bottom) row ranges that split `height` rows among `lanes` threads: multiples of `unit` rows (the
-    bands of every plane a stripe reads, so no stripe computes a band another also computes), about four a lane
-    so that threads finishing early take more."""
+    bands of the plane the stripes end on, so that two stripes seldom compute the same band: srcnn.bands.
+    stripe_unit), about four a lane so that threads finishing early take more."""
     units = -(-height // unit)
     count = min(units, 4 * lanes)
     edges = [round(units * index / count) * unit for index in range(count + 1)]
