@@ -81,6 +81,14 @@ def without_envelope(context):
     return False
 
 
+def write_stacks(signal_number, frame):
+    """Every thread's stack to stderr. A Python-level handler, run by the main thread holding the GIL, so that no
+    other thread runs Python code while its frames are read: faulthandler's own signal handler reads them from
+    whichever thread the signal lands on, at once, and a worker busy with a request died in 3 of 150 dumps that way
+    (docs/decisions.md, D23)."""
+    faulthandler.dump_traceback(all_threads=True)
+
+
 class SRCNNHandler(BaseHandler):
     """Loads the ×2, ×3 and ×4 weights shipped in the archive and answers each request with its upscaled image."""
 
@@ -91,7 +99,7 @@ class SRCNNHandler(BaseHandler):
         logging.getLogger("ts.service").addFilter(not_a_refusal)
         # `kill -USR1 <worker pid>` writes the stack of each of the worker's threads to its stderr, which TorchServe
         # copies into the model log; the worker goes on (a request that seems stuck shows where it is).
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        signal.signal(signal.SIGUSR1, write_stacks)
         self.model_name = context.model_name
         self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
         self._counted_in = self._counter_objects = None  # the metrics cache the counters were looked up in

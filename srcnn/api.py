@@ -83,7 +83,7 @@ class Upscaler:
             if answer[1] > stripe_unit(image.size, self.lanes[0], answer, self.threads):
                 self.prepare()  # more than one stripe: the other lanes have work
             in_fp32 = self._in_fp32 or not isinstance(image, DeepImage)
-            result = upscale(image, self.lanes if in_fp32 else self.fp32_lanes(), scale, size, stop)
+            result = upscale(image, self.lanes if in_fp32 else self.fp32_lanes(), scale, size, stop, self.threads)
         return carry_metadata(image, result)
 
     def fp32_lanes(self) -> list:

@@ -232,10 +232,13 @@ def upscale(
     scale: object = None,
     size: tuple[int | None, int | None] | None = None,
     stop=None,
+    cut_for: int | None = None,
 ) -> Image.Image:
     """Upscale `image` by `scale` or to `size` (see srcnn.scaling.output_size); `engines` maps each trained
     scale to its engine (see srcnn.engine), or is None for plain bicubic, or is a list of such maps, one for each
-    thread that may compute at once ("lanes": an engine runs on one thread at a time).
+    thread that may compute at once ("lanes": an engine runs on one thread at a time). The network's tiles are cut
+    for `cut_for` lanes (`tile_shape`; default: as many as are given), so that a caller that loads its lanes as
+    images need them gets the same answer before and after (an int8 engine's range guard judges whole tiles).
 
     `image` is a PIL image in one of SUPPORTED_MODES (L, LA, RGB, RGBA; 8 bits a channel), or a
     srcnn.deep.DeepImage (16 bits). The result is of the same kind and mode. Colour is split into YCbCr (MATLAB
@@ -249,13 +252,14 @@ def upscale(
     if image.mode not in SUPPORTED_MODES:
         raise ValueError(f"image mode {image.mode!r} is not one of {SUPPORTED_MODES}; convert it first")
     lanes = engines if isinstance(engines, list) else [engines]
+    cut_for = cut_for or len(lanes)
     size = output_size(image.size, scale, size)
     has_alpha = image.mode in ("LA", "RGBA")
     deep = isinstance(image, DeepImage)
     pixels = colour_pixels(image) if deep else np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
     def streams(engines):
-        luma = enlarged_stream(ChannelRows(pixels, 0), engines, size, len(lanes))
+        luma = enlarged_stream(ChannelRows(pixels, 0), engines, size, cut_for)
         chroma = [ResizedRows(ChannelRows(pixels, channel), *size) for channel in (1, 2)]
         if not has_alpha:
             return luma, chroma, None
@@ -265,7 +269,7 @@ def upscale(
             luma,
             chroma,
             (
-                enlarged_stream(ChannelRows(pixels, None), engines, size, len(lanes)),
+                enlarged_stream(ChannelRows(pixels, None), engines, size, cut_for),
                 ResizedRows(ChannelRows(pixels, None), *size),
             ),
         )
@@ -303,7 +307,7 @@ def upscale(
             with pasting:
                 result.paste(band, (0, band_top))
 
-    in_stripes(size[1], stripe_unit(image.size, lanes[0], size, len(lanes)), lanes, compute)
+    in_stripes(size[1], stripe_unit(image.size, lanes[0], size, cut_for), lanes, compute)
     return result
 
 

@@ -178,6 +178,25 @@ def test_stripes_ending_on_a_resample_compute_a_row_of_tiles_twice_at_most_a_lan
     assert one[2].windows <= sum(lane[2].windows for lane in two) <= one[2].windows + across
 
 
+class Shaped(Counting):
+    """A stand-in engine whose answer is its tile's rows (in thousandths): an answer that shows how the plane was
+    cut."""
+
+    tile = 128
+
+    def __call__(self, window):
+        return np.full((window.shape[0] - 16, window.shape[1] - 16), (window.shape[0] - 16) / 1000, np.float32)
+
+
+def test_tiles_are_cut_for_the_lanes_asked_for_not_the_lanes_loaded():
+    """What an Upscaler that loads its second lane only when an image needs it relies on: one lane cutting the
+    tiles for two computes the answer two lanes do."""
+    image = Image.fromarray(np.zeros((40, 30, 3), np.uint8))  # ×2: 80 rows, one band of 80, or two of 48
+    two = np.asarray(upscale(image, [{2: Shaped()}, {2: Shaped()}], 2))
+    assert np.array_equal(np.asarray(upscale(image, {2: Shaped()}, 2, cut_for=2)), two)
+    assert not np.array_equal(np.asarray(upscale(image, {2: Shaped()}, 2)), two)
+
+
 def test_a_failing_thread_fails_the_call():
     class Broken:
         border, multiple, tile = 6, (1, 1), 64
