@@ -20,11 +20,13 @@ output megapixels, milliseconds per stage.
 """
 
 import faulthandler
+import functools
 import gc
 import json
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict
 from http import HTTPStatus
@@ -81,12 +83,26 @@ def without_envelope(context):
     return False
 
 
-def write_stacks(signal_number, frame):
-    """Every thread's stack to stderr. A Python-level handler, run by the main thread holding the GIL, so that no
-    other thread runs Python code while its frames are read: faulthandler's own signal handler reads them from
-    whichever thread the signal lands on, at once, and a worker busy with a request died in 3 of 150 dumps that way
+@functools.cache  # once a process
+def write_stacks_on_sigusr1():
+    """From now on, `kill -USR1 <pid>` writes every thread's stack to stderr, each time, and the process goes on.
+
+    Called on the main thread. The signal wakes a thread of its own (through the signal module's wakeup pipe, on
+    whichever thread the signal lands), which writes the stacks holding the GIL: no thread runs Python code while
+    its frames are read, and whatever the main thread is stuck in, unless it holds the GIL. faulthandler's own signal
+    handler reads them at once, from the signal handler, and killed a worker busy with requests in 3 of 150 dumps
     (docs/decisions.md, D23)."""
-    faulthandler.dump_traceback(all_threads=True)
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    signal.signal(signal.SIGUSR1, lambda number, frame: None)  # the wakeup pipe does the work
+    signal.set_wakeup_fd(writer)
+
+    def wait():
+        while True:
+            if signal.SIGUSR1 in os.read(reader, 512):
+                faulthandler.dump_traceback(all_threads=True)
+
+    threading.Thread(target=wait, name="srcnn-stacks", daemon=True).start()
 
 
 class SRCNNHandler(BaseHandler):
@@ -99,7 +115,7 @@ class SRCNNHandler(BaseHandler):
         logging.getLogger("ts.service").addFilter(not_a_refusal)
         # `kill -USR1 <worker pid>` writes the stack of each of the worker's threads to its stderr, which TorchServe
         # copies into the model log; the worker goes on (a request that seems stuck shows where it is).
-        signal.signal(signal.SIGUSR1, write_stacks)
+        write_stacks_on_sigusr1()
         self.model_name = context.model_name
         self.counting = True  # until a server whose metrics_config lacks serving/metrics.yaml's metrics says no
         self._counted_in = self._counter_objects = None  # the metrics cache the counters were looked up in
