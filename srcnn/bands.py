@@ -33,8 +33,8 @@ def tile_shape(height, width, tile, multiple=(1, 1), lanes=1):
     (`last_rows`). So a plane is padded by less than TILE_STEP a tile (D19), while the engine sees at most a few
     hundred distinct shapes (engines build or cache kernels and buffers per shape, so unbounded shapes would mean
     unbounded memory)."""
-    bands = -(-height // tile)  # as few as cover the height, in turns of the lanes
-    bands = min(-(-bands // lanes) * lanes, max(bands, height // TILE_STEP))
+    bands = -(-height // tile)  # as few as cover the height
+    bands = min(-(-bands // lanes) * lanes, max(bands, height // TILE_STEP))  # in turns of the lanes
     across = -(-width // tile)
     rows, columns = -(-height // bands), -(-width // across)
     return min(tile, tile_side(rows, multiple[0])), min(tile, tile_side(columns, multiple[1]))

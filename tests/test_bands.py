@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import Recording
 from srcnn.bands import NetworkRows, PlaneRows, ResizedRows, stripe_unit, super_resolve_plane, tile_shape, upscale
 from srcnn.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from srcnn.cores import BAND, stripes
@@ -153,32 +154,19 @@ def test_the_stripe_unit_follows_the_tile_and_the_last_plane(lanes):
     assert stripe_unit((100, 100), None, (250, 250), lanes=2) == BAND  # bicubic alone
 
 
-class Counting:
-    """A stand-in engine that counts the windows it computes and answers zeros."""
-
-    border, multiple, tile = 8, (2, 4), 64
-
-    def __init__(self):
-        self.windows = 0
-
-    def __call__(self, window):
-        self.windows += 1
-        return np.zeros((window.shape[0] - 16, window.shape[1] - 16), np.float32)
-
-
 @pytest.mark.parametrize("size", [(380, 570), (300, 450)])
 def test_stripes_ending_on_a_resample_compute_a_row_of_tiles_twice_at_most_a_lane(size):
     """Enlarged to a size no trained scale reaches (×1.9: the ×2 pass, then a resample), two lanes compute the
     tiles one lane does and at most one more row of them, where their stripes meet."""
     image = Image.fromarray(np.zeros((300, 200, 3), np.uint8))
-    one, two = {2: Counting()}, [{2: Counting()}, {2: Counting()}]
+    one, two = {2: Recording()}, [{2: Recording()}, {2: Recording()}]
     upscale(image, one, size=size)
     upscale(image, two, size=size)
-    across = -(-400 // Counting.tile)  # tiles in a row of the ×2 plane, 400 columns wide
-    assert one[2].windows <= sum(lane[2].windows for lane in two) <= one[2].windows + across
+    across = -(-400 // Recording.tile)  # tiles in a row of the ×2 plane, 400 columns wide
+    assert len(one[2].windows) <= sum(len(lane[2].windows) for lane in two) <= len(one[2].windows) + across
 
 
-class Shaped(Counting):
+class Shaped(Recording):
     """A stand-in engine whose answer is its tile's rows (in thousandths): an answer that shows how the plane was
     cut."""
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import Recording
 from srcnn import SRCNN
 from srcnn.bands import TILE_STEP, last_rows, super_resolve_plane, tile_shape
 from srcnn.engine import PHASES, OnnxEngine, OpenVinoEngine, TorchEngine, make_engine, onnx_graph
@@ -107,19 +108,6 @@ def test_tile_shape_bounds_the_shapes_the_network_sees():
             rows, columns = tile_shape(height, width, tile)
             shapes |= {(rows, columns), (last_rows(height, rows, 1), columns)}
     assert len(shapes) == (TILE_STEP - 1 + tile // TILE_STEP) ** 2
-
-
-class Recording:
-    """A stand-in engine that records the windows it is given and answers zeros."""
-
-    border, multiple = 8, PHASES
-
-    def __init__(self):
-        self.windows = []
-
-    def __call__(self, window):
-        self.windows.append(window.shape)
-        return np.zeros((window.shape[0] - 16, window.shape[1] - 16), np.float32)
 
 
 def test_tiles_pad_a_plane_by_less_than_a_step_a_tile():
