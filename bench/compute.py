@@ -2,6 +2,7 @@
 guard's recomputed tiles, and decode → upscale → encode."""
 
 import io
+import math
 import time
 
 import numpy as np
@@ -14,14 +15,24 @@ from srcnn.cores import in_stripes, machine_cores
 from srcnn.engine import ENGINES, load_engine, load_engines
 from srcnn.weights import load_model, weight_file
 
+# Seconds, warm-up calls included, one way of running an engine may take over the forward table's photographs: more
+# than an engine at fp32's speed needs on two cores, but torch's bfloat16 on a CPU without bfloat16 instructions is
+# emulated, a hundred times slower, and is then timed on the smallest photographs alone.
+FORWARD_BUDGET_S = 60.0
 
-def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50):
+
+def best_seconds(function, min_runs=3, min_seconds=1.0, max_runs=50, budget=math.inf):
     """The fastest of repeated calls, after one warm-up call (kernels, buffers, caches): at least `min_runs`
-    calls, more while they add up to under `min_seconds`. The best run is the one least disturbed by the other
-    tenants of a shared machine."""
+    calls, more while they add up to under `min_seconds`, but none once the warm-up and the calls have taken
+    `budget` seconds (one call at least). The best run is the one least disturbed by the other tenants of a shared
+    machine."""
+    started = time.perf_counter()
     function()
     times = []
-    while len(times) < min_runs or (sum(times) < min_seconds and len(times) < max_runs):
+    while not times or (
+        time.perf_counter() - started < budget
+        and (len(times) < min_runs or (sum(times) < min_seconds and len(times) < max_runs))
+    ):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
@@ -95,22 +106,29 @@ def forward_engines(weights_path, threads, tiles):
 
 
 def forward_rates(weights_path, planes, flop_per_pixel, threads, tiles):
-    """{row: GFLOP/s} of the full-size forward pass over all of `planes` (float32 Y planes), each timed alone
-    (`best_seconds`) and the times added; each engine's faster way (`forward_engines`), which its row names;
-    `tiles` as for `forward_engines`."""
-    pixels = sum(plane.size for plane in planes)
+    """{row: GFLOP/s} of the full-size forward pass over `planes` (float32 Y planes), each timed alone
+    (`best_seconds`) and the times added (`timed_rate`); each engine's faster way (`forward_engines`), which its row
+    names, with on how many planes where not on all; `tiles` as for `forward_engines`."""
     rates = {}
     for name, ways in forward_engines(weights_path, threads, tiles).items():
-        found = {
-            way: pixels
-            * flop_per_pixel
-            / sum(best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3) for plane in planes)
-            / 1e9
-            for way, run in ways.items()
-        }
-        faster = max(found, key=found.get)
-        rates[", ".join(filter(None, (name, faster)))] = found[faster]
+        found = {way: timed_rate(run, planes, flop_per_pixel) for way, run in ways.items()}
+        faster = max(found, key=lambda way: found[way][0])
+        rate, timed = found[faster]
+        part = f"on the {timed} smallest of {len(planes)} photographs" if timed < len(planes) else ""
+        rates[", ".join(filter(None, (name, faster, part)))] = rate
     return rates
+
+
+def timed_rate(run, planes, flop_per_pixel):
+    """(GFLOP/s, on how many planes) of `run` over `planes`, smallest first, until FORWARD_BUDGET_S is spent (one
+    plane at least)."""
+    started, pixels, seconds, timed = time.perf_counter(), 0, 0.0, 0
+    for plane in sorted(planes, key=lambda plane: plane.size):
+        if timed and time.perf_counter() - started > FORWARD_BUDGET_S:
+            break
+        seconds += best_seconds(lambda: run(plane), min_runs=2, min_seconds=0.3, budget=FORWARD_BUDGET_S)
+        pixels, timed = pixels + plane.size, timed + 1
+    return pixels * flop_per_pixel / seconds / 1e9, timed
 
 
 def recomputed_tiles(weights_folder, planes_by_scale, name, threads):

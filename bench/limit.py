@@ -8,8 +8,9 @@ runtime's own convolution at each of the network's layer shapes: ONNX Runtime an
 conv2d (oneDNN). bf16: OpenVINO's bf16 hint and torch's conv2d in bfloat16, at the same shapes. int8: the mapping
 layer as the int8 engines run it (srcnn.engine.int8_layer: unsigned 8-bit activations, signed 8-bit weights), by
 ONNX Runtime and OpenVINO. Each layer is timed on output planes of the engines' probe tiles and of 512², and the
-fastest kept. A runtime's rate is its convolution kernel's, as its own profiler times it (the layout changes
-around it are the graph's business: the engines keep activations in the runtime's own layout between layers),
+fastest kept (none past a side where the measurement took LAYER_BUDGET_S). A runtime's rate is its convolution
+kernel's, as its own profiler times it (the layout changes around it are the graph's business: the engines keep
+activations in the runtime's own layout between layers),
 measured two ways, one session on every core and a single-threaded session a core side by side (as the service's
 lanes run), and the faster kept. A rate counts a multiply-add as two operations. Beside the fp32 limit, the
 instruction set's peak as a cross-check: FMA lanes a cycle (from the CPU's vendor and family) × the clock
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +38,10 @@ from srcnn.cores import machine_cores
 from srcnn.engine import int8_layer, onnx_session, openvino_request
 from srcnn.weights import load_model, weight_file
 
-SIDES = (*PROBE_TILES, 512)  # the output planes' sides each layer is measured at
+SIDES = (*PROBE_TILES, 512)  # the output planes' sides each layer is measured at, smallest first
+# Seconds a layer's measurement at one side may take before it is measured at no larger side: a runtime that slow
+# (torch's bfloat16 emulated on a CPU without bfloat16 instructions, a minute a call at 512²) is far from any limit.
+LAYER_BUDGET_S = 10.0
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -167,7 +172,7 @@ def torch_rate(conv, batch, dtype, flop):
     tensor = torch.from_numpy(batch).to(dtype)
     try:
         with torch.inference_mode():
-            return flop / best_seconds(lambda: layer(tensor)) / 1e9
+            return flop / best_seconds(lambda: layer(tensor), budget=LAYER_BUDGET_S) / 1e9
     finally:
         torch.set_num_threads(threads)
         conv.float()
@@ -175,9 +180,11 @@ def torch_rate(conv, batch, dtype, flop):
 
 def convolution_rates(weights):
     """{arithmetic: {"<runtime> conv <in>→<out> <k>×<k> (<side>²)": GOP/s}} at each layer of the ×2 network in
-    `weights` (its mapping layer alone in int8), each at the side of SIDES it ran fastest at."""
+    `weights` (its mapping layer alone in int8), each at the side of SIDES it ran fastest at, and at no side larger
+    than one where its measurement took LAYER_BUDGET_S."""
     model = load_model(weight_file(weights, 2))
     best = {}  # (arithmetic, runtime and shape) -> (GOP/s, side)
+    slow = set()  # (arithmetic, runtime and shape) over LAYER_BUDGET_S at a smaller side
     rng = np.random.default_rng(0)
     for side in SIDES:
         for index, conv in enumerate(model.convs):
@@ -186,20 +193,32 @@ def convolution_rates(weights):
             flop = 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] ** 2 * side**2
             shape = f"conv {conv.in_channels}→{conv.out_channels} {conv.kernel_size[0]}×{conv.kernel_size[1]}"
             graph = layer_graph(conv, int8=False)
-            measured = {
-                ("fp32", f"ONNX Runtime {shape}"): runtime_rate(lambda t: OnnxKernel(graph, batch, t), flop),
-                ("fp32", f"OpenVINO {shape}"): runtime_rate(lambda t: OpenVinoKernel(graph, batch, t, "fp32"), flop),
-                ("fp32", f"torch {shape}"): torch_rate(conv, batch, torch.float32, flop),
-                ("bf16", f"OpenVINO {shape}"): runtime_rate(lambda t: OpenVinoKernel(graph, batch, t, "bf16"), flop),
-                ("bf16", f"torch {shape}"): torch_rate(conv, batch, torch.bfloat16, flop),
+            int8 = layer_graph(conv, int8=True) if index == 1 else None
+            measures = {
+                ("fp32", f"ONNX Runtime {shape}"): lambda: runtime_rate(lambda t: OnnxKernel(graph, batch, t), flop),
+                ("fp32", f"OpenVINO {shape}"): lambda: runtime_rate(
+                    lambda t: OpenVinoKernel(graph, batch, t, "fp32"), flop
+                ),
+                ("fp32", f"torch {shape}"): lambda: torch_rate(conv, batch, torch.float32, flop),
+                ("bf16", f"OpenVINO {shape}"): lambda: runtime_rate(
+                    lambda t: OpenVinoKernel(graph, batch, t, "bf16"), flop
+                ),
+                ("bf16", f"torch {shape}"): lambda: torch_rate(conv, batch, torch.bfloat16, flop),
             }
-            if index == 1:
-                int8 = layer_graph(conv, int8=True)
-                measured[("int8", f"ONNX Runtime {shape}")] = runtime_rate(lambda t: OnnxKernel(int8, batch, t), flop)
-                measured[("int8", f"OpenVINO {shape}")] = runtime_rate(
+            if int8:
+                measures[("int8", f"ONNX Runtime {shape}")] = lambda: runtime_rate(
+                    lambda t: OnnxKernel(int8, batch, t), flop
+                )
+                measures[("int8", f"OpenVINO {shape}")] = lambda: runtime_rate(
                     lambda t: OpenVinoKernel(int8, batch, t, "fp32"), flop
                 )
-            for key, rate in measured.items():
+            for key, measure in measures.items():  # each called at once, in this iteration
+                if key in slow:
+                    continue
+                started = time.perf_counter()
+                rate = measure()
+                if time.perf_counter() - started > LAYER_BUDGET_S:
+                    slow.add(key)
                 if rate > best.get(key, (0.0, None))[0]:
                     best[key] = (rate, side)
     rates = {"fp32": {}, "bf16": {}, "int8": {}}

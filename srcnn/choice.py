@@ -2,12 +2,13 @@
 
 An engine (srcnn.engine.ENGINES) is a candidate for "auto" when its PSNR-Y cost against fp32, measured on Set5 and
 Set14 at every trained scale with the shipped weights (`make evaluate-precision`, which writes the costs into each
-weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are. The candidates are then built and timed on
-a probe plane with the thread count they will serve with, at each of a few tile sizes, and checked against the
-reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show it); the fastest that
-agrees serves, at its fastest tile. The measurement is cached per machine (CPU model and instruction sets, library
-versions, thread count, candidates and tiles) in SRCNN_CACHE_DIR (default ~/.cache/srcnn), under a lock, so that
-workers starting together measure once and never against each other.
+weight file's sidecar), is at most MAX_COST_DB; fp32 engines always are; OpenVINO's bfloat16 engines only where its
+CPU plugin computes in bfloat16 (elsewhere they compute fp32 on rounded operands, like their twins). The candidates
+are then built and timed on a probe plane with the thread count they will serve with, at each of a few tile sizes,
+and checked against the reference engine there (a runtime whose int8 arithmetic saturates on this CPU would show
+it); the fastest that agrees serves, at its fastest tile. The measurement is cached per machine (CPU model and
+instruction sets, library versions, thread count, candidates and tiles) in SRCNN_CACHE_DIR (default
+~/.cache/srcnn), under a lock, so that workers starting together measure once and never against each other.
 """
 
 import fcntl
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from srcnn.bands import super_resolve_plane
-from srcnn.engine import ENGINES, REFERENCE, load_engine, load_engines
+from srcnn.engine import ENGINES, REFERENCE, load_engine, load_engines, openvino_computes_bfloat16
 from srcnn.files import write_atomically
 from srcnn.imaging import resize_plane
 from srcnn.metrics import psnr
@@ -118,16 +119,17 @@ def settings(device):
     return ("auto", *sorted({arithmetic for _, arithmetic in engines.values()}), *engines)
 
 
-def candidates(setting, device, costs):
+def candidates(setting, device, costs, bfloat16=True):
     """(engines to measure, {engine: why it is not one}) for a `precision` setting: "auto" (every engine within
-    MAX_COST_DB by `costs`, fp32 always), an arithmetic such as "int8" (its engines), or one engine's name."""
+    MAX_COST_DB by `costs`, fp32 always, but OpenVINO's bfloat16 engines only where it computes in bfloat16, as
+    `bfloat16` says), an arithmetic such as "int8" (its engines), or one engine's name."""
     engines = ENGINES[device]
     if setting in engines:
         return [setting], {}
     if setting not in settings(device):
         raise ValueError(f"precision {setting!r} does not run on {device}: choose one of {settings(device)}")
     chosen, excluded = [], {}
-    for name, (_, arithmetic) in engines.items():
+    for name, (runtime, arithmetic) in engines.items():
         if setting != "auto":
             if arithmetic == setting:
                 chosen.append(name)
@@ -137,6 +139,11 @@ def candidates(setting, device, costs):
             excluded[name] = "its cost against fp32 is not measured for these weights (make evaluate-precision)"
         elif costs[name] > MAX_COST_DB:
             excluded[name] = f"costs {costs[name]:.3f} dB against fp32 (more than {MAX_COST_DB})"
+        elif runtime == "openvino" and "bf16" in arithmetic and not bfloat16:
+            excluded[name] = (
+                "this CPU has no bfloat16 arithmetic for OpenVINO: it would compute in fp32 on operands rounded to "
+                "bfloat16, no faster than its twin without them and less exact"
+            )
         else:
             chosen.append(name)
     return chosen, excluded
@@ -200,10 +207,13 @@ def choose(folder, setting="auto", device="cpu", engine_threads=None, build=None
     device = device if device in ENGINES else "cpu"
     if device == "cuda" and setting == "auto":
         return Choice(REFERENCE["cuda"], "the reference on CUDA (no GPU measurement is cached)")
-    names, excluded = candidates(setting, device, worst_costs(folder) if setting == "auto" else {})
+    auto = setting == "auto"  # on a CPU here: CUDA's returned above
+    names, excluded = candidates(
+        setting, device, worst_costs(folder) if auto else {}, auto and openvino_computes_bfloat16()
+    )
     if len(names) == 1:
         return Choice(names[0], f"the only engine for precision {setting!r}", refused=excluded)
-    if setting == "auto":
+    if auto:
         names.remove(REFERENCE[device])
         names.insert(0, REFERENCE[device])
     if build is None:

@@ -167,6 +167,17 @@ def onnx_session(graph, engine_threads=None, profile_prefix=None):
     return onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def openvino_computes_bfloat16():
+    """Whether OpenVINO's CPU plugin computes in bfloat16 on this CPU (it lists BF16 among its optimization
+    capabilities where the CPU has bfloat16 instructions). Where it does not, it runs a bfloat16 convolution in fp32
+    on the operands rounded to bfloat16: the same answer, at fp32's speed. False without OpenVINO."""
+    try:
+        import openvino
+    except ImportError:
+        return False
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     """An OpenVINO CPU infer request running the ONNX model `graph` on `engine_threads`, `hint` its inference precision
     ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16"); `properties`, more of

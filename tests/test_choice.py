@@ -34,9 +34,11 @@ def weights(tmp_path):
     return tmp_path
 
 
-def forced(monkeypatch, seconds, agreement=None, refused=None):
-    """Make `measure` report these numbers (for the engines asked about) and record what it was asked."""
+def forced(monkeypatch, seconds, agreement=None, refused=None, bfloat16=True):
+    """Make `measure` report these numbers (for the engines asked about) and record what it was asked; OpenVINO
+    computes in bfloat16 as `bfloat16` says."""
     asked = []
+    monkeypatch.setattr(choice, "openvino_computes_bfloat16", lambda: bfloat16)
 
     def fake(names, build, plane=None, runs=None):
         asked.append(list(names))
@@ -53,8 +55,8 @@ def forced(monkeypatch, seconds, agreement=None, refused=None):
 
 # Relative times per probe in the shape each kind of CPU gave (docs/speed-and-precision.md): on AMX OpenVINO's int8 is
 # several times ONNX Runtime's; on AVX512-VNNI without AMX 1.1-1.6×, and with AVX-512 BF16 too the first layer in
-# bfloat16 a tenth faster (AMD EPYC, family 25, model 17, D21); with AVX2 alone int8 barely beats fp32, and bfloat16
-# is emulated.
+# bfloat16 a tenth faster (AMD EPYC, family 25, model 17, D21); with AVX2 alone int8 a third faster than fp32, and
+# OpenVINO computes bfloat16 in fp32 (AMD EPYC, family 25, model 1, 1 thread).
 AMX = {
     "onnxruntime-fp32": 1.0,
     "openvino-fp32": 1.05,
@@ -70,6 +72,13 @@ VNNI_BF16 = {
     "onnxruntime-int8": 0.5,
     "openvino-int8": 0.38,
     "openvino-int8-bf16": 0.34,
+}
+AVX2 = {
+    "onnxruntime-fp32": 1.0,
+    "openvino-fp32": 0.99,
+    "onnxruntime-int8": 0.68,
+    "openvino-int8": 0.64,
+    "openvino-int8-bf16": 0.63,
 }
 VNNI_ORT_AHEAD = {
     "onnxruntime-fp32": 1.0,
@@ -94,6 +103,15 @@ def test_auto_serves_the_fastest_engine_within_the_cost(monkeypatch, weights, se
     assert set(chosen.refused) == {"openvino-bf16", "torch-bf16"} and "0.048" in chosen.refused["torch-bf16"]
     assert chosen.reason.startswith("the fastest of 5 measured here") and "onnxruntime-fp32" in chosen.reason
     assert chosen.tile == (128 if expected.startswith("openvino") else 256)
+
+
+def test_without_bfloat16_arithmetic_auto_leaves_out_openvinos_bfloat16_engines(monkeypatch, weights):
+    asked = forced(monkeypatch, AVX2, bfloat16=False)  # int8-bf16 a hair faster: noise, as its arithmetic is int8's
+    chosen = choose(weights, "auto", engine_threads=1, cache=False)
+    assert chosen.engine == "openvino-int8"
+    assert asked == [["onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"]]
+    assert "no bfloat16 arithmetic" in chosen.refused["openvino-int8-bf16"]
+    assert choose(weights, "openvino-int8-bf16", cache=False).engine == "openvino-int8-bf16"  # asked for, it serves
 
 
 def test_an_engine_that_disagrees_with_the_reference_here_is_refused(monkeypatch, weights):

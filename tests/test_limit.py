@@ -1,5 +1,6 @@
 """The benchmark's limits (bench/limit.py): the layers it times are the network's, in the arithmetic named; the
-instruction set's peak per CPU; an engine faster than its arithmetic's limit fails the run."""
+instruction set's peak per CPU; an engine faster than its arithmetic's limit fails the run; a measurement keeps to
+its time budget (bench/compute.py)."""
 
 import time
 
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench import compute
+from bench.compute import best_seconds, timed_rate
 from bench.limit import DESIGNS, OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
 from srcnn.engine import onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
@@ -17,6 +20,7 @@ from srcnn.weights import SHIPPED, load_model, weight_file
     [
         ("AuthenticAMD", 23, 0x01, {"avx2", "fma"}, 16),  # Zen 1: two 128-bit FMA pipes
         ("AuthenticAMD", 23, 0x31, {"avx2", "fma"}, 32),  # Zen 2
+        ("AuthenticAMD", 25, 0x01, {"avx2", "fma"}, 32),  # Zen 3
         ("AuthenticAMD", 25, 0x11, {"avx2", "fma", "avx512f"}, 32),  # Zen 4: 512-bit FMAs split over two 256-bit pipes
         ("AuthenticAMD", 26, 0x02, {"avx2", "fma", "avx512f"}, 64),  # Zen 5: two 512-bit pipes
         ("GenuineIntel", 6, 0x8F, {"avx2", "fma", "avx512f", "amx_int8"}, 64),  # Sapphire Rapids
@@ -98,3 +102,34 @@ def test_a_kernel_time_is_its_convolutions_alone(network, kernel, int8):
     # A part of every run, so under the fastest run's wall time; in the graph's layouts, the convolution is
     # the bulk of it (the time of a whole run or of a layout change alone would fail one of these).
     assert 0.3 * min(walls) < timed.seconds() < min(walls)
+
+
+def test_a_measurement_takes_no_call_past_its_budget_but_one():
+    calls = []
+
+    def call():
+        calls.append(None)
+        time.sleep(0.05)
+
+    best_seconds(call, min_runs=3, budget=0.12)  # the warm-up and one or two timed calls
+    assert 2 <= len(calls) <= 3
+    calls.clear()
+    best_seconds(call, min_runs=3, budget=0.01)
+    assert len(calls) == 2  # the warm-up and the one timed call a measurement needs
+
+
+def test_an_engine_past_the_forward_budget_is_timed_on_the_smallest_photographs_alone(monkeypatch):
+    planes = [np.zeros((40, 40), np.float32), np.zeros((10, 10), np.float32), np.zeros((20, 20), np.float32)]
+    sizes = []
+
+    def run(plane):
+        sizes.append(plane.size)
+        time.sleep(0.05)
+
+    assert timed_rate(run, planes, 1e9)[1] == 3
+    assert sizes[0] == 100
+    monkeypatch.setattr(compute, "FORWARD_BUDGET_S", 0.01)
+    sizes.clear()
+    rate, timed = timed_rate(run, planes, 1e9)
+    assert timed == 1 and set(sizes) == {100}
+    assert 100 / 0.05 * 0.9 <= rate <= 100 / 0.05  # GFLOP/s of 1e9 FLOP a pixel: the smallest plane's rate

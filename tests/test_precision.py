@@ -222,8 +222,13 @@ def openvino_convolutions(graph):
     }
 
 
-@pytest.mark.parametrize("bf16_first, first", [(False, "f32"), (True, "bf16")])
-def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32_or_bf16(bf16_first, first):
+@pytest.mark.parametrize("bf16_first", [False, True])
+def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32_or_bf16(bf16_first):
+    import openvino
+
+    # Where the CPU has no bfloat16 instructions, OpenVINO's plugin says so and computes the rounded operands in fp32.
+    has_bf16 = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    first = "bf16" if bf16_first and has_bf16 else "f32"
     weights = weight_file(SHIPPED, 2)
     graph = onnx_graph(
         load_model(weights), read_sidecar(weights)["int8"], int8_reconstruction=True, bf16_first=bf16_first

@@ -77,7 +77,7 @@ def test_packed_graph_in_valid_mode_matches_the_module():
     with torch.inference_mode():
         reference = model(torch.from_numpy(window)[None, None])[0, 0].numpy()
     assert engine(window).shape == (6, 12)
-    assert np.abs(engine(window) - reference).max() <= 1e-6
+    assert np.abs(engine(window) - reference).max() <= 1e-5  # float32 sums in another order (AVX2: 1.01e-6)
 
 
 def test_packed_graph_has_one_output_channel_per_phase():
