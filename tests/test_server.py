@@ -327,10 +327,18 @@ def test_malformed_json_is_a_400_without_a_traceback(server, body, expected):
     assert "Traceback" not in written and "Failed json decoding" not in written and "WARNING" not in written
 
 
+def caught_signals(pid):
+    """The signals process `pid` has handlers for (/proc/<pid>/status, its SigCgt mask)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+
 def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(server, scene):
     log = server.log_dir / "model_log.log"
     seen = log.stat().st_size
     pids = worker_pids(server)
+    assert signal.SIGUSR1 in caught_signals(pids[0])  # else the signal's default action would end the worker
     os.kill(pids[0], signal.SIGUSR1)
     written = written_since(log, seen, "model_service_worker.py")
     assert "most recent call first" in written and "model_service_worker.py" in written  # its main thread's stack
