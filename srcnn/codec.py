@@ -241,6 +241,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """
     with _CATCHING, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # The collector may finalize an unrelated object left open (a socket, a transport) during the decode: its
+        # ResourceWarning is not the decoder's word, and Python ignores it by default.
+        warnings.simplefilter("ignore", ResourceWarning)
         try:
             image = decoded(data, max_pixels)
         except CorruptImage as error:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from handler.pipeline import ESTIMATE_MARGIN
 from helpers import SRGB, assert_faithful, make_clip, make_photo
+from srcnn import codec
 from srcnn.api import Upscaler
 from srcnn.codec import (
     JPEG_EXIF_LIMIT,
@@ -270,13 +271,32 @@ def test_a_damaged_header_of_a_format_read_here_is_corrupt_and_named(format, cut
     assert str(refused.value).startswith(f"the {named} header could not be read")
 
 
-def test_what_libtiff_says_of_a_damaged_tiff_is_in_the_refusal_not_on_stderr(capfd):
+def damaged_tiff():
+    """An LZW TIFF whose strip is damaged, which libtiff says it cannot decode."""
     pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     damaged = bytearray(written_by_pillow(Image.fromarray(pixels), "TIFF", compression="tiff_lzw"))
     damaged[20:200] = bytes(value ^ 0x55 for value in damaged[20:200])  # inside the LZW strip
+    return bytes(damaged)
+
+
+def test_what_libtiff_says_of_a_damaged_tiff_is_in_the_refusal_not_on_stderr(capfd):
     with pytest.raises(CorruptImage, match="the decoder said: libtiff: Using code not yet in table"):
-        decode_image(bytes(damaged), 10**6)
+        decode_image(damaged_tiff(), 10**6)
     assert capfd.readouterr().err == ""  # libtiff's own handler would print it on the process's stderr
+
+
+def test_a_warning_of_another_objects_lifetime_is_not_the_decoders(monkeypatch):
+    # As when the collector finalizes a transport an earlier request left unclosed, in the middle of a decode.
+    decoded = codec.decoded
+
+    def decoded_meanwhile(data, max_pixels):
+        warnings.warn("unclosed transport <_SelectorSocketTransport fd=14>", ResourceWarning)
+        return decoded(data, max_pixels)
+
+    monkeypatch.setattr(codec, "decoded", decoded_meanwhile)
+    with pytest.raises(CorruptImage, match="the decoder said: libtiff: Using code not yet in table"):
+        decode_image(damaged_tiff(), 10**6)
+    assert decode_image(written_by_pillow(CARD, "PNG"), 10**6).info["decoder_warnings"] == []
 
 
 def test_what_pillow_warns_of_while_decoding_is_kept_not_printed():
