@@ -8,6 +8,7 @@ module. Which one serves is chosen on the machine at hand (srcnn.choice).
 """
 
 import copy
+import functools
 
 import numpy as np
 import onnx
@@ -172,18 +173,31 @@ def openvino_computes_bfloat16():
     capabilities where the CPU has bfloat16 instructions). Where it does not, it runs a bfloat16 convolution in fp32
     on the operands rounded to bfloat16: the same answer, at fp32's speed. False without OpenVINO."""
     try:
-        import openvino
+        core = openvino_core()
     except ImportError:
         return False
-    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@functools.cache  # once a process, and never released
+def openvino_core():
+    """The process's one OpenVINO Core, which every OpenVINO engine is compiled by.
+
+    One, not one an engine: each Core makes a CPU plugin of its own, and the plugin gives the thread that makes it a
+    new alternate signal stack, remembering the one before; destroyed, it unmaps its stack and, if that is still the
+    thread's, puts back the one it remembered. When two plugins end in the order they began, the one put back is the
+    first's, already unmapped, and the next signal handled on that thread (a Python handler runs on the alternate
+    stack: SIGUSR1's stack dump, SIGINT, uvicorn's SIGTERM) ends the process with SIGSEGV. One plugin that lives as
+    long as the process leaves one stack, mapped. ImportError without OpenVINO."""
+    import openvino  # a dependency of these engines alone
+
+    return openvino.Core()
 
 
 def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     """An OpenVINO CPU infer request running the ONNX model `graph` on `engine_threads`, `hint` its inference precision
     ("fp32", set explicitly: the plugin's default is bf16 where the CPU has it; or "bf16"); `properties`, more of
     the plugin's settings (the benchmark's PERF_COUNT)."""
-    import openvino  # a dependency of this engine alone
-
     config = {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "f32" if hint == "fp32" else hint,
@@ -193,7 +207,7 @@ def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     if engine_threads:
         config["INFERENCE_NUM_THREADS"] = engine_threads
     config.update(properties or {})
-    core = openvino.Core()
+    core = openvino_core()
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
 

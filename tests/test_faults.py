@@ -1,4 +1,5 @@
-"""Faults: a worker killed under load, a server restarted, token authorisation on, a training run killed."""
+"""Faults: a worker killed under load, a server restarted, token authorisation on, a training run killed, a signal
+after OpenVINO engines came and went."""
 
 import io
 import os
@@ -152,3 +153,27 @@ def test_killed_training_loses_at_most_one_checkpoint_interval(image_folder, tmp
     assert lost_seconds <= 60 * interval_minutes + 1.0  # one interval, plus one step and the save itself
     assert subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True).returncode == 0
     assert torch.load(checkpoint, weights_only=True)["step"] == 400
+
+
+# Two OpenVINO engines, released in the order they were made, then a signal with a Python handler (which runs on the
+# thread's alternate signal stack, as SIGUSR1's stack dump in a worker and uvicorn's SIGTERM in the predictor do).
+AFTER_TWO_ENGINES = """
+import gc, os, signal
+from srcnn.engine import load_engine
+from srcnn.weights import SHIPPED, weight_file
+signal.signal(signal.SIGUSR1, lambda number, frame: print("handled", flush=True))
+first, second = (load_engine(weight_file(SHIPPED, 2), name="openvino-int8") for _ in range(2))
+del first
+gc.collect()
+del second
+gc.collect()
+os.kill(os.getpid(), signal.SIGUSR1)
+print("went on", flush=True)
+"""
+
+
+def test_a_signal_is_handled_after_openvino_engines_came_and_went():
+    run = subprocess.run(
+        [sys.executable, "-c", AFTER_TWO_ENGINES], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert (run.returncode, run.stdout) == (0, "handled\nwent on\n"), run.stderr[-2000:]

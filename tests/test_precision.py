@@ -21,6 +21,7 @@ from srcnn.engine import (
     load_engine,
     make_engine,
     onnx_graph,
+    openvino_core,
     to_bfloat16,
 )
 from srcnn.imaging import resize_plane
@@ -207,9 +208,7 @@ def test_a_weight_split_in_two_int8_halves_adds_up_to_it():
 
 def openvino_convolutions(graph):
     """{convolution: (the precision it computes in, its output's)} as OpenVINO's CPU plugin runs `graph`."""
-    import openvino
-
-    core = openvino.Core()
+    core = openvino_core()
     compiled = core.compile_model(
         core.read_model(graph.SerializeToString(), b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
     )
@@ -224,10 +223,8 @@ def openvino_convolutions(graph):
 
 @pytest.mark.parametrize("bf16_first", [False, True])
 def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_first_in_fp32_or_bf16(bf16_first):
-    import openvino
-
     # Where the CPU has no bfloat16 instructions, OpenVINO's plugin says so and computes the rounded operands in fp32.
-    has_bf16 = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    has_bf16 = "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     first = "bf16" if bf16_first and has_bf16 else "f32"
     weights = weight_file(SHIPPED, 2)
     graph = onnx_graph(

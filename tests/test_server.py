@@ -334,11 +334,6 @@ def caught_signals(pid):
     return {number for number in range(1, 65) if mask >> (number - 1) & 1}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a known defect (docs/usage.md): in 4 of about 11 clean-clone CI runs the signalled idle worker ended, its "
-    "handler in place; not reproduced alone",
-)
 def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(server, scene):
     log = server.log_dir / "model_log.log"
     seen = log.stat().st_size
