@@ -146,11 +146,24 @@ def recomputed_tiles(weights_folder, planes_by_scale, name, threads):
     return counts
 
 
+class CostsNothing:
+    """A stand-in for `engine`, with its border, output multiple and tile, that answers each window with its centre
+    at no cost: `upscale` on it does everything around the network (colour, resizes, tiles, the merge) alone."""
+
+    def __init__(self, engine):
+        self.border, self.multiple, self.tile = engine.border, engine.multiple, engine.tile
+
+    def __call__(self, window):
+        return window[self.border : -self.border, self.border : -self.border]
+
+
 def end_to_end(weights_folder, png, scale, name, tile):
     """Seconds per image of the handler's work in process with engine `name` in `tile`² tiles, on a lane of
     single-threaded engines a core and the PNG encoded on as many threads, as served: {"seconds": decode the PNG,
-    upscale, encode, one after the other; and each stage timed alone, "decode", "upscale", "encode"}."""
+    upscale, encode, one after the other; each stage timed alone, "decode", "upscale", "encode"; and "pipeline",
+    the upscale on engines that cost nothing (`CostsNothing`), what it spends outside the network}."""
     lanes = [load_engines(weights_folder, engine_threads=1, name=name, tile=tile) for _ in range(machine_cores())]
+    free_lanes = [{factor: CostsNothing(engine) for factor, engine in lane.items()} for lane in lanes]
     image = decode_image(png, 1 << 30)
     answer = upscale(image, lanes, scale)
     return {
@@ -159,5 +172,6 @@ def end_to_end(weights_folder, png, scale, name, tile):
         ),
         "decode": best_seconds(lambda: decode_image(png, 1 << 30)),
         "upscale": best_seconds(lambda: upscale(image, lanes, scale), min_runs=3),
+        "pipeline": best_seconds(lambda: upscale(image, free_lanes, scale), min_runs=3),
         "encode": best_seconds(lambda: encode_image(answer, threads=len(lanes))),
     }

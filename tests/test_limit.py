@@ -1,6 +1,6 @@
 """The benchmark's limits (bench/limit.py): the layers it times are the network's, in the arithmetic named; the
 instruction set's peak per CPU; an engine faster than its arithmetic's limit fails the run; a measurement keeps to
-its time budget (bench/compute.py)."""
+its time budget, and the pipeline timed alone does all but the network (bench/compute.py)."""
 
 import time
 
@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from bench import compute
-from bench.compute import best_seconds, timed_rate
+from bench.compute import CostsNothing, best_seconds, timed_rate
 from bench.limit import DESIGNS, OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
-from srcnn.engine import onnx_session, openvino_request
+from helpers import make_scene
+from srcnn.bands import upscale
+from srcnn.engine import load_engines, onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
 
 
@@ -133,3 +135,14 @@ def test_an_engine_past_the_forward_budget_is_timed_on_the_smallest_photographs_
     rate, timed = timed_rate(run, planes, 1e9)
     assert timed == 1 and set(sizes) == {100}
     assert 100 / 0.05 * 0.9 <= rate <= 100 / 0.05  # GFLOP/s of 1e9 FLOP a pixel: the smallest plane's rate
+
+
+def test_the_pipeline_timed_alone_is_the_upscale_with_the_network_left_out():
+    lanes = [load_engines(SHIPPED, engine_threads=1, name="onnxruntime-int8") for _ in range(2)]
+    free = [{factor: CostsNothing(engine) for factor, engine in lane.items()} for lane in lanes]
+    image = make_scene(64, 48)
+    for scale in (2, 3, 4):  # each trained pass alone: the free network hands its bicubic input back
+        answer = np.asarray(upscale(image, free, scale), np.int16)
+        bicubic = np.asarray(upscale(image, None, scale), np.int16)
+        assert answer.shape == bicubic.shape and np.abs(answer - bicubic).max() <= 1
+        assert not np.array_equal(np.asarray(upscale(image, lanes, scale)), bicubic.astype(np.uint8))
