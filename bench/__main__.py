@@ -9,19 +9,19 @@ runtime's own convolution at the network's layers, with the instruction set's fp
 (srcnn.choice, measured afresh with one thread as a served worker has, and with every core), the forward pass of
 every engine on photographs (Set14 and T91 images, bicubic ×2, what the network sees; on every core, the faster of
 the engine's own threads and single-threaded lanes side by side, as served), the chosen engine's cost on unseen
-images (bench/precision.py: dead leaves drawn afresh each run, T91's held-out photographs), how many tiles the
-int8 range guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to
-older instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work
-in process (decode PNG → upscale → encode PNG, each stage alone, and the upscale on engines that cost nothing: all
-it spends outside the network), TorchServe over HTTP at 512² → ×2 with 1 and 2 clients, the best
-of two rounds each (the shipped model-config.yaml, the same on the fp32 reference engine, and the shipped workers
-× 1 thread, D11's rival) and the worker's peak resident memory answering 2048² → ×2, TorchServe against the KServe
-predictor in turns at 512² → ×2, photographs (bench/photos.py: a 12-megapixel photo alone against its forward
-pass, the peak answering 6000×4000 → ×2), video (bench/video.py: 480p and 720p clips → ×2 against the still-image
-pipeline on the same frames), and a storm (bench/storm.py: 4 large requests at once beside a loop of small ones,
-the small ones' latency). The bar's lines end the table; an engine measured faster than the limit of its
-arithmetic, or a mixed engine faster than its design's ceiling, is one of them (a limit that is not the machine's).
-Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
+images (bench/precision.py: dead leaves drawn afresh each run, T91's held-out photographs), how many tiles the int8
+range guard recomputes on Set5 and Set14 at ×2, ×3 and ×4, the choice on this CPU with oneDNN limited to older
+instruction sets (ONEDNN_MAX_CPU_ISA, which OpenVINO honours and ONNX Runtime does not), the handler's work in
+process (decode PNG → upscale → encode PNG, each stage alone, the network alone over its Y plane, and the upscale on
+engines that cost nothing: all it spends outside the network; all timed in turns), TorchServe over HTTP at 512² → ×2
+with 1 and 2 clients, the best of two rounds each (the shipped model-config.yaml, the same on the fp32 reference
+engine, and the shipped workers × 1 thread, D11's rival) and the worker's peak resident memory answering 2048² → ×2,
+TorchServe against the KServe predictor in turns at 512² → ×2, photographs (bench/photos.py: a 12-megapixel photo
+alone against its forward pass, the peak answering 6000×4000 → ×2), video (bench/video.py: 480p and 720p clips → ×2
+against the still-image pipeline on the same frames), and a storm (bench/storm.py: 4 large requests at once beside a
+loop of small ones, the small ones' latency). The bar's lines end the table; an engine measured faster than the
+limit of its arithmetic, or a mixed engine faster than its design's ceiling, is one of them (a limit that is not the
+machine's). Writes the JSON and a Markdown table beside it (results.md), and prints the table; `--photos-only`,
 `--servers-only`, `--storm-only` and `--video-only` measure and print those alone, writing nothing.
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import ROOT, limit, photos, precision, storm, video
-from bench.compute import end_to_end, forward_rates, recomputed_tiles
+from bench.compute import STAGE_ROUNDS, end_to_end, forward_rates, recomputed_tiles
 from bench.served import ROUNDS, served, servers_in_turns
 from srcnn.choice import MAX_COST_DB, choose, library_versions, machine, worst_costs
 from srcnn.engine import ENGINES, INT8_ARITHMETICS, REFERENCE
@@ -270,8 +270,9 @@ def markdown(results):
     process, served = results["in_process"], results["served"]
     lines += [
         "",
-        f"| {served['input']} → ×{served['scale']} (in process: the fastest of 3 runs or more; TorchServe: the best of "
-        f"{ROUNDS} rounds) | requests/s | output Mpx/s | p50 (s) | p99 (s) | × limit | × forward |",
+        f"| {served['input']} → ×{served['scale']} (in process: the best of {STAGE_ROUNDS} rounds, its stages in "
+        f"turns; TorchServe: the best of {ROUNDS} rounds) | requests/s | output Mpx/s | p50 (s) | p99 (s) | × limit "
+        "| × forward |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| in process ({process['engine']}, {cores} lanes): decode → upscale → encode | "
         f"{1 / process['seconds']:.2f} | {process['output_mpx_per_s']:.2f} | {process['seconds']:.2f} | | "
@@ -281,8 +282,9 @@ def markdown(results):
     stage_lines = [
         "",
         f"In process, each stage alone: decode {stages['decode'] * 1e3:.0f} ms, upscale {stages['upscale'] * 1e3:.0f} "
-        f"ms (of which the forward pass, at the photographs' rate: {process['forward_seconds'] * 1e3:.0f} ms; the "
-        f"upscale on engines that cost nothing, all but the network: {stages['pipeline'] * 1e3:.0f} ms), "
+        f"ms (the network alone over its Y plane: {stages['network'] * 1e3:.0f} ms, at the photographs' rate "
+        f"{process['forward_seconds'] * 1e3:.0f} ms; the upscale on engines that cost nothing, all but the network: "
+        f"{stages['pipeline'] * 1e3:.0f} ms), "
         f"encode {stages['encode'] * 1e3:.0f} ms, one after the other {process['seconds'] * 1e3:.0f} ms.",
     ]
     for setting, run in served["runs"].items():

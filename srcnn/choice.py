@@ -160,9 +160,11 @@ def probe_plane(shape=PROBE_SHAPE):
 def measure(names, build, plane=None, runs=PROBE_RUNS, tiles=PROBE_TILES):
     """({engine: seconds of its fastest run over `plane`, at its best of `tiles`}, {engine: that tile}, {engine:
     PSNR against the first engine's output}, {engine: why it could not run}) for engines `build(name)` makes;
-    `names[0]` is the reference."""
+    `names[0]` is the reference. Every engine is built and warmed up at each tile first, then timed in `runs`
+    rounds, each running every engine at every tile once in turn, so that a slow spell of a shared machine falls
+    on all of them rather than on one (the choice is cached for good)."""
     plane = probe_plane() if plane is None else plane
-    seconds, best_tiles, agreement, refused, reference = {}, {}, {}, {}, None
+    engines, seconds, best_tiles, agreement, refused, reference = {}, {}, {}, {}, {}, None
     for name in names:
         try:
             engine = build(name)
@@ -172,15 +174,18 @@ def measure(names, build, plane=None, runs=PROBE_RUNS, tiles=PROBE_TILES):
             continue
         for tile in tiles:
             super_resolve_plane(engine, plane, tile)  # warm-up: kernels and buffers for this tile's shapes
-            for _ in range(runs):
+        engines[name] = engine
+        if reference is None:
+            reference = output
+        agreement[name] = psnr(reference, output)
+    for _ in range(runs):
+        for name, engine in engines.items():
+            for tile in tiles:
                 started = time.perf_counter()
                 super_resolve_plane(engine, plane, tile)
                 elapsed = time.perf_counter() - started
                 if name not in seconds or elapsed < seconds[name]:
                     seconds[name], best_tiles[name] = elapsed, tile
-        if reference is None:
-            reference = output
-        agreement[name] = psnr(reference, output)
     return seconds, best_tiles, agreement, refused
 
 

@@ -213,6 +213,24 @@ def test_measure_times_every_engine_that_builds_and_compares_it_with_the_first()
     assert refused == {"missing": "does not run here: No module named 'nowhere'"}
 
 
+def test_measure_times_the_engines_in_turns():
+    ran = []
+
+    class Recorded(Scaled):
+        def __init__(self, name):
+            super().__init__(1.0)
+            self.name = name
+
+        def __call__(self, window):
+            if not ran or ran[-1] != self.name:
+                ran.append(self.name)
+            return super().__call__(window)
+
+    measure(["reference", "other"], Recorded, probe_plane((96, 80)), runs=3, tiles=(32, 64))
+    # Each built and warmed up, then three rounds of each in turn: a slow spell cannot fall on one engine's runs alone.
+    assert ran == ["reference", "other"] * 4
+
+
 def test_the_probe_plane_keeps_int8_within_its_range():
     engine = load_engine(weight_file(SHIPPED, 2), name="onnxruntime-int8")
     plane = probe_plane()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench import compute
-from bench.compute import CostsNothing, best_seconds, timed_rate
+from bench.compute import CostsNothing, best_in_turns, best_seconds, timed_rate
 from bench.limit import DESIGNS, OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
 from helpers import make_scene
 from srcnn.bands import upscale
@@ -135,6 +135,21 @@ def test_an_engine_past_the_forward_budget_is_timed_on_the_smallest_photographs_
     rate, timed = timed_rate(run, planes, 1e9)
     assert timed == 1 and set(sizes) == {100}
     assert 100 / 0.05 * 0.9 <= rate <= 100 / 0.05  # GFLOP/s of 1e9 FLOP a pixel: the smallest plane's rate
+
+
+def test_stages_timed_in_turns_keep_each_ones_fastest_call():
+    calls, pauses = [], {"slow": iter([0.0, 0.2, 0.06, 0.12]), "quick": iter([0.0, 0.08, 0.02, 0.05])}
+
+    def stage(name):
+        def call():
+            calls.append(name)
+            time.sleep(next(pauses[name]))
+
+        return call
+
+    best = best_in_turns({"slow": stage("slow"), "quick": stage("quick")}, rounds=3)
+    assert calls == ["slow", "quick"] * 4  # a warm-up of each, then each once a round
+    assert 0.06 <= best["slow"] < 0.12 and 0.02 <= best["quick"] < 0.05
 
 
 def test_the_pipeline_timed_alone_is_the_upscale_with_the_network_left_out():
