@@ -10,6 +10,7 @@ import onnxruntime
 import torch
 
 from srcnn.bands import NetworkRows, PlaneRows, super_resolve_plane, tile_shape, upscale
+from srcnn.choice import best_in_turns
 from srcnn.codec import decode_image, encode_image
 from srcnn.color import rgb_to_y
 from srcnn.cores import in_stripes, machine_cores
@@ -21,7 +22,7 @@ from srcnn.weights import load_model, weight_file
 # than an engine at fp32's speed needs on two cores, but torch's bfloat16 on a CPU without bfloat16 instructions is
 # emulated, a hundred times slower, and is then timed on the smallest photographs alone.
 FORWARD_BUDGET_S = 60.0
-# Rounds of `best_in_turns` for the in-process stages: a 512² request is about half a second on two cores.
+# Rounds of `srcnn.choice.best_in_turns` for the in-process stages: a 512² request is about half a second on two cores.
 STAGE_ROUNDS = 5
 
 
@@ -161,27 +162,13 @@ class CostsNothing:
         return window[self.border : -self.border, self.border : -self.border]
 
 
-def best_in_turns(functions, rounds=STAGE_ROUNDS):
-    """{name: the fastest of `rounds` calls of functions[name]}, after one warm-up call of each, the functions called in
-    turns in every round, so that a slow spell of a shared machine falls on all of them rather than on one."""
-    for function in functions.values():
-        function()
-    best = dict.fromkeys(functions, math.inf)
-    for _ in range(rounds):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def end_to_end(weights_folder, png, scale, name, tile):
     """Seconds per image of the handler's work in process with engine `name` in `tile`² tiles, on a lane of
     single-threaded engines a core and the PNG encoded on as many threads, as served, timed in turns
-    (`best_in_turns`): {"seconds": decode the PNG, upscale, encode, one after the other; each stage alone, "decode",
-    "upscale", "encode"; "network", the network alone over the image's Y plane bicubic-upscaled (`scale` one trained
-    pass), on the same lanes; and "pipeline", the upscale on engines that cost nothing (`CostsNothing`), what it spends
-    outside the network}."""
+    (srcnn.choice.best_in_turns): {"seconds": decode the PNG, upscale, encode, one after the other; each stage alone,
+    "decode", "upscale", "encode"; "network", the network alone over the image's Y plane bicubic-upscaled (`scale`
+    one trained pass), on the same lanes; and "pipeline", the upscale on engines that cost nothing (`CostsNothing`),
+    what it spends outside the network}."""
     lanes = [load_engines(weights_folder, engine_threads=1, name=name, tile=tile) for _ in range(machine_cores())]
     free_lanes = [{factor: CostsNothing(engine) for factor, engine in lane.items()} for lane in lanes]
     image = decode_image(png, 1 << 30)
@@ -195,5 +182,6 @@ def end_to_end(weights_folder, png, scale, name, tile):
             "network": lambda: on_lanes([lane[scale] for lane in lanes], plane),
             "pipeline": lambda: upscale(image, free_lanes, scale),
             "encode": lambda: encode_image(answer, threads=len(lanes)),
-        }
+        },
+        STAGE_ROUNDS,
     )

@@ -12,7 +12,9 @@ instruction sets, library versions, thread count, candidates and tiles) in SRCNN
 """
 
 import fcntl
+import functools
 import json
+import math
 import os
 import platform
 import time
@@ -178,15 +180,35 @@ def measure(names, build, plane=None, runs=PROBE_RUNS, tiles=PROBE_TILES):
         if reference is None:
             reference = output
         agreement[name] = psnr(reference, output)
-    for _ in range(runs):
-        for name, engine in engines.items():
-            for tile in tiles:
-                started = time.perf_counter()
-                super_resolve_plane(engine, plane, tile)
-                elapsed = time.perf_counter() - started
-                if name not in seconds or elapsed < seconds[name]:
-                    seconds[name], best_tiles[name] = elapsed, tile
+    timed = best_in_turns(
+        {
+            (name, tile): functools.partial(super_resolve_plane, engine, plane, tile)
+            for name, engine in engines.items()
+            for tile in tiles
+        },
+        runs,
+        warm_up=False,  # each engine warmed up at every tile as it was built
+    )
+    for (name, tile), elapsed in timed.items():
+        if name not in seconds or elapsed < seconds[name]:
+            seconds[name], best_tiles[name] = elapsed, tile
     return seconds, best_tiles, agreement, refused
+
+
+def best_in_turns(functions, rounds, warm_up=True):
+    """{key: the fastest of `rounds` calls of functions[key]}, after one warm-up call of each unless `warm_up` is
+    False, the functions called in turns in every round, so that a slow spell of a shared machine falls on all of
+    them rather than on one."""
+    if warm_up:
+        for function in functions.values():
+            function()
+    best = dict.fromkeys(functions, math.inf)
+    for _ in range(rounds):
+        for key, function in functions.items():
+            started = time.perf_counter()
+            function()
+            best[key] = min(best[key], time.perf_counter() - started)
+    return best
 
 
 def fastest(seconds, agreement, refused):

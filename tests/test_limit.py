@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from bench import compute
-from bench.compute import CostsNothing, best_in_turns, best_seconds, timed_rate
+from bench.compute import CostsNothing, best_seconds, timed_rate
 from bench.limit import DESIGNS, OnnxKernel, OpenVinoKernel, ceiling, checks, flop_per_cycle, layer_graph
 from helpers import make_scene
 from srcnn.bands import upscale
+from srcnn.choice import best_in_turns
 from srcnn.engine import load_engines, onnx_session, openvino_request
 from srcnn.weights import SHIPPED, load_model, weight_file
 
