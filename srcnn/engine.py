@@ -41,6 +41,14 @@ TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 # In "int8-bf16", the first layer reads the input less this, so that bfloat16's 8 significant bits round a pixel
 # of 0..1 by at most 2⁻¹⁰ (a quarter of an 8-bit level) rather than 2⁻⁹; its bias takes the difference back.
 BF16_CENTRE = 0.5
+# On OpenVINO the int8 range guard reads the largest 8-bit first-layer activation of each channel in each
+# GUARD_BLOCK² block of pixels, and recomputes in fp32 the activations of the (channel, block) cells that reached
+# the 8-bit top to compare them with the range (`OpenVinoEngine.past_range`), so that the quantizer stays fused
+# into the first layer (docs/decisions.md, D27). Past MAX_CHECKED_CELLS such cells (a few milliseconds of
+# numpy a thousand; photographs' tiles have at most about a thousand) the tile runs in fp32 unchecked.
+GUARD_BLOCK = 8
+MAX_CHECKED_CELLS = 4096
+CHECKED_AT_ONCE = 256  # cells whose activations are computed together: about 5 MiB of windows
 # The reconstruction layer's output rows and columns computed by one packed output channel: 2 × 4 = 8 channels,
 # one block of MLAS's AVX2 convolution kernels, which pad every layer's output channels to a multiple of 8.
 PHASES = (2, 4)
@@ -72,8 +80,8 @@ class GraphEngine:
     """`onnx_graph` of the weights run by a runtime (subclasses: `run` one window, return the graph's outputs).
 
     Output sides must be multiples of `multiple` (the phases of the packed last layer). In int8, a tile whose
-    first-layer activations go past the calibrated range (srcnn.quantize.FALLBACK_RANGE) runs again on the same
-    runtime in fp32; `fallbacks` counts those tiles.
+    first-layer activations go past the calibrated range (srcnn.quantize.FALLBACK_RANGE; `past_range`) runs again
+    on the same runtime in fp32; `fallbacks` counts those tiles.
     """
 
     runtime = None
@@ -91,15 +99,20 @@ class GraphEngine:
             self.first_limit = FALLBACK_RANGE * calibration["input_step"] * LEVELS
 
     def run(self, batch):
-        """The graph's outputs ("out", and "first_max" in int8) for a (1, 1, H, W) float32 batch in [0, 1]."""
+        """The graph's outputs ("out", and the range guard's in int8) for a (1, 1, H, W) float32 batch in [0, 1]."""
         raise NotImplementedError
+
+    def past_range(self, window, guard):
+        """Whether a first-layer activation of `window` went past the calibrated range, from the graph's guard
+        output: here "first_max", the largest activation."""
+        return guard > self.first_limit
 
     def __call__(self, window):
         """float32 (h + 2·border, w + 2·border) in [0, 1] -> float32 (h, w), unclipped."""
         rows, columns = PHASES
         height, width = (side - 2 * self.border for side in window.shape)
         outputs = self.run(window[None, None])
-        if self.fp32 is not None and outputs[1] > self.first_limit:
+        if self.fp32 is not None and self.past_range(window, outputs[1]):
             self.fallbacks += 1
             return self.fp32(window)
         packed = outputs[0][0]  # (rows·columns, h/rows, w/columns)
@@ -130,9 +143,15 @@ class OpenVinoEngine(GraphEngine):
 
     def __init__(self, model, engine_threads=None, arithmetic="fp32", calibration=None):
         self.bf16_first = arithmetic == "int8-bf16"
-        graph = onnx_graph(model, calibration, int8_reconstruction=calibration is not None, bf16_first=self.bf16_first)
+        int8 = calibration is not None
+        graph = onnx_graph(model, calibration, int8_reconstruction=int8, bf16_first=self.bf16_first, block_guard=int8)
         self.request = openvino_request(graph, engine_threads, "bf16" if arithmetic == "bf16" else "fp32")
         super().__init__(model, engine_threads, arithmetic, calibration)
+        if int8:  # the first layer as the graph computes it, for `past_range`
+            first = equalized(model, calibration).convs[0]
+            self.first_layer = (first.weight.detach().numpy()[:, 0], first.bias.detach().numpy())
+            if self.bf16_first:
+                self.first_layer = bf16_first_weights(*self.first_layer)
         # The binding's first numpy view of a tensor in a process initialises a static under a lock that two
         # threads can deadlock on with the GIL (OpenVINO 2026.4.1: both lanes of a worker's first request stuck in
         # `tensor.data` for good). One smallest window now, on the thread that builds the engine, takes that step
@@ -141,10 +160,40 @@ class OpenVinoEngine(GraphEngine):
         self.run(np.zeros((1, 1, rows + 2 * self.border, columns + 2 * self.border), np.float32))
 
     def run(self, batch):
-        if self.bf16_first:  # the graph's input: see `onnx_graph`
-            batch = to_bfloat16(batch - np.float32(BF16_CENTRE))
-        self.request.infer({0: batch})
+        self.request.infer({0: self.graph_input(batch)})
         return [tensor.data for tensor in self.request.output_tensors]
+
+    def graph_input(self, batch):
+        """What the graph reads for `batch`: itself, or in "int8-bf16" less BF16_CENTRE and rounded (`onnx_graph`)."""
+        return to_bfloat16(batch - np.float32(BF16_CENTRE)) if self.bf16_first else batch
+
+    def past_range(self, window, blocks):
+        """`GraphEngine.past_range` from "first_blocks", the largest 8-bit activation of each channel in each
+        GUARD_BLOCK² block: only an activation at the 8-bit top (the range clips there) may be past the range, which
+        is wider, so only those cells' activations are computed again (`cell_activations`), a chunk at a time."""
+        cells = np.argwhere(blocks[0] == LEVELS)
+        if len(cells) > MAX_CHECKED_CELLS:
+            return True
+        plane = self.graph_input(window)
+        return any(
+            cell_activations(plane, *self.first_layer, cells[start : start + CHECKED_AT_ONCE]).max() > self.first_limit
+            for start in range(0, len(cells), CHECKED_AT_ONCE)
+        )
+
+
+def cell_activations(plane, weight, bias, cells, block=GUARD_BLOCK):
+    """The first layer's outputs before its ReLU, float32 (cells, block², over a window `plane`: for each (channel,
+    block row, block column) of `cells`, that channel's at each pixel of that block of its valid output (a block
+    at the far edges is cut short: its last row or column counts again). `weight` (channels, k, k), `bias`
+    (channels,)."""
+    side = weight.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(plane, (side, side))  # (rows, columns, side, side)
+    offsets = np.arange(block)
+    rows = np.minimum(cells[:, 1:2] * block + offsets, windows.shape[0] - 1)  # (cells, block)
+    columns = np.minimum(cells[:, 2:3] * block + offsets, windows.shape[1] - 1)
+    pixels = windows[rows[:, :, None], columns[:, None, :]].reshape(len(cells), block * block, side * side)
+    # einsum's own loops, not numpy's BLAS, which would wake threads of its own beside the engine's lanes.
+    return np.einsum("npk,nk->np", pixels, weight[cells[:, 0]].reshape(len(cells), -1)) + bias[cells[:, 0], None]
 
 
 def to_bfloat16(values):
@@ -211,7 +260,7 @@ def openvino_request(graph, engine_threads=None, hint="fp32", properties=None):
     return core.compile_model(core.read_model(graph.SerializeToString(), b""), "CPU", config).create_infer_request()
 
 
-def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=False):
+def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=False, block_guard=False):
     """An ONNX model computing `model` in valid mode, (1, 1, H, W) "y" -> (1, P·Q, (H - 2b)/P, (W - 2b)/Q) "out".
 
     The reconstruction layer has one output channel, which MLAS runs padded to a block of 8 (docs/decisions.md,
@@ -221,7 +270,10 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=Fa
     With an int8 `calibration` (srcnn.quantize), the network is its equalized form, the mapping layer runs in
     int8 (`int8_layer`), and a second output "first_max" is the largest first-layer activation (which
     GraphEngine compares with the calibrated range; ONNX Runtime still fuses the int8 layer, and the reduction
-    costs nothing measurable, D3). With `int8_reconstruction` too, the reconstruction layer takes the mapping
+    costs nothing measurable, D3); with `block_guard`, "first_blocks" instead, the 8-bit first-layer activations'
+    max-pool in GUARD_BLOCK² blocks, uint8 (1, C, ⌈(H - k + 1) / block⌉, ⌈(W - k + 1) / block⌉) for a first layer of
+    side k (OpenVinoEngine.past_range; OpenVINO pools the layout the mapping layer reads, and keeps the quantizer
+    in the first layer, D27). With `int8_reconstruction` too, the reconstruction layer takes the mapping
     layer's 8-bit output as it is and runs in int8 (`reconstruction_halves`), as exact as in fp32: OpenVINO runs
     it so at int8's speed, ONNX Runtime slower than in fp32 (D19). With `bf16_first`, the first layer is a bfloat16
     convolution (`bf16_first_layer`) and "y" the input less BF16_CENTRE, rounded to bfloat16 (`to_bfloat16`).
@@ -267,7 +319,15 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=Fa
             nodes.append(helper.make_node("Relu", [output], [f"relu{index}"]))
             value = f"relu{index}"
     outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, rows * columns, "rows", "columns"])]
-    if calibration is not None:
+    if calibration is not None and block_guard:
+        block = [GUARD_BLOCK, GUARD_BLOCK]
+        nodes.append(
+            helper.make_node("MaxPool", ["in_uint8"], ["first_blocks"], kernel_shape=block, strides=block, ceil_mode=1)
+        )
+        outputs.append(
+            helper.make_tensor_value_info("first_blocks", TensorProto.UINT8, [1, len(biases[0]), "blocks", "across"])
+        )
+    elif calibration is not None:
         nodes.append(helper.make_node("ReduceMax", ["relu0"], ["first_max"], keepdims=0))
         outputs.append(helper.make_tensor_value_info("first_max", TensorProto.FLOAT, []))
     graph = helper.make_graph(
@@ -287,8 +347,7 @@ def bf16_first_layer(weight, bias):
     BF16_CENTRE) and bfloat16 weights, rounded to nearest here (OpenVINO's constant folding would truncate them), its
     sums in fp32 (a bfloat16 product is exact in fp32) and its bias, which takes the centre back, added in fp32: a
     bfloat16 output rounded before the bias would lose what the bias cancels."""
-    rounded = to_bfloat16(weight)
-    bias = (bias + BF16_CENTRE * rounded.astype(np.float64).sum(axis=(1, 2, 3))).astype(np.float32)
+    rounded, bias = bf16_first_weights(weight, bias)
     bits = (rounded.view(np.uint32) >> np.uint32(16)).astype(np.uint16)
     initializers = [
         helper.make_tensor("w0_bf16", TensorProto.BFLOAT16, weight.shape, bits.tobytes(), raw=True),
@@ -302,6 +361,14 @@ def bf16_first_layer(weight, bias):
         helper.make_node("Relu", ["conv0"], ["relu0"]),
     ]
     return nodes, initializers
+
+
+def bf16_first_weights(weight, bias):
+    """(weights rounded to the nearest bfloat16, float32; the bias, float32, that takes BF16_CENTRE back) of a first
+    layer that reads its input less BF16_CENTRE (`bf16_first_layer`)."""
+    rounded = to_bfloat16(weight)
+    axes = tuple(range(1, weight.ndim))
+    return rounded, (bias + BF16_CENTRE * rounded.astype(np.float64).sum(axis=axes)).astype(np.float32)
 
 
 def int8_layer(value, conv, calibration):

@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
+import srcnn.engine
 from bench.precision import costs, dead_leaves, held_out
 from srcnn import SRCNN, save_state_dict
 from srcnn.bands import super_resolve_plane
@@ -18,6 +19,7 @@ from srcnn.engine import (
     INT8_ARITHMETICS,
     GraphEngine,
     TorchEngine,
+    cell_activations,
     load_engine,
     make_engine,
     onnx_graph,
@@ -25,7 +27,7 @@ from srcnn.engine import (
     to_bfloat16,
 )
 from srcnn.imaging import resize_plane
-from srcnn.quantize import equalized, quantize_weight, split_weight
+from srcnn.quantize import FALLBACK_RANGE, LEVELS, equalized, quantize_weight, split_weight
 from srcnn.weights import SCALES, SHIPPED, load_model, read_sidecar, sidecar_path, weight_file
 from training.calibrate import main as calibrate_main
 from training.data import DATA_DIR, ground_truth_y, list_images, read_y
@@ -46,6 +48,7 @@ def network_input(scale, size):
 
 REDUCED = [name for name, (_, precision) in ENGINES["cpu"].items() if precision != "fp32"]
 INT8 = [name for name, (_, precision) in ENGINES["cpu"].items() if precision in INT8_ARITHMETICS]
+OPENVINO_INT8 = [name for name in INT8 if name.startswith("openvino")]
 
 
 @pytest.mark.parametrize("name", REDUCED)
@@ -97,8 +100,71 @@ def test_int8_runs_a_tile_past_its_calibrated_range_in_fp32(scale, name):
             assert int8.fallbacks > before and np.array_equal(mine, theirs), pattern
 
 
+def checkerboard_window(scale, contrast, side=96):
+    """A `side`² network input: a 1-pixel checkerboard of `contrast` about mid-grey, bicubic-upscaled by `scale`."""
+    rows, columns = np.indices((side // scale, side // scale))
+    board = (((rows + columns) % 2 - 0.5) * contrast + 0.5) * 255
+    return resize_plane(board.astype(np.float32), (side, side)) / np.float32(255.0)
+
+
+@pytest.mark.parametrize("name", OPENVINO_INT8)
+def test_the_block_guard_finds_what_the_largest_first_layer_activation_says(scale, name):
+    """OpenVINO's guard reads 8-bit block maxima and recomputes the blocks at the 8-bit top: its verdict is
+    torch's on the whole first layer, for checkerboards whose contrast takes them under the 8-bit top, between it
+    and the range, and past the range."""
+    path = weight_file(SHIPPED, scale)
+    engine, calibration = load_engine(path, name=name, engine_threads=1), read_sidecar(path)["int8"]
+    first = equalized(load_model(path), calibration).convs[0]
+    top, limit = (factor * calibration["input_step"] * LEVELS for factor in (1, FALLBACK_RANGE))
+    largest = {}
+    for contrast in (0.2, 0.3, 0.4, 0.5, 0.6, 1.0):
+        window = checkerboard_window(scale, contrast)
+        with torch.inference_mode():
+            largest[contrast] = float(torch.relu(first(torch.from_numpy(window)[None, None])).max())
+        assert engine.past_range(window, engine.run(window[None, None])[1]) == (largest[contrast] > limit), contrast
+    assert min(largest.values()) < top and max(largest.values()) > limit
+    assert any(top < value < limit for value in largest.values())  # checked block by block, and not past
+
+
+def test_a_tile_with_more_cells_at_the_top_than_are_checked_runs_in_fp32(monkeypatch):
+    engine = load_engine(weight_file(SHIPPED, 2), name="openvino-int8", engine_threads=1)
+    window = checkerboard_window(2, 0.4)  # past the 8-bit top, not the range
+    assert not engine.past_range(window, engine.run(window[None, None])[1])
+    int8 = engine(window)
+    monkeypatch.setattr(srcnn.engine, "MAX_CHECKED_CELLS", 10)
+    assert np.array_equal(engine(window), engine.fp32(window)) and engine.fallbacks == 1
+    assert not np.array_equal(int8, engine.fp32(window))
+
+
+def test_cell_activations_are_the_first_layer_over_each_cells_block():
+    generator = torch.Generator().manual_seed(0)
+    plane, weight, bias = (
+        torch.rand(37, 45, generator=generator),
+        torch.randn(5, 9, 9, generator=generator),
+        torch.randn(5),
+    )
+    expected = torch.nn.functional.conv2d(plane[None, None], weight[:, None], bias)[0].numpy()  # (5, 29, 37)
+    cells = np.array([[0, 0, 0], [4, 1, 2], [2, 3, 4], [2, 3, 0]])  # the last two: blocks cut short at the edges
+    found = cell_activations(plane.numpy(), weight.numpy(), bias.numpy(), cells).reshape(-1, 8, 8)
+    for (channel, row, column), block in zip(cells, found):
+        rows, columns = np.minimum(np.arange(8) + 8 * row, 28), np.minimum(np.arange(8) + 8 * column, 36)
+        assert np.allclose(block, expected[channel][np.ix_(rows, columns)], atol=1e-4)
+
+
+@pytest.mark.parametrize("block_guard", [False, True])
+def test_openvino_keeps_the_quantizer_in_the_first_layer_only_with_the_block_guard(block_guard):
+    weights = weight_file(SHIPPED, 2)
+    graph = onnx_graph(load_model(weights), read_sidecar(weights)["int8"], block_guard=block_guard)
+    core = openvino_core()
+    compiled = core.compile_model(
+        core.read_model(graph.SerializeToString(), b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    layers = [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()]
+    assert ("FakeQuantize" in layers) == (not block_guard)  # a FakeQuantize of its own: a pass over the fp32 layer
+
+
 @pytest.mark.slow  # Set5 and Set14 through the engines
-@pytest.mark.parametrize("name", ["openvino-int8", "openvino-int8-bf16"])
+@pytest.mark.parametrize("name", OPENVINO_INT8)
 def test_photographs_run_int8_throughout(scale, name):
     """The range guard recomputes at most 2% of Set5's and Set14's tiles in fp32, at the int8 engines' tile."""
     int8 = load_engine(weight_file(SHIPPED, scale), name=name, engine_threads=1)  # 256² tiles, as served
@@ -227,8 +293,12 @@ def test_openvino_runs_the_mapping_and_reconstruction_layers_in_8_bits_and_the_f
     has_bf16 = "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     first = "bf16" if bf16_first and has_bf16 else "f32"
     weights = weight_file(SHIPPED, 2)
-    graph = onnx_graph(
-        load_model(weights), read_sidecar(weights)["int8"], int8_reconstruction=True, bf16_first=bf16_first
+    graph = onnx_graph(  # as OpenVinoEngine builds it
+        load_model(weights),
+        read_sidecar(weights)["int8"],
+        int8_reconstruction=True,
+        bf16_first=bf16_first,
+        block_guard=True,
     )
     # The first layer's output (its bias added) and the last layer's stay fp32: bfloat16 would round them.
     assert openvino_convolutions(graph) == {
