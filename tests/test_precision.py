@@ -126,6 +126,21 @@ def test_the_block_guard_finds_what_the_largest_first_layer_activation_says(scal
     assert any(top < value < limit for value in largest.values())  # checked block by block, and not past
 
 
+def test_the_block_guard_sees_the_blocks_cut_short_at_a_windows_far_edges():
+    path = weight_file(SHIPPED, 2)
+    engine, calibration = load_engine(path, name="openvino-int8", engine_threads=1), read_sidecar(path)["int8"]
+    window = np.full((98, 100), 0.5, np.float32)  # a first layer of 90 × 92: the last blocks 2 rows and 4 columns
+    rows, columns = np.indices((8, 8))
+    window[-8:, -8:] = (rows + columns) % 2  # full contrast in the far corner alone
+    with torch.inference_mode():
+        activations = torch.relu(
+            equalized(load_model(path), calibration).convs[0](torch.from_numpy(window)[None, None])
+        )
+    past = np.argwhere(activations[0].numpy() > FALLBACK_RANGE * calibration["input_step"] * LEVELS)
+    assert len(past) and past[:, 1].min() >= 88 and past[:, 2].min() >= 88  # in those blocks only
+    assert engine.past_range(window, engine.run(window[None, None])[1])
+
+
 def test_a_tile_with_more_cells_at_the_top_than_are_checked_runs_in_fp32(monkeypatch):
     engine = load_engine(weight_file(SHIPPED, 2), name="openvino-int8", engine_threads=1)
     window = checkerboard_window(2, 0.4)  # past the 8-bit top, not the range
