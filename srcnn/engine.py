@@ -42,10 +42,10 @@ TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 # of 0..1 by at most 2⁻¹⁰ (a quarter of an 8-bit level) rather than 2⁻⁹; its bias takes the difference back.
 BF16_CENTRE = 0.5
 # On OpenVINO the int8 range guard reads the largest 8-bit first-layer activation of each channel in each
-# GUARD_BLOCK² block of pixels, and recomputes in fp32 the activations of the (channel, block) cells that reached
-# the 8-bit top to compare them with the range (`OpenVinoEngine.past_range`), so that the quantizer stays fused
-# into the first layer (docs/decisions.md, D27). Past MAX_CHECKED_CELLS such cells (a few milliseconds of
-# numpy a thousand; photographs' tiles have at most about a thousand) the tile runs in fp32 unchecked.
+# GUARD_BLOCK² block of pixels, and computes again with numpy the activations of the (channel, block) cells that
+# reached the 8-bit top to compare them with the range (`OpenVinoEngine.past_range`), so that the quantizer stays
+# fused into the first layer (docs/decisions.md, D27). Past MAX_CHECKED_CELLS such cells (text and screenshots;
+# photographs' tiles have at most about a thousand) the tile runs in fp32 unchecked.
 GUARD_BLOCK = 8
 MAX_CHECKED_CELLS = 4096
 CHECKED_AT_ONCE = 256  # cells whose activations are computed together: about 5 MiB of windows
@@ -172,8 +172,8 @@ class OpenVinoEngine(GraphEngine):
         GUARD_BLOCK² block: only an activation at the 8-bit top (the range clips there) may be past the range, which
         is wider, so only those cells' activations are computed again (`cell_activations`), a chunk at a time."""
         cells = np.argwhere(blocks[0] == LEVELS)
-        if len(cells) > MAX_CHECKED_CELLS:
-            return True
+        if len(cells) == 0 or len(cells) > MAX_CHECKED_CELLS:
+            return len(cells) > 0
         plane = self.graph_input(window)
         return any(
             cell_activations(plane, *self.first_layer, cells[start : start + CHECKED_AT_ONCE]).max() > self.first_limit
@@ -182,7 +182,7 @@ class OpenVinoEngine(GraphEngine):
 
 
 def cell_activations(plane, weight, bias, cells, block=GUARD_BLOCK):
-    """The first layer's outputs before its ReLU, float32 (cells, block², over a window `plane`: for each (channel,
+    """The first layer's outputs before its ReLU over a window `plane`, float32 (cells, block²): for each (channel,
     block row, block column) of `cells`, that channel's at each pixel of that block of its valid output (a block
     at the far edges is cut short: its last row or column counts again). `weight` (channels, k, k), `bias`
     (channels,)."""
@@ -321,7 +321,7 @@ def onnx_graph(model, calibration=None, int8_reconstruction=False, bf16_first=Fa
     outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, rows * columns, "rows", "columns"])]
     if calibration is not None and block_guard:
         block = [GUARD_BLOCK, GUARD_BLOCK]
-        nodes.append(
+        nodes.append(  # over `int8_layer`'s 8-bit input
             helper.make_node("MaxPool", ["in_uint8"], ["first_blocks"], kernel_shape=block, strides=block, ceil_mode=1)
         )
         outputs.append(
