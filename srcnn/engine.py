@@ -172,8 +172,10 @@ class OpenVinoEngine(GraphEngine):
         GUARD_BLOCK² block: only an activation at the 8-bit top (the range clips there) may be past the range, which
         is wider, so only those cells' activations are computed again (`cell_activations`), a chunk at a time."""
         cells = np.argwhere(blocks[0] == LEVELS)
-        if len(cells) == 0 or len(cells) > MAX_CHECKED_CELLS:
-            return len(cells) > 0
+        if len(cells) == 0:
+            return False
+        if len(cells) > MAX_CHECKED_CELLS:
+            return True
         plane = self.graph_input(window)
         return any(
             cell_activations(plane, *self.first_layer, cells[start : start + CHECKED_AT_ONCE]).max() > self.first_limit
